@@ -1,0 +1,108 @@
+//! `baton status [PLAN]`: the progress tree of an execution.
+
+use baton_plan::store as plan_store;
+use baton_plan::{Execution, Status};
+use baton_report::exit;
+use clap::Args;
+
+use crate::ctx::Ctx;
+use crate::error::CliResult;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A plan id, a unique suffix of one, or `latest` (default: the newest plan).
+    plan: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
+    let dir = ctx.state_dir()?;
+    let given = args.plan.as_deref().unwrap_or("latest");
+    if args.plan.is_none() && plan_store::list_ids(&dir)?.is_empty() {
+        if ctx.json {
+            ctx.print_json(&serde_json::Value::Null)?;
+        } else {
+            ctx.say("no plans stored yet; nothing has run");
+        }
+        return Ok(exit::OK);
+    }
+    let id = plan_store::resolve_plan_id(&dir, given)?;
+    let plan = plan_store::load_stored(&dir, &id)?;
+    let path = dir.execution(id.as_str());
+    let execution: Option<Execution> = if path.exists() {
+        Some(baton_store::read_versioned(&path)?)
+    } else {
+        None
+    };
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "plan_id": id,
+            "title": plan.title,
+            "execution": execution,
+        }))?;
+        return Ok(exit::OK);
+    }
+    let s = &ctx.style;
+    let paint = |status: Status| -> String {
+        let text = status.as_str();
+        match status {
+            Status::Succeeded => s.green(text),
+            Status::Failed => s.red(text),
+            Status::Running => s.cyan(text),
+            Status::Skipped | Status::Cancelled => s.yellow(text),
+            Status::Pending => s.dim(text),
+        }
+    };
+    let Some(exec) = execution else {
+        ctx.say(format!("{} {} — not run yet", s.bold(id.as_str()), plan.title));
+        for b in &plan.batches {
+            ctx.say(format!("  {} {}", b.id, paint(Status::Pending)));
+        }
+        return Ok(exit::OK);
+    };
+    let counts = exec.agent_counts();
+    let total: usize = counts.values().sum();
+    let done = counts
+        .iter()
+        .filter(|(st, _)| st.is_finished())
+        .map(|(_, n)| n)
+        .sum::<usize>();
+    ctx.say(format!(
+        "{} {} — {} ({done}/{total} agents finished, revision {})",
+        s.bold(id.as_str()),
+        plan.title,
+        paint(exec.status),
+        exec.revision
+    ));
+    for b in &exec.batches {
+        ctx.say(format!("  {} {}", s.bold(b.id.as_str()), paint(b.status)));
+        for a in &b.agents {
+            let mut line = format!("    {} {}", a.id, paint(a.status));
+            if a.attempt > 1 {
+                line.push_str(&format!(" (attempt {})", a.attempt));
+            }
+            if let Some(r) = &a.result {
+                line.push_str(&format!(" {}ms", r.duration_ms));
+                if let Some(code) = r.exit_code {
+                    line.push_str(&format!(" exit {code}"));
+                }
+                if let Some(class) = r.error_class {
+                    line.push_str(&format!(
+                        " [{}]",
+                        serde_json::to_value(class)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    ));
+                }
+                if !r.files_changed.is_empty() {
+                    line.push_str(&format!(" {} file(s) changed", r.files_changed.len()));
+                }
+            }
+            ctx.say(line);
+        }
+    }
+    if !exec.replans.is_empty() {
+        ctx.say(format!("  replans: {}", exec.replans.len()));
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,74 @@
+//! `.config/baton.toml`: per-repository settings. Every section is optional; unknown keys are
+//! errors with file, line and column, like plans.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Where baton keeps plans, executions, metrics and tasks, relative to the repository root.
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".baton")
+}
+
+impl Config {
+    pub const PATH: &'static str = ".config/baton.toml";
+
+    /// Read the config of the checkout at `root`; defaults when the file does not exist.
+    pub fn load(root: &Path) -> CliResult<Config> {
+        let path = root.join(Self::PATH);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(CliError::env(format!("cannot read {}: {e}", path.display()))),
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
+            CliError::input(format!("{}:{line}:{col}: {}", path.display(), e.message().trim()))
+        })?;
+        if config.state.dir.is_absolute()
+            || config
+                .state
+                .dir
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(CliError::input(format!(
+                "{}: state.dir {:?} must be a path inside the repository",
+                path.display(),
+                config.state.dir
+            )));
+        }
+        Ok(config)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}

@@ -1,0 +1,417 @@
+//! Execution state: the live state of one run of a plan, and its transitions.
+//!
+//! Transitions are pure methods on [`Execution`] that refuse impossible moves (starting a batch
+//! whose dependencies have not succeeded, recording a result for an agent that is not running).
+//! [`crate::ExecutionTracker`] applies them under the file lock and persists after each one.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, BatchId, PlanId};
+use crate::model::Plan;
+use crate::status::{AgentResult, Status};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Execution {
+    pub schema_version: u32,
+    pub plan_id: PlanId,
+    pub status: Status,
+    pub started_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Bumped by every persisted transition; lets readers and tests see that no update was lost.
+    pub revision: u64,
+    /// In plan order.
+    pub batches: Vec<BatchState>,
+    #[serde(default)]
+    pub replans: Vec<Replan>,
+}
+
+impl baton_store::Versioned for Execution {
+    const SCHEMA_VERSION: u32 = Execution::SCHEMA_VERSION;
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchState {
+    pub id: BatchId,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// In plan order.
+    pub agents: Vec<AgentState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentState {
+    pub id: AgentId,
+    pub status: Status,
+    /// 0 before the first attempt.
+    pub attempt: u32,
+    /// The live process, so a resumed run can tell whether it still runs: the pid alone may
+    /// have been reused, the pair (pid, start time) is unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<AgentResult>,
+}
+
+/// A process identity that survives pid reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessRef {
+    pub pid: u32,
+    /// Start time in clock ticks since boot (Linux `/proc/<pid>/stat` field 22).
+    pub start_time: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replan {
+    pub at: String,
+    pub reason: String,
+    /// Batches added, removed or changed by the replan.
+    #[serde(default)]
+    pub batches: Vec<BatchId>,
+}
+
+/// Where an agent runs, recorded when it starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentStart {
+    pub process: Option<ProcessRef>,
+    pub worktree: Option<PathBuf>,
+    pub branch: Option<String>,
+}
+
+/// A transition that the current state does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("batch {0} is not part of this execution")]
+    UnknownBatch(BatchId),
+    #[error("agent {agent} is not part of batch {batch}")]
+    UnknownAgent { batch: BatchId, agent: AgentId },
+    #[error("batch {batch} cannot start: dependency {dependency} is {status}, not succeeded")]
+    DependencyNotDone {
+        batch: BatchId,
+        dependency: BatchId,
+        status: &'static str,
+    },
+    #[error("{what} is {status}; {action} is not possible now")]
+    BadState {
+        what: String,
+        status: &'static str,
+        action: &'static str,
+    },
+}
+
+impl Execution {
+    pub const SCHEMA_VERSION: u32 = 1;
+
+    /// A fresh execution of `plan`: everything pending. `now` is an RFC 3339 time.
+    pub fn new(plan_id: PlanId, plan: &Plan, now: &str) -> Self {
+        Execution {
+            schema_version: Self::SCHEMA_VERSION,
+            plan_id,
+            status: Status::Pending,
+            started_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            finished_at: None,
+            revision: 0,
+            batches: plan
+                .batches
+                .iter()
+                .map(|b| BatchState {
+                    id: b.id.clone(),
+                    status: Status::Pending,
+                    started_at: None,
+                    finished_at: None,
+                    agents: b
+                        .agents
+                        .iter()
+                        .map(|a| AgentState {
+                            id: a.id.clone(),
+                            status: Status::Pending,
+                            attempt: 0,
+                            process: None,
+                            worktree: None,
+                            branch: None,
+                            started_at: None,
+                            finished_at: None,
+                            result: None,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            replans: Vec::new(),
+        }
+    }
+
+    pub fn batch(&self, id: &BatchId) -> Option<&BatchState> {
+        self.batches.iter().find(|b| &b.id == id)
+    }
+
+    fn batch_mut(&mut self, id: &BatchId) -> Result<&mut BatchState, TransitionError> {
+        self.batches
+            .iter_mut()
+            .find(|b| &b.id == id)
+            .ok_or_else(|| TransitionError::UnknownBatch(id.clone()))
+    }
+
+    fn agent_mut(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+    ) -> Result<&mut AgentState, TransitionError> {
+        self.batch_mut(batch)?
+            .agents
+            .iter_mut()
+            .find(|a| &a.id == agent)
+            .ok_or_else(|| TransitionError::UnknownAgent {
+                batch: batch.clone(),
+                agent: agent.clone(),
+            })
+    }
+
+    /// Batches whose dependencies have all succeeded and that have not started.
+    pub fn ready_batches<'p>(&self, plan: &'p Plan) -> Vec<&'p BatchId> {
+        plan.batches
+            .iter()
+            .filter(|b| self.batch(&b.id).is_some_and(|s| s.status == Status::Pending))
+            .filter(|b| {
+                b.depends_on.iter().all(|d| {
+                    self.batch(d)
+                        .is_some_and(|s| s.status == Status::Succeeded)
+                })
+            })
+            .map(|b| &b.id)
+            .collect()
+    }
+
+    fn touch(&mut self, now: &str) {
+        self.updated_at = now.to_owned();
+    }
+
+    pub fn start_batch(&mut self, plan: &Plan, batch: &BatchId, now: &str) -> Result<(), TransitionError> {
+        let deps = plan
+            .batch(batch)
+            .ok_or_else(|| TransitionError::UnknownBatch(batch.clone()))?
+            .depends_on
+            .clone();
+        for dep in deps {
+            let status = self
+                .batch(&dep)
+                .ok_or_else(|| TransitionError::UnknownBatch(dep.clone()))?
+                .status;
+            if status != Status::Succeeded {
+                return Err(TransitionError::DependencyNotDone {
+                    batch: batch.clone(),
+                    dependency: dep,
+                    status: status.as_str(),
+                });
+            }
+        }
+        let state = self.batch_mut(batch)?;
+        if state.status != Status::Pending {
+            return Err(TransitionError::BadState {
+                what: format!("batch {batch}"),
+                status: state.status.as_str(),
+                action: "starting it",
+            });
+        }
+        state.status = Status::Running;
+        state.started_at = Some(now.to_owned());
+        self.status = Status::Running;
+        self.touch(now);
+        Ok(())
+    }
+
+    /// An attempt of an agent starts (the first, or a retry after a failure).
+    pub fn start_agent(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+        start: AgentStart,
+        now: &str,
+    ) -> Result<u32, TransitionError> {
+        let batch_status = self.batch_mut(batch)?.status;
+        if batch_status != Status::Running {
+            return Err(TransitionError::BadState {
+                what: format!("batch {batch}"),
+                status: batch_status.as_str(),
+                action: "starting an agent in it",
+            });
+        }
+        let state = self.agent_mut(batch, agent)?;
+        if !matches!(state.status, Status::Pending | Status::Failed) {
+            return Err(TransitionError::BadState {
+                what: format!("agent {agent}"),
+                status: state.status.as_str(),
+                action: "starting it",
+            });
+        }
+        state.status = Status::Running;
+        state.attempt += 1;
+        state.process = start.process;
+        state.worktree = start.worktree;
+        state.branch = start.branch;
+        state.started_at = Some(now.to_owned());
+        state.finished_at = None;
+        let attempt = state.attempt;
+        self.touch(now);
+        Ok(attempt)
+    }
+
+    /// The attempt that is running ended; `status` is `Succeeded` or `Failed`.
+    pub fn record_agent_result(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+        status: Status,
+        result: AgentResult,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        let state = self.agent_mut(batch, agent)?;
+        if state.status != Status::Running {
+            return Err(TransitionError::BadState {
+                what: format!("agent {agent}"),
+                status: state.status.as_str(),
+                action: "recording a result",
+            });
+        }
+        if !status.is_finished() {
+            return Err(TransitionError::BadState {
+                what: format!("result for agent {agent}"),
+                status: status.as_str(),
+                action: "recording a result that is not final",
+            });
+        }
+        state.status = status;
+        state.process = None;
+        state.finished_at = Some(now.to_owned());
+        state.result = Some(result);
+        self.touch(now);
+        Ok(())
+    }
+
+    /// The batch is done (after its gate). Agents still pending are marked skipped. When every
+    /// batch is finished the execution is too: succeeded if all batches succeeded.
+    pub fn complete_batch(
+        &mut self,
+        batch: &BatchId,
+        status: Status,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        let state = self.batch_mut(batch)?;
+        if state.status != Status::Running {
+            return Err(TransitionError::BadState {
+                what: format!("batch {batch}"),
+                status: state.status.as_str(),
+                action: "completing it",
+            });
+        }
+        if let Some(running) = state.agents.iter().find(|a| a.status == Status::Running) {
+            return Err(TransitionError::BadState {
+                what: format!("agent {}", running.id),
+                status: "running",
+                action: "completing its batch",
+            });
+        }
+        for a in &mut state.agents {
+            if a.status == Status::Pending {
+                a.status = Status::Skipped;
+            }
+        }
+        state.status = status;
+        state.finished_at = Some(now.to_owned());
+        if self.batches.iter().all(|b| b.status.is_finished()) {
+            self.status = if self.batches.iter().all(|b| b.status == Status::Succeeded) {
+                Status::Succeeded
+            } else {
+                Status::Failed
+            };
+            self.finished_at = Some(now.to_owned());
+        }
+        self.touch(now);
+        Ok(())
+    }
+
+    /// A batch that can no longer run because a dependency failed.
+    pub fn skip_batch(&mut self, batch: &BatchId, now: &str) -> Result<(), TransitionError> {
+        let state = self.batch_mut(batch)?;
+        if state.status != Status::Pending {
+            return Err(TransitionError::BadState {
+                what: format!("batch {batch}"),
+                status: state.status.as_str(),
+                action: "skipping it",
+            });
+        }
+        state.status = Status::Running;
+        self.complete_batch(batch, Status::Skipped, now)
+    }
+
+    /// The plan was changed while running. `plan` is the new plan: batches it adds are
+    /// appended as pending, batches it drops are kept if they already started (history is
+    /// never rewritten) and removed otherwise.
+    pub fn record_replan(&mut self, plan: &Plan, reason: &str, now: &str) -> Vec<BatchId> {
+        let fresh = Execution::new(self.plan_id.clone(), plan, now);
+        let mut changed = Vec::new();
+        self.batches.retain(|b| {
+            let keep = b.status != Status::Pending || plan.batch(&b.id).is_some();
+            if !keep {
+                changed.push(b.id.clone());
+            }
+            keep
+        });
+        for b in fresh.batches {
+            match self.batches.iter_mut().find(|s| s.id == b.id) {
+                None => {
+                    changed.push(b.id.clone());
+                    self.batches.push(b);
+                }
+                Some(existing) if existing.status == Status::Pending && existing.agents != b.agents => {
+                    changed.push(b.id.clone());
+                    *existing = b;
+                }
+                Some(_) => {}
+            }
+        }
+        self.replans.push(Replan {
+            at: now.to_owned(),
+            reason: reason.to_owned(),
+            batches: changed.clone(),
+        });
+        if self.status.is_finished() && self.batches.iter().any(|b| b.status == Status::Pending) {
+            self.status = Status::Running;
+            self.finished_at = None;
+        }
+        self.touch(now);
+        changed
+    }
+
+    /// Counts of agents per status, for progress displays and `baton status`.
+    pub fn agent_counts(&self) -> BTreeMap<Status, usize> {
+        let mut counts = BTreeMap::new();
+        for a in self.batches.iter().flat_map(|b| &b.agents) {
+            *counts.entry(a.status).or_insert(0) += 1;
+        }
+        counts
+    }
+}

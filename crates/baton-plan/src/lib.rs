@@ -1,0 +1,31 @@
+//! The plan model of baton.
+//!
+//! - [`model`]: plans, batches, agents and scopes as authored (TOML/JSON) and stored (JSON).
+//! - [`ids`]: plan, batch and agent ids; agent and batch ids are safe path/branch components.
+//! - [`load`]: reading plan files with file:line:column errors.
+//! - [`validate`]: pure checks (cycles, missing/duplicate ids, overlapping write scopes, …).
+//! - [`dag`]: levels of the batch graph and which batches may run together.
+//! - [`glob`]: scope globs: matching and overlap.
+//! - [`execution`], [`ExecutionTracker`]: the live state of a run, persisted after every
+//!   transition.
+//! - [`store`]: storing plans under `.baton/plans/`.
+
+pub mod dag;
+pub mod duration;
+pub mod execution;
+pub mod glob;
+pub mod ids;
+pub mod load;
+pub mod model;
+pub mod status;
+pub mod store;
+mod tracker;
+pub mod validate;
+
+pub use execution::{AgentStart, Execution, ProcessRef, TransitionError};
+pub use ids::{AgentId, BatchId, IdError, PlanId};
+pub use load::{LoadError, load_plan};
+pub use model::{Agent, Batch, BatchKind, Plan, Scope, TaskType};
+pub use status::{AgentResult, ErrorClass, Status};
+pub use tracker::{ExecutionTracker, TrackError};
+pub use validate::{Diagnostic, Severity, Validation, validate};

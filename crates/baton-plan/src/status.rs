@@ -1,0 +1,81 @@
+//! Statuses and results shared by plans and executions.
+
+use serde::{Deserialize, Serialize};
+
+/// The life of a batch or an agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// Not run because something it depends on failed or was cancelled.
+    Skipped,
+    Cancelled,
+}
+
+impl Status {
+    pub fn is_pending(&self) -> bool {
+        *self == Status::Pending
+    }
+    /// Succeeded, failed, skipped or cancelled: no further transition is expected.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            Status::Succeeded | Status::Failed | Status::Skipped | Status::Cancelled
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Why an agent failed, for metrics and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Ran past its timeout and was killed.
+    Timeout,
+    /// Printed nothing for longer than its idle timeout and was killed.
+    IdleTimeout,
+    /// Exited with a non-zero code.
+    ExitNonzero,
+    /// Killed by a signal it did not ask for.
+    Killed,
+    /// Could not be started (command missing, permission).
+    SpawnFailed,
+    /// Changed files outside its declared write scope.
+    ScopeViolation,
+    /// The gate after its batch failed.
+    GateFailed,
+    /// baton itself died while the agent ran; found on resume.
+    Orphaned,
+    Other,
+}
+
+/// What became of one agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub attempts: u32,
+    pub duration_ms: u64,
+    /// Measured from git, not only self-reported.
+    #[serde(default)]
+    pub files_changed: Vec<String>,
+    /// From the agent's result file, if it wrote one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<ErrorClass>,
+}

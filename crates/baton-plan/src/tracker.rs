@@ -1,0 +1,121 @@
+//! Persisting an execution after every transition.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use baton_store::StoreError;
+
+use crate::execution::{AgentStart, Execution, TransitionError};
+use crate::ids::{AgentId, BatchId, PlanId, rfc3339_now};
+use crate::model::Plan;
+use crate::status::{AgentResult, Status};
+
+/// Why a tracked transition did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}: {source}", path.display())]
+    Transition {
+        path: PathBuf,
+        #[source]
+        source: TransitionError,
+    },
+}
+
+/// Applies transitions to the execution file of one plan.
+///
+/// Each call takes the file's lock, reads the current state from disk (another process may have
+/// moved it on), applies the transition, bumps `revision` and writes atomically before
+/// releasing the lock. A refused transition writes nothing.
+#[derive(Debug, Clone)]
+pub struct ExecutionTracker {
+    path: PathBuf,
+    plan: Plan,
+    plan_id: PlanId,
+}
+
+impl ExecutionTracker {
+    /// Track the execution stored at `path`, creating it (all pending) on first use.
+    pub fn open(path: impl Into<PathBuf>, plan_id: PlanId, plan: Plan) -> Result<Self, TrackError> {
+        let tracker = ExecutionTracker {
+            path: path.into(),
+            plan,
+            plan_id,
+        };
+        tracker.update(|_, _| Ok(()))?;
+        Ok(tracker)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The current state on disk.
+    pub fn load(&self) -> Result<Execution, StoreError> {
+        baton_store::read_versioned(&self.path)
+    }
+
+    /// Apply `f` under the lock and persist. `f` gets the plan, the state and the time.
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut Execution, &str) -> Result<T, TransitionError>,
+    ) -> Result<(Execution, T), TrackError> {
+        let now = rfc3339_now(SystemTime::now());
+        let mut out = None;
+        let result = baton_store::update_json(
+            &self.path,
+            || Execution::new(self.plan_id.clone(), &self.plan, &now),
+            |exec: &mut Execution| {
+                let value = f(exec, &now)?;
+                exec.revision += 1;
+                out = Some(value);
+                Ok::<(), TransitionError>(())
+            },
+        )?;
+        match result {
+            Ok(exec) => Ok((exec, out.expect("set when f succeeded"))),
+            Err(source) => Err(TrackError::Transition {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    pub fn start_batch(&self, batch: &BatchId) -> Result<Execution, TrackError> {
+        let plan = &self.plan;
+        self.update(|e, now| e.start_batch(plan, batch, now)).map(|r| r.0)
+    }
+
+    /// Returns the new state and the attempt number.
+    pub fn start_agent(
+        &self,
+        batch: &BatchId,
+        agent: &AgentId,
+        start: AgentStart,
+    ) -> Result<(Execution, u32), TrackError> {
+        self.update(|e, now| e.start_agent(batch, agent, start, now))
+    }
+
+    pub fn record_agent_result(
+        &self,
+        batch: &BatchId,
+        agent: &AgentId,
+        status: Status,
+        result: AgentResult,
+    ) -> Result<Execution, TrackError> {
+        self.update(|e, now| e.record_agent_result(batch, agent, status, result, now))
+            .map(|r| r.0)
+    }
+
+    pub fn complete_batch(&self, batch: &BatchId, status: Status) -> Result<Execution, TrackError> {
+        self.update(|e, now| e.complete_batch(batch, status, now)).map(|r| r.0)
+    }
+
+    /// Record a replan; the tracker follows the new plan from now on.
+    pub fn record_replan(&mut self, plan: Plan, reason: &str) -> Result<Execution, TrackError> {
+        let (exec, _) = self.update(|e, now| Ok(e.record_replan(&plan, reason, now)))?;
+        self.plan = plan;
+        Ok(exec)
+    }
+}

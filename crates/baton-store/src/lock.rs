@@ -1,0 +1,54 @@
+//! Advisory locks on sidecar `<file>.lock` files.
+//!
+//! The lock file is never deleted: deleting it would let two processes hold "the" lock on two
+//! different inodes. It is small and lives beside the data in `.baton/`.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::StoreError;
+
+/// Holds an exclusive advisory lock until dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    file: File,
+    path: PathBuf,
+}
+
+impl LockGuard {
+    /// The lock file held.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the lock too; unlocking first just makes it prompt.
+        let _ = self.file.unlock();
+    }
+}
+
+/// The sidecar lock path of a data file: `plan.json` → `plan.json.lock`.
+pub fn lock_path(data: &Path) -> PathBuf {
+    let mut name = data.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    data.with_file_name(name)
+}
+
+/// Take the exclusive lock that guards `data`, waiting for other holders.
+/// Creates the parent directory if needed.
+pub fn lock_exclusive(data: &Path) -> Result<LockGuard, StoreError> {
+    let path = lock_path(data);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::io("create directory", parent, e))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io("open lock file", &path, e))?;
+    file.lock().map_err(|e| StoreError::io("lock", &path, e))?;
+    Ok(LockGuard { file, path })
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests: the real baton binary on real git repositories in temp dirs.
+
+mod support;

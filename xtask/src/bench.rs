@@ -3,6 +3,12 @@
 
 use std::process::ExitCode;
 
+#[expect(
+    dead_code,
+    reason = "used by the verify and worktree benchmarks as they land"
+)]
+mod synth;
+
 /// The benchmarks there are, with what each measures.
 const BENCHES: &[(&str, &str)] = &[];
 

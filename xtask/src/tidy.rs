@@ -37,10 +37,16 @@ fn files_are_documented_and_clean() {
     let root = project_root();
     let mut problems = Vec::new();
     for path in rust_files(&root) {
-        let rel = path.strip_prefix(&root).unwrap_or(&path).display().to_string();
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         if !text.starts_with("//!") {
-            problems.push(format!("{rel}: does not start with a `//!` comment saying what it is for"));
+            problems.push(format!(
+                "{rel}: does not start with a `//!` comment saying what it is for"
+            ));
         }
         for (i, line) in text.lines().enumerate() {
             if line.ends_with(' ') || line.ends_with('\t') {
@@ -48,22 +54,33 @@ fn files_are_documented_and_clean() {
             }
         }
     }
-    assert!(problems.is_empty(), "tidy problems:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "tidy problems:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// ARCHITECTURE.md's code map names every crate.
 #[test]
 fn architecture_names_every_crate() {
     let root = project_root();
-    let arch = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md exists");
+    let arch =
+        std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md exists");
     let mut missing = Vec::new();
-    for entry in std::fs::read_dir(root.join("crates")).expect("crates/ exists").flatten() {
+    for entry in std::fs::read_dir(root.join("crates"))
+        .expect("crates/ exists")
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !arch.contains(&format!("`{name}`")) {
             missing.push(name);
         }
     }
-    assert!(missing.is_empty(), "ARCHITECTURE.md does not name these crates: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md does not name these crates: {missing:?}"
+    );
 }
 
 /// `cargo fmt --check` passes (skipped only where rustfmt is not installed at all).
@@ -71,10 +88,22 @@ fn architecture_names_every_crate() {
 fn formatting() {
     let sh = Shell::new().expect("shell");
     sh.change_dir(project_root());
-    if cmd!(sh, "cargo fmt --version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+    if cmd!(sh, "cargo fmt --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
         eprintln!("rustfmt is not installed; formatting not checked");
         return;
     }
-    let result = cmd!(sh, "cargo fmt --all -- --check").quiet().ignore_stdout().run();
-    assert!(result.is_ok(), "code is not formatted: run `cargo fmt --all` and commit");
+    let result = cmd!(sh, "cargo fmt --all -- --check")
+        .quiet()
+        .ignore_stdout()
+        .run();
+    assert!(
+        result.is_ok(),
+        "code is not formatted: run `cargo fmt --all` and commit"
+    );
 }

@@ -43,11 +43,20 @@ impl Config {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(e) => return Err(CliError::env(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(CliError::env(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
         };
         let config: Config = toml::from_str(&text).map_err(|e| {
             let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
-            CliError::input(format!("{}:{line}:{col}: {}", path.display(), e.message().trim()))
+            CliError::input(format!(
+                "{}:{line}:{col}: {}",
+                path.display(),
+                e.message().trim()
+            ))
         })?;
         if config.state.dir.is_absolute()
             || config

@@ -31,9 +31,7 @@ fn color_enabled(choice: ColorChoice, is_tty: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
+        ColorChoice::Auto => is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     }
 }
 
@@ -44,7 +42,8 @@ impl Ctx {
             quiet: global.quiet,
             verbose: global.verbose,
             style: Style {
-                enabled: !global.json && color_enabled(global.color, std::io::stdout().is_terminal()),
+                enabled: !global.json
+                    && color_enabled(global.color, std::io::stdout().is_terminal()),
             },
             err_style: Style {
                 enabled: color_enabled(global.color, std::io::stderr().is_terminal()),
@@ -103,9 +102,8 @@ impl Ctx {
     pub fn state_dir_for_writing(&self) -> CliResult<StateDir> {
         let dir = self.state_dir()?;
         let repo = self.repo()?;
-        std::fs::create_dir_all(dir.root()).map_err(|e| {
-            CliError::env(format!("cannot create {}: {e}", dir.root().display()))
-        })?;
+        std::fs::create_dir_all(dir.root())
+            .map_err(|e| CliError::env(format!("cannot create {}: {e}", dir.root().display())))?;
         if let Ok(rel) = dir.root().strip_prefix(repo.main_workdir()) {
             let pattern = format!("/{}/", rel.to_string_lossy().trim_end_matches('/'));
             baton_store::ensure_excluded(&repo.info_exclude(), &pattern)?;

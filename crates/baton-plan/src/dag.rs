@@ -58,8 +58,10 @@ pub fn find_cycle(batches: &[Batch]) -> Option<Vec<BatchId>> {
                     }
                     Color::Grey => {
                         let start = path.iter().position(|&(n, _)| n == dep).unwrap_or(0);
-                        let mut cycle: Vec<BatchId> =
-                            path[start..].iter().map(|&(n, _)| batches[n].id.clone()).collect();
+                        let mut cycle: Vec<BatchId> = path[start..]
+                            .iter()
+                            .map(|&(n, _)| batches[n].id.clone())
+                            .collect();
                         cycle.push(batches[dep].id.clone());
                         return Some(cycle);
                     }
@@ -154,7 +156,11 @@ mod tests {
 
     #[test]
     fn cycle_is_printed_in_order() {
-        let b = [batch("B1", &["B3"]), batch("B2", &["B1"]), batch("B3", &["B2"])];
+        let b = [
+            batch("B1", &["B3"]),
+            batch("B2", &["B1"]),
+            batch("B3", &["B2"]),
+        ];
         assert_eq!(ids(&find_cycle(&b).unwrap()), ["B1", "B3", "B2", "B1"]);
         assert!(levels(&b).is_none());
     }

@@ -15,7 +15,9 @@ impl TryFrom<String> for HumanDuration {
     fn try_from(value: String) -> Result<Self, String> {
         humantime::parse_duration(&value)
             .map(HumanDuration)
-            .map_err(|e| format!("invalid duration {value:?}: {e} (write e.g. \"90s\", \"30m\", \"1h 30m\")"))
+            .map_err(|e| {
+                format!("invalid duration {value:?}: {e} (write e.g. \"90s\", \"30m\", \"1h 30m\")")
+            })
     }
 }
 

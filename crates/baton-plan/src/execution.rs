@@ -194,12 +194,14 @@ impl Execution {
     pub fn ready_batches<'p>(&self, plan: &'p Plan) -> Vec<&'p BatchId> {
         plan.batches
             .iter()
-            .filter(|b| self.batch(&b.id).is_some_and(|s| s.status == Status::Pending))
             .filter(|b| {
-                b.depends_on.iter().all(|d| {
-                    self.batch(d)
-                        .is_some_and(|s| s.status == Status::Succeeded)
-                })
+                self.batch(&b.id)
+                    .is_some_and(|s| s.status == Status::Pending)
+            })
+            .filter(|b| {
+                b.depends_on
+                    .iter()
+                    .all(|d| self.batch(d).is_some_and(|s| s.status == Status::Succeeded))
             })
             .map(|b| &b.id)
             .collect()
@@ -209,7 +211,12 @@ impl Execution {
         self.updated_at = now.to_owned();
     }
 
-    pub fn start_batch(&mut self, plan: &Plan, batch: &BatchId, now: &str) -> Result<(), TransitionError> {
+    pub fn start_batch(
+        &mut self,
+        plan: &Plan,
+        batch: &BatchId,
+        now: &str,
+    ) -> Result<(), TransitionError> {
         let deps = plan
             .batch(batch)
             .ok_or_else(|| TransitionError::UnknownBatch(batch.clone()))?
@@ -386,7 +393,9 @@ impl Execution {
                     changed.push(b.id.clone());
                     self.batches.push(b);
                 }
-                Some(existing) if existing.status == Status::Pending && existing.agents != b.agents => {
+                Some(existing)
+                    if existing.status == Status::Pending && existing.agents != b.agents =>
+                {
                     changed.push(b.id.clone());
                     *existing = b;
                 }

@@ -313,12 +313,28 @@ mod tests {
     #[test]
     fn never_misses_a_shared_path() {
         let globs = [
-            "src/**", "src/*.rs", "**/*.rs", "src/a/**", "*.md", "docs/**/*.md", "src/[ab]*.rs",
-            "src/{a,b}/**", "?.rs", "src/a/b.rs",
+            "src/**",
+            "src/*.rs",
+            "**/*.rs",
+            "src/a/**",
+            "*.md",
+            "docs/**/*.md",
+            "src/[ab]*.rs",
+            "src/{a,b}/**",
+            "?.rs",
+            "src/a/b.rs",
         ];
         let paths = [
-            "src/a.rs", "src/b.rs", "src/a/b.rs", "src/a/c.md", "a.rs", "x.md", "docs/x.md",
-            "docs/y/z.md", "src/b/q.rs", "src/c.rs",
+            "src/a.rs",
+            "src/b.rs",
+            "src/a/b.rs",
+            "src/a/c.md",
+            "a.rs",
+            "x.md",
+            "docs/x.md",
+            "docs/y/z.md",
+            "src/b/q.rs",
+            "src/c.rs",
         ];
         for a in globs {
             for b in globs {

@@ -33,7 +33,9 @@ fn check_slug(
     if bytes.is_empty() || bytes.len() > 64 {
         return Err(err());
     }
-    let first_ok = |b: u8| b.is_ascii_digit() || b.is_ascii_lowercase() || (allow_upper && b.is_ascii_uppercase());
+    let first_ok = |b: u8| {
+        b.is_ascii_digit() || b.is_ascii_lowercase() || (allow_upper && b.is_ascii_uppercase())
+    };
     if !first_ok(bytes[0]) {
         return Err(err());
     }
@@ -177,6 +179,12 @@ impl std::str::FromStr for PlanId {
     }
 }
 
+/// The default branch of an agent's worktree: `baton/<plan-id>/<agent-id>`. Both ids are
+/// validated, so the result is always a valid ref name.
+pub fn agent_branch(plan: &PlanId, agent: &AgentId) -> String {
+    format!("baton/{plan}/{agent}")
+}
+
 /// `YYYYMMDD-HHMMSS` in UTC.
 pub fn utc_stamp(now: SystemTime) -> String {
     // format_rfc3339_seconds always yields `YYYY-MM-DDTHH:MM:SSZ` for times after 1970.
@@ -229,7 +237,17 @@ mod tests {
             AgentId::new(ok).unwrap();
         }
         for bad in [
-            "", "-a", "_a", "A", "a/b", "..", "a.b", "a b", "é", &"a".repeat(65), "../x",
+            "",
+            "-a",
+            "_a",
+            "A",
+            "a/b",
+            "..",
+            "a.b",
+            "a b",
+            "é",
+            &"a".repeat(65),
+            "../x",
         ] {
             assert!(AgentId::new(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -93,11 +93,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map_or(0, |l| l.chars().count())
-        + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
 
@@ -114,7 +110,10 @@ mod tests {
     #[test]
     fn unknown_field_has_position() {
         let msg = toml_err("schema_version = 1\ntitle = \"t\"\ncolour = \"red\"\n");
-        assert!(msg.starts_with("p.toml:3:1: unknown field `colour`"), "{msg}");
+        assert!(
+            msg.starts_with("p.toml:3:1: unknown field `colour`"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -122,7 +121,10 @@ mod tests {
         let msg = toml_err(
             "schema_version = 1\ntitle = \"t\"\n[[batches]]\nid = \"B1\"\n[[batches.agents]]\nid = \"../etc\"\ntask_type = \"research\"\n",
         );
-        assert!(msg.starts_with("p.toml:6:6: agent id \"../etc\" is not valid"), "{msg}");
+        assert!(
+            msg.starts_with("p.toml:6:6: agent id \"../etc\" is not valid"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -108,7 +108,11 @@ pub fn resolve_plan_id(dir: &StateDir, given: &str) -> Result<PlanId, PlanStoreE
         return ids.last().cloned().ok_or_else(not_found);
     }
     if let Ok(id) = PlanId::new(given) {
-        return if ids.contains(&id) { Ok(id) } else { Err(not_found()) };
+        return if ids.contains(&id) {
+            Ok(id)
+        } else {
+            Err(not_found())
+        };
     }
     let matches: Vec<&PlanId> = ids
         .iter()

@@ -84,7 +84,8 @@ impl ExecutionTracker {
 
     pub fn start_batch(&self, batch: &BatchId) -> Result<Execution, TrackError> {
         let plan = &self.plan;
-        self.update(|e, now| e.start_batch(plan, batch, now)).map(|r| r.0)
+        self.update(|e, now| e.start_batch(plan, batch, now))
+            .map(|r| r.0)
     }
 
     /// Returns the new state and the attempt number.
@@ -109,7 +110,8 @@ impl ExecutionTracker {
     }
 
     pub fn complete_batch(&self, batch: &BatchId, status: Status) -> Result<Execution, TrackError> {
-        self.update(|e, now| e.complete_batch(batch, status, now)).map(|r| r.0)
+        self.update(|e, now| e.complete_batch(batch, status, now))
+            .map(|r| r.0)
     }
 
     /// Record a replan; the tracker follows the new plan from now on.

@@ -75,10 +75,20 @@ pub const COMMAND_PLACEHOLDERS: &[&str] = &[
 struct Out(Vec<Diagnostic>);
 
 impl Out {
-    fn error(&mut self, code: &'static str, subject: impl Into<String>, message: impl Into<String>) {
+    fn error(
+        &mut self,
+        code: &'static str,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.push(Severity::Error, code, subject.into(), message.into());
     }
-    fn warning(&mut self, code: &'static str, subject: impl Into<String>, message: impl Into<String>) {
+    fn warning(
+        &mut self,
+        code: &'static str,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.push(Severity::Warning, code, subject.into(), message.into());
     }
     fn push(&mut self, severity: Severity, code: &'static str, subject: String, message: String) {
@@ -106,10 +116,18 @@ pub fn validate(plan: &Plan) -> Validation {
         );
     }
     if plan.title.trim().is_empty() {
-        out.error("empty_title", "plan", "title is empty; give the plan a title");
+        out.error(
+            "empty_title",
+            "plan",
+            "title is empty; give the plan a title",
+        );
     }
     if plan.batches.is_empty() {
-        out.error("no_batches", "plan", "the plan has no batches; add at least one [[batches]]");
+        out.error(
+            "no_batches",
+            "plan",
+            "the plan has no batches; add at least one [[batches]]",
+        );
     }
     check_ids(plan, &mut out);
     check_dependencies(plan, &mut out);
@@ -293,8 +311,12 @@ fn check_outputs(plan: &Plan, out: &mut Out) {
         .collect();
     for (bi, batch) in plan.batches.iter().enumerate() {
         for agent in &batch.agents {
-            let texts = std::iter::once(agent.prompt.as_str())
-                .chain(plan.command_of(agent).unwrap_or_default().iter().map(String::as_str));
+            let texts = std::iter::once(agent.prompt.as_str()).chain(
+                plan.command_of(agent)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(String::as_str),
+            );
             for text in texts {
                 for name in placeholders(text) {
                     let Some(source) = name.strip_prefix("outputs.") else {
@@ -330,7 +352,12 @@ fn check_outputs(plan: &Plan, out: &mut Out) {
 fn check_scopes(plan: &Plan, out: &mut Out) {
     let mut bad = BTreeSet::new();
     for (_, agent) in plan.agents() {
-        for pattern in agent.scope.files_write.iter().chain(&agent.scope.files_read) {
+        for pattern in agent
+            .scope
+            .files_write
+            .iter()
+            .chain(&agent.scope.files_read)
+        {
             if let Err(e) = glob::compile(pattern) {
                 out.error(
                     "invalid_glob",
@@ -376,7 +403,10 @@ fn check_scopes(plan: &Plan, out: &mut Out) {
                         let when = if same {
                             format!("both in parallel batch {}", a_batch.id)
                         } else {
-                            format!("batches {} and {} have no order between them", a_batch.id, b_batch.id)
+                            format!(
+                                "batches {} and {} have no order between them",
+                                a_batch.id, b_batch.id
+                            )
                         };
                         out.warning(
                             "overlapping_write_scopes",

@@ -133,7 +133,11 @@ pub fn backup(path: &Path) -> Result<PathBuf, StoreError> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     for n in 1u32.. {
         let candidate = path.with_file_name(format!("{name}.bak-{n}"));
-        match OpenOptions::new().write(true).create_new(true).open(&candidate) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+        {
             Ok(mut out) => {
                 let bytes = std::fs::read(path).map_err(|e| StoreError::io("read", path, e))?;
                 out.write_all(&bytes)
@@ -160,10 +164,16 @@ mod tests {
         std::fs::write(&path, "{\n  \"a\": 1,\n  \"b\": \n").unwrap();
         let err = read_json::<serde_json::Value>(&path).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with(&format!("{}:4:0: ", path.display())), "{text}");
+        assert!(
+            text.starts_with(&format!("{}:4:0: ", path.display())),
+            "{text}"
+        );
         assert!(err.is_bad_content());
         // the bad file is untouched
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\n  \"a\": 1,\n  \"b\": \n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\n  \"a\": 1,\n  \"b\": \n"
+        );
     }
 
     #[test]

@@ -48,7 +48,10 @@ pub fn append_lines(path: &Path, lines: &[String], durable: bool) -> Result<(), 
         }
     }
     for line in lines {
-        debug_assert!(!line.contains('\n'), "a JSON line must not contain a newline");
+        debug_assert!(
+            !line.contains('\n'),
+            "a JSON line must not contain a newline"
+        );
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
     }

@@ -41,7 +41,8 @@ pub fn lock_path(data: &Path) -> PathBuf {
 pub fn lock_exclusive(data: &Path) -> Result<LockGuard, StoreError> {
     let path = lock_path(data);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::io("create directory", parent, e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::io("create directory", parent, e))?;
     }
     let file = OpenOptions::new()
         .create(true)

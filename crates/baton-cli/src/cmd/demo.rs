@@ -154,11 +154,15 @@ impl Demo<'_> {
             .output()
             .map_err(|e| CliError::env(format!("cannot run {}: {e}", self.exe.display())))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        for line in stdout.lines().chain(String::from_utf8_lossy(&out.stderr).lines()) {
+        for line in stdout
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+        {
             self.ctx.say(format!("  {line}"));
         }
         let code = out.status.code().unwrap_or(-1);
-        self.ctx.say(self.ctx.style.dim(&format!("  (exit {code})")));
+        self.ctx
+            .say(self.ctx.style.dim(&format!("  (exit {code})")));
         if code != i32::from(expect) {
             return Err(CliError::env(format!(
                 "demo step `baton {}` exited {code}, expected {expect}",
@@ -225,7 +229,10 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> CliResult {
     demo.baton(&["status", &id], exit::OK)?;
 
     ctx.say("");
-    ctx.say(ctx.style.green("demo finished: every step exited as expected"));
+    ctx.say(
+        ctx.style
+            .green("demo finished: every step exited as expected"),
+    );
     if _tmp.is_none() {
         ctx.say(format!("the demo repository is kept at {}", root.display()));
     }
@@ -244,7 +251,8 @@ fn write(root: &Path, rel: &str, text: &str) -> CliResult<()> {
 
 /// `git init` with one commit, through libgit2 with a fixed identity and date.
 fn init_repo(root: &Path) -> CliResult<()> {
-    let fail = |what: &str, e: git2::Error| CliError::env(format!("demo: cannot {what}: {}", e.message()));
+    let fail =
+        |what: &str, e: git2::Error| CliError::env(format!("demo: cannot {what}: {}", e.message()));
     write(root, "README.md", "# demo\n")?;
     write(root, "scripts/agent.sh", AGENT_SCRIPT)?;
     let mut opts = git2::RepositoryInitOptions::new();
@@ -256,7 +264,9 @@ fn init_repo(root: &Path) -> CliResult<()> {
         .map_err(|e| fail("add files", e))?;
     index.write().map_err(|e| fail("write the index", e))?;
     let tree_id = index.write_tree().map_err(|e| fail("write a tree", e))?;
-    let tree = repo.find_tree(tree_id).map_err(|e| fail("find the tree", e))?;
+    let tree = repo
+        .find_tree(tree_id)
+        .map_err(|e| fail("find the tree", e))?;
     let sig = git2::Signature::new(
         "baton demo",
         "demo@baton.invalid",
@@ -288,12 +298,17 @@ fn scripted_run(demo: &Demo<'_>, id: &str) -> CliResult<()> {
             loop {
                 let started = std::time::Instant::now();
                 let mut child = Command::new("sh");
-                child.arg("scripts/agent.sh").arg(agent.id.as_str()).current_dir(&demo.root);
+                child
+                    .arg("scripts/agent.sh")
+                    .arg(agent.id.as_str())
+                    .current_dir(&demo.root);
                 let spawned = child
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
-                    .map_err(|e| CliError::env(format!("demo: cannot start agent {}: {e}", agent.id)))?;
+                    .map_err(|e| {
+                        CliError::env(format!("demo: cannot start agent {}: {e}", agent.id))
+                    })?;
                 let process = baton_plan::ProcessRef {
                     pid: spawned.id(),
                     start_time: 0,
@@ -319,7 +334,11 @@ fn scripted_run(demo: &Demo<'_>, id: &str) -> CliResult<()> {
                     summary: Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
                     error_class: (!ok).then_some(baton_plan::ErrorClass::ExitNonzero),
                 };
-                let status = if ok { Status::Succeeded } else { Status::Failed };
+                let status = if ok {
+                    Status::Succeeded
+                } else {
+                    Status::Failed
+                };
                 tracker.record_agent_result(&batch.id, &agent.id, status, result)?;
                 ctx.say(format!(
                     "    agent {} attempt {attempt}: {}",
@@ -335,7 +354,11 @@ fn scripted_run(demo: &Demo<'_>, id: &str) -> CliResult<()> {
                 }
             }
         }
-        let status = if batch_ok { Status::Succeeded } else { Status::Failed };
+        let status = if batch_ok {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        };
         tracker.complete_batch(&batch.id, status)?;
         ctx.say(format!("  batch {} {}", batch.id, status.as_str()));
         if !batch_ok {

@@ -53,7 +53,11 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
         }
     };
     let Some(exec) = execution else {
-        ctx.say(format!("{} {} — not run yet", s.bold(id.as_str()), plan.title));
+        ctx.say(format!(
+            "{} {} — not run yet",
+            s.bold(id.as_str()),
+            plan.title
+        ));
         for b in &plan.batches {
             ctx.say(format!("  {} {}", b.id, paint(Status::Pending)));
         }

@@ -57,6 +57,11 @@ pub enum Command {
     Plan(cmd::plan::PlanCommand),
     /// Show the progress of a plan's execution as a tree.
     Status(cmd::status::StatusArgs),
+    /// The gate between batches: git state, files written by several agents, smoke or full tests.
+    Verify(cmd::verify::VerifyArgs),
+    /// Work with verify reports (combine the reports of CI shards).
+    #[command(subcommand)]
+    Report(cmd::report::ReportCommand),
     /// Show the whole flow on a throwaway repository with scripted agents.
     Demo(cmd::demo::DemoArgs),
 }

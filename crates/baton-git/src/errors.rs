@@ -8,6 +8,14 @@ pub enum GitError {
     NotARepo { path: PathBuf },
     #[error("{} is a bare repository; baton needs a checkout", path.display())]
     Bare { path: PathBuf },
+    #[error("unknown revision {rev:?}: no branch, tag or commit has that name")]
+    UnknownRevision { rev: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("git: cannot {action}: {}", source.message())]
     Git {
         action: String,
@@ -20,5 +28,10 @@ impl GitError {
     pub fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
         let action = action.into();
         move |source| GitError::Git { action, source }
+    }
+
+    /// The error is about the caller's input (a name that does not exist), not the environment.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, GitError::UnknownRevision { .. })
     }
 }

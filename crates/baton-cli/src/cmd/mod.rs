@@ -2,7 +2,9 @@
 
 pub mod demo;
 pub mod plan;
+pub mod report;
 pub mod status;
+pub mod verify;
 
 use crate::args::Command;
 use crate::ctx::Ctx;
@@ -13,5 +15,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Plan(c) => plan::run(ctx, c),
         Command::Status(a) => status::run(ctx, a),
         Command::Demo(a) => demo::run(ctx, a),
+        Command::Verify(a) => verify::run(ctx, a),
+        Command::Report(c) => report::run(ctx, c),
     }
 }

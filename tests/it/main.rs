@@ -1,3 +1,4 @@
 //! End-to-end tests: the real baton binary on real git repositories in temp dirs.
 
 mod support;
+mod verify;

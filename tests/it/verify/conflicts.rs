@@ -12,6 +12,9 @@ use crate::support::baton;
 
 const TEN: &str = "l1\nl2\nl3\nl4\nl5\nl6\nl7\nl8\nl9\nl10\n";
 
+/// A multi_writer finding: path, agents, overlap.
+type Meeting = (String, Vec<String>, String);
+
 /// A repository whose base commit has `f.txt` (ten lines) and `other.txt`, and one worktree
 /// per agent on a branch named like the agent.
 struct Batch {
@@ -51,7 +54,7 @@ impl Batch {
     }
 
     /// Run the conflicts check; return the multi_writer findings as (path, agents, overlap).
-    fn verify(&self) -> (i32, Value, Vec<(String, Vec<String>, String)>) {
+    fn verify(&self) -> (i32, Value, Vec<Meeting>) {
         let (run, report) = verify_json(&self.repo, &["--check", "conflicts"]);
         assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
         let found = check_of(&report, "conflicts")["findings"]

@@ -4,6 +4,8 @@
 
 mod conflicts;
 mod git_state;
+mod output;
+mod tests_step;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

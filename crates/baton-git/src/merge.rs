@@ -255,3 +255,77 @@ fn file_mode(meta: &std::fs::Metadata) -> u32 {
 fn file_mode(_meta: &std::fs::Metadata) -> u32 {
     0o100644
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_tests::TestRepo;
+
+    fn objects(repo: &TestRepo) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+        let mut out = Vec::new();
+        let mut stack = vec![repo.path().join(".git/objects")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push((e.path(), m.len(), m.modified().unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn merges_in_memory_without_touching_the_object_store() {
+        let repo = TestRepo::new();
+        repo.write("f.txt", "1\n2\n3\n4\n5\n6\n7\n8\n");
+        repo.commit_all("base");
+        let before = objects(&repo);
+        let merger = Merger::open(&crate::RepoPaths::discover(repo.path()).unwrap()).unwrap();
+        let side = |text: &str| {
+            Some(Side {
+                oid: merger.store(text.as_bytes()).unwrap(),
+                mode: 0o100644,
+            })
+        };
+        // an existing object is found, not rewritten (libgit2 would touch its file)
+        let base = side("1\n2\n3\n4\n5\n6\n7\n8\n");
+        let ours = side("one\n2\n3\n4\n5\n6\n7\n8\n");
+        let theirs = side("1\n2\n3\n4\n5\n6\n7\neight\n");
+        let MergeOutcome::Clean(Some(merged)) = merger.merge("f.txt", base, ours, theirs).unwrap()
+        else {
+            panic!("disjoint edits merge");
+        };
+        let content = merger
+            .repo()
+            .find_blob(merged.oid)
+            .unwrap()
+            .content()
+            .to_vec();
+        assert_eq!(content, b"one\n2\n3\n4\n5\n6\n7\neight\n");
+        let adjacent = side("1\nTWO\n3\n4\n5\n6\n7\n8\n");
+        let next = side("1\n2\nTHREE\n4\n5\n6\n7\n8\n");
+        assert_eq!(
+            merger.merge("f.txt", base, adjacent, next).unwrap(),
+            MergeOutcome::Conflict(ConflictKind::Content)
+        );
+        assert_eq!(
+            merger.merge("f.txt", base, None, ours).unwrap(),
+            MergeOutcome::Conflict(ConflictKind::ModifyDelete)
+        );
+        assert_eq!(
+            merger.merge("f.txt", None, ours, theirs).unwrap(),
+            MergeOutcome::Conflict(ConflictKind::AddAdd)
+        );
+        drop(merger);
+        assert_eq!(objects(&repo), before, "the object store changed");
+        let out = repo.git_output(repo.path(), &["cat-file", "-e", &merged.oid.to_string()]);
+        assert!(
+            !out.status.success(),
+            "the merged blob must exist only in memory"
+        );
+    }
+}

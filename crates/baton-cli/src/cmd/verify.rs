@@ -370,7 +370,13 @@ pub(super) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
         }
         if let Some(t) = &c.tests {
             for fail in &t.failures {
-                ctx.say(format!("  {} {}", s.red("failed"), fail.name));
+                let why = fail
+                    .message
+                    .as_deref()
+                    .and_then(|m| m.lines().next())
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                ctx.say(format!("  {} {}{why}", s.red("failed"), fail.name));
             }
         }
     }

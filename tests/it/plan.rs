@@ -321,3 +321,70 @@ fn works_from_a_subdirectory_and_with_repo_flag() {
     .json();
     assert_eq!(list[0]["title"], "Two batches");
 }
+
+#[test]
+fn concurrent_stores_get_distinct_ids() {
+    let repo = TestRepo::new();
+    write_file(repo.path(), "p.toml", GOOD);
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            repo.command(crate::support::BATON, repo.path())
+                .args(["plan", "new", "--from", "p.toml"])
+                .output()
+        })
+        .collect();
+    let mut ids: Vec<String> = children
+        .into_iter()
+        .map(|out| {
+            let out = out.expect("run baton");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8);
+    assert_eq!(state_files(&repo).len(), 8);
+}
+
+#[test]
+fn validate_output_snapshot() {
+    let repo = TestRepo::new();
+    write_file(
+        repo.path(),
+        "bad.toml",
+        r#"schema_version = 1
+title = "t"
+[defaults]
+command = ["x", "{prompt}"]
+[[batches]]
+id = "B1"
+depends_on = ["B2", "B9"]
+[[batches.agents]]
+id = "a"
+task_type = "implement"
+scope = { files_write = ["src/**"] }
+[[batches.agents]]
+id = "b"
+task_type = "implement"
+scope = { files_write = ["src/db/*.rs"] }
+[[batches]]
+id = "B2"
+depends_on = ["B1"]
+[[batches.agents]]
+id = "c"
+task_type = "test"
+"#,
+    );
+    let run = baton(&repo, &["plan", "validate", "bad.toml"]).expect_code(2);
+    insta::assert_snapshot!(run.stderr, @r#"
+    error: bad.toml: batch B1: depends on B9, which is not a batch of this plan [missing_dependency]
+    error: bad.toml: batch B1: depends_on forms a cycle: B1 -> B2 -> B1 (each depends on the next); remove one of these dependencies [dependency_cycle]
+    warning: bad.toml: agent a: may write the same files as agent b ("src/**" overlaps "src/db/*.rs"; both in parallel batch B1); make the batch sequential or split the scopes [overlapping_write_scopes]
+    error: bad.toml: invalid plan: 2 error(s), 1 warning(s)
+    "#);
+}

@@ -1,3 +1,5 @@
 //! End-to-end tests: the real baton binary on real git repositories in temp dirs.
 
+mod metrics;
+mod metrics_summary;
 mod support;

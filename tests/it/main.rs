@@ -3,3 +3,5 @@
 mod metrics;
 mod metrics_summary;
 mod support;
+mod tasks;
+mod tasks_taskwarrior;

@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use serde::Deserialize;
 
@@ -71,6 +72,32 @@ pub struct Row<'a> {
 fn s<'r>(v: &'r Option<Str<'_>>) -> Option<&'r str> {
     v.as_ref().map(|x| x.0.as_ref())
 }
+
+/// FNV-1a: the keys are short ids from a local file, so a fast hash beats SipHash's
+/// protection against crafted collisions (which a user's own log has no reason to contain).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The maps of an aggregate.
+pub type Map<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
 
 /// Occurrences, and how many of them said success or failure.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -196,15 +223,18 @@ pub struct Aggregate {
     pub first_bad_lines: Vec<u64>,
     pub first_time: Option<String>,
     pub last_time: Option<String>,
-    pub by_event: HashMap<String, Counts>,
-    pub task_types: HashMap<String, TaskAgg>,
+    pub by_event: Map<Counts>,
+    pub task_types: Map<TaskAgg>,
     /// plan → batch → aggregate.
-    pub batches: HashMap<String, HashMap<String, BatchAgg>>,
+    pub batches: Map<Map<BatchAgg>>,
     /// error class → task type → aggregate.
-    pub failures: HashMap<String, HashMap<String, FailAgg>>,
+    pub failures: Map<Map<FailAgg>>,
 }
 
-fn entry<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+fn entry<'m, V: Default, S: BuildHasher>(
+    map: &'m mut HashMap<String, V, S>,
+    key: &str,
+) -> &'m mut V {
     // look up by &str first so the common case allocates nothing
     if !map.contains_key(key) {
         map.insert(key.to_owned(), V::default());

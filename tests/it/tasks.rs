@@ -187,10 +187,21 @@ fn create_from_plan_with_forward_dependencies_links_both_ways() {
         by_batch(&r["tasks"]).into_keys().collect::<Vec<_>>()
     };
     assert_eq!(ready(&repo), ["B2"]);
+    let done = baton(&repo, &["task", "done", &id("B2"), "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(done["status"], "done");
     let b2 = repo.path().join(format!(".baton/tasks/{}.json", id("B2")));
-    let text = std::fs::read_to_string(&b2).unwrap();
-    std::fs::write(&b2, text.replace("\"open\"", "\"done\"")).unwrap();
+    assert!(
+        std::fs::read_to_string(&b2)
+            .unwrap()
+            .contains("\"status\": \"done\"")
+    );
     assert_eq!(ready(&repo), ["B1"]);
+    // cancelling B1 unblocks B3 too; the parent still waits for B3
+    baton(&repo, &["task", "done", "--cancel", &id("B1")]).expect_code(0);
+    assert_eq!(ready(&repo), ["B3"]);
+    baton(&repo, &["task", "done", "T-20260101-000000-0123abcd-999"]).expect_code(2);
 
     // a re-run creates nothing and keeps the links as they are
     let files = task_files(&repo);
@@ -304,4 +315,39 @@ fn beads_is_refused_with_a_reason() {
         run.stderr
     );
     baton(&repo, &["task", "list", "--backend", "jira"]).expect_code(2);
+}
+
+#[test]
+fn concurrent_create_from_plan_runs_create_one_set_of_tasks() {
+    let repo = TestRepo::new();
+    let plan = store_plan(&repo, FORWARD_PLAN);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            repo.command(crate::support::BATON, repo.path())
+                .args(["task", "create-from-plan", &plan, "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut created = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        created += v["created"].as_array().unwrap().len();
+    }
+    assert_eq!(
+        created, 4,
+        "one run creates the 4 tasks, the others find them"
+    );
+    assert_eq!(task_files(&repo).len(), 4);
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(plan_path(&repo, &plan)).unwrap()).unwrap();
+    assert_eq!(stored["tasks"].as_array().unwrap().len(), 4);
 }

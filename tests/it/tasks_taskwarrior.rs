@@ -177,9 +177,21 @@ fn create_from_plan_in_real_taskwarrior() {
     };
     assert_eq!(ready(&tw), [uuid("B2")]);
     assert_eq!(uuids(&tw.export(&["+READY"])), [uuid("B2")]);
-    tw.task(&[&uuid("B2"), "done"]);
+    tw.baton(
+        &repo,
+        &["task", "done", &uuid("B2"), "--backend", "taskwarrior"],
+    )
+    .expect_code(0);
+    assert_eq!(
+        tw.export(&["status:completed"])[0]["uuid"],
+        uuid("B2").as_str()
+    );
     assert_eq!(ready(&tw), [uuid("B1")]);
     assert_eq!(uuids(&tw.export(&["+READY"])), [uuid("B1")]);
+    // closed by Taskwarrior itself
+    tw.task(&[&uuid("B1"), "done"]);
+    assert_eq!(ready(&tw), [uuid("B3")]);
+    assert_eq!(uuids(&tw.export(&["+READY"])), [uuid("B3")]);
 
     // re-running creates nothing
     let again = tw

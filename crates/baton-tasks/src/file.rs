@@ -113,10 +113,39 @@ impl TaskStore for FileStore {
     }
 
     fn set_plan(&self, id: &str, plan: &PlanId) -> Result<Task, TaskError> {
+        self.update(id, |t| match &t.plan {
+            Some(p) if p != plan => Err(TaskError::LinkedElsewhere {
+                task: id.to_owned(),
+                linked: p.clone(),
+                wanted: plan.clone(),
+            }),
+            _ => {
+                t.plan = Some(plan.clone());
+                Ok(())
+            }
+        })
+    }
+
+    fn set_status(&self, id: &str, status: TaskStatus) -> Result<Task, TaskError> {
+        self.update(id, |t| {
+            t.status = status;
+            Ok(())
+        })
+    }
+}
+
+impl FileStore {
+    /// Read-modify-write one task file under its lock; an unknown id is `NotFound`.
+    fn update(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Task) -> Result<(), TaskError>,
+    ) -> Result<Task, TaskError> {
         let not_found = || TaskError::NotFound {
             backend: "file",
             id: id.to_owned(),
         };
+        // a valid id cannot name a path outside tasks/
         if !is_task_id(id) {
             return Err(not_found());
         }
@@ -141,17 +170,7 @@ impl TaskStore for FileStore {
                 if t.schema_version == 0 {
                     return Err(not_found());
                 }
-                match &t.plan {
-                    Some(p) if p != plan => Err(TaskError::LinkedElsewhere {
-                        task: id.to_owned(),
-                        linked: p.clone(),
-                        wanted: plan.clone(),
-                    }),
-                    _ => {
-                        t.plan = Some(plan.clone());
-                        Ok(())
-                    }
-                }
+                f(t)
             },
         )?
     }

@@ -19,6 +19,9 @@ pub trait TaskStore {
     /// Set the task → plan link of one task and return the task.
     fn set_plan(&self, id: &str, plan: &PlanId) -> Result<Task, TaskError>;
 
+    /// Mark one task done (or cancelled) and return it.
+    fn set_status(&self, id: &str, status: TaskStatus) -> Result<Task, TaskError>;
+
     /// One task by id.
     fn get(&self, id: &str) -> Result<Task, TaskError> {
         self.list()?

@@ -308,6 +308,20 @@ impl TaskStore for Taskwarrior {
         self.run("modify", &[id, "modify", &attr], None)?;
         self.get(id)
     }
+
+    fn set_status(&self, id: &str, status: TaskStatus) -> Result<Task, TaskError> {
+        // `get` first: `id` must be a UUID Taskwarrior knows, never a filter expression
+        let task = self.get(id)?;
+        if task.status == status {
+            return Ok(task);
+        }
+        match status {
+            TaskStatus::Done => self.run("done", &[id, "done"], None)?,
+            TaskStatus::Cancelled => self.run("delete", &[id, "delete"], None)?,
+            TaskStatus::Open => self.run("modify", &[id, "modify", "status:pending"], None)?,
+        };
+        self.get(id)
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,19 @@ pub enum TaskCommand {
     List(ListArgs),
     /// Open tasks with no open blocker.
     Ready(BackendArgs),
+    /// Mark a task done (or cancelled), which may make the tasks it blocks ready.
+    Done(DoneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoneArgs {
+    /// The task's id in the backend.
+    task: String,
+    /// Cancel it instead: it no longer blocks anything either.
+    #[arg(long)]
+    cancel: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +91,7 @@ pub fn run(ctx: &Ctx, command: TaskCommand) -> CliResult {
         TaskCommand::Link(a) => link(ctx, a),
         TaskCommand::List(a) => list(ctx, a),
         TaskCommand::Ready(a) => ready(ctx, a),
+        TaskCommand::Done(a) => done(ctx, a),
     }
 }
 
@@ -204,5 +218,21 @@ fn ready(ctx: &Ctx, a: BackendArgs) -> CliResult {
     let store = store(ctx, a.backend)?;
     let tasks = store.list()?;
     print_tasks(ctx, store.backend(), baton_tasks::ready(&tasks))?;
+    Ok(exit::OK)
+}
+
+fn done(ctx: &Ctx, a: DoneArgs) -> CliResult {
+    let store = store(ctx, a.backend.backend)?;
+    let status = if a.cancel {
+        baton_tasks::TaskStatus::Cancelled
+    } else {
+        baton_tasks::TaskStatus::Done
+    };
+    let task = store.set_status(&a.task, status)?;
+    if ctx.json {
+        ctx.print_json(&task)?;
+    } else {
+        ctx.say(task_line(ctx, &task));
+    }
     Ok(exit::OK)
 }

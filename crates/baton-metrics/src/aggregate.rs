@@ -22,7 +22,7 @@ pub const EXAMPLE_PLANS: usize = 3;
 pub const FIRST_BAD_LINES: usize = 10;
 
 /// A string field that borrows from the line when it has no escapes.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Str<'a>(pub Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
@@ -48,7 +48,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
 }
 
 /// The fields of an event the aggregation reads (others are skipped unparsed into values).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 pub struct Row<'a> {
     pub schema_version: u32,
     #[serde(borrow)]

@@ -5,6 +5,7 @@
 //! - [`log`]: appending whole lines under the log's lock (a torn last line is terminated first)
 //!   and reading with bad lines skipped and counted.
 //! - [`aggregate`]: pure aggregation of events into partial aggregates that merge.
+//! - `fastrow`: a strict fast path for the lines baton writes; anything else goes to serde_json.
 //! - [`scan`]: the streaming, parallel reader: the file is read in chunks, each chunk is parsed
 //!   and aggregated on the rayon pool, partial aggregates merge in file order.
 //! - [`report`]: the summary and failure reports built from a merged aggregate.
@@ -15,6 +16,7 @@
 pub mod aggregate;
 mod errors;
 pub mod event;
+mod fastrow;
 pub mod log;
 pub mod report;
 pub mod scan;

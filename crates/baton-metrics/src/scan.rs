@@ -73,7 +73,11 @@ fn aggregate_chunk(chunk: &[u8], filter: &Prepared<'_>) -> Aggregate {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Row<'_>>(line) {
+        let row = match crate::fastrow::parse(line) {
+            Some(row) => Ok(row),
+            None => serde_json::from_slice::<Row<'_>>(line),
+        };
+        match row {
             Ok(row) if row.schema_version == crate::Event::SCHEMA_VERSION => {
                 if filter.matches(&row) {
                     agg.add(&row);

@@ -45,9 +45,9 @@ pub fn run(args: &[String]) -> ExitCode {
     let log = repo.join(".baton/metrics.jsonl");
 
     let t = Instant::now();
-    let bytes = generate(&log, EVENTS);
+    let (events, bytes) = generate(&log, EVENTS);
     println!(
-        "generated {EVENTS} events ({:.0} MB) in {:.1} s",
+        "generated {events} events ({:.0} MB) in {:.1} s",
         bytes as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
@@ -167,8 +167,9 @@ fn timed(args: &[&str]) -> (f64, Option<u64>) {
 
 /// Plans of 4 batches of 1-6 agents: batch_start, agent_start and agent_complete per agent,
 /// batch_complete and verification per batch, a replan in one plan of 10, cache and worktree
-/// events between. Returns the bytes written.
-fn generate(path: &Path, n: usize) -> u64 {
+/// events between, whole plans until there are at least `n` events. Returns the events and
+/// bytes written.
+fn generate(path: &Path, n: usize) -> (usize, u64) {
     std::fs::create_dir_all(path.parent().expect("log has a parent")).expect("create .baton");
     let file = std::fs::File::create(path).expect("create log");
     let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -269,7 +270,7 @@ fn generate(path: &Path, n: usize) -> u64 {
         }
     }
     w.flush().expect("flush log");
-    bytes
+    (written, bytes)
 }
 
 /// One writer process: `n` events, one locked append each.

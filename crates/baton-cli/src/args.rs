@@ -57,6 +57,12 @@ pub enum Command {
     Plan(cmd::plan::PlanCommand),
     /// Show the progress of a plan's execution as a tree.
     Status(cmd::status::StatusArgs),
+    /// Record metrics events and summarise them (success rates, durations, gate, speed-up).
+    #[command(subcommand)]
+    Metrics(cmd::metrics::MetricsCommand),
+    /// Link plans to a task system: one task per batch, dependencies from the plan.
+    #[command(subcommand)]
+    Task(cmd::task::TaskCommand),
     /// Show the whole flow on a throwaway repository with scripted agents.
     Demo(cmd::demo::DemoArgs),
 }

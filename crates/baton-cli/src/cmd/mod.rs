@@ -1,8 +1,10 @@
 //! One module per subcommand; `dispatch` only routes.
 
 pub mod demo;
+pub mod metrics;
 pub mod plan;
 pub mod status;
+pub mod task;
 
 use crate::args::Command;
 use crate::ctx::Ctx;
@@ -13,5 +15,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Plan(c) => plan::run(ctx, c),
         Command::Status(a) => status::run(ctx, a),
         Command::Demo(a) => demo::run(ctx, a),
+        Command::Metrics(c) => metrics::run(ctx, c),
+        Command::Task(c) => task::run(ctx, c),
     }
 }

@@ -1,4 +1,10 @@
 //! End-to-end tests: the real baton binary on real git repositories in temp dirs.
 
+mod metrics;
+mod metrics_summary;
+mod plan;
+mod store;
 mod support;
+mod tasks;
+mod tasks_taskwarrior;
 mod verify;

@@ -57,6 +57,12 @@ pub enum Command {
     Plan(cmd::plan::PlanCommand),
     /// Show the progress of a plan's execution as a tree.
     Status(cmd::status::StatusArgs),
+    /// Record metrics events and summarise them (success rates, durations, gate, speed-up).
+    #[command(subcommand)]
+    Metrics(cmd::metrics::MetricsCommand),
+    /// Link plans to a task system: one task per batch, dependencies from the plan.
+    #[command(subcommand)]
+    Task(cmd::task::TaskCommand),
     /// The gate between batches: git state, files written by several agents, smoke or full tests.
     Verify(cmd::verify::VerifyArgs),
     /// Work with verify reports (combine the reports of CI shards).

@@ -85,3 +85,13 @@ impl From<baton_plan::TrackError> for CliError {
 }
 
 pub type CliResult<T = u8> = Result<T, CliError>;
+
+impl From<baton_tasks::TaskError> for CliError {
+    fn from(e: baton_tasks::TaskError) -> Self {
+        match e {
+            baton_tasks::TaskError::Store(s) => s.into(),
+            e if e.is_bad_input() => CliError::input(e.to_string()),
+            e => CliError::env(e.to_string()),
+        }
+    }
+}

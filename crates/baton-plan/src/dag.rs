@@ -182,7 +182,8 @@ mod tests {
             batch("B5", &[]),
         ];
         assert!(find_cycle(&b).is_none());
-        let lv: Vec<Vec<&str>> = levels(&b).unwrap().iter().map(|l| ids(l)).collect();
+        let lv = levels(&b).unwrap();
+        let lv: Vec<Vec<&str>> = lv.iter().map(|l| ids(l)).collect();
         assert_eq!(lv, vec![vec!["B1", "B5"], vec!["B2", "B3"], vec!["B4"]]);
         let anc = ancestors(&b);
         assert!(concurrent(&anc, 1, 2)); // B2 ∥ B3

@@ -36,14 +36,26 @@ pub struct ExecutionTracker {
 }
 
 impl ExecutionTracker {
-    /// Track the execution stored at `path`, creating it (all pending) on first use.
+    /// Track the execution stored at `path`, creating it (all pending) on first use. An
+    /// existing file is read (so a damaged one is reported now) but not rewritten.
     pub fn open(path: impl Into<PathBuf>, plan_id: PlanId, plan: Plan) -> Result<Self, TrackError> {
         let tracker = ExecutionTracker {
             path: path.into(),
             plan,
             plan_id,
         };
-        tracker.update(|_, _| Ok(()))?;
+        if tracker.path.exists() {
+            tracker.load()?;
+        } else {
+            // Under the lock: if another process created it meanwhile, theirs is kept as is.
+            let now = rfc3339_now(SystemTime::now());
+            baton_store::update_json(
+                &tracker.path,
+                || Execution::new(tracker.plan_id.clone(), &tracker.plan, &now),
+                |_| Ok::<(), std::convert::Infallible>(()),
+            )?
+            .unwrap_or_else(|never| match never {});
+        }
         Ok(tracker)
     }
 

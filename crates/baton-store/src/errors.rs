@@ -15,7 +15,7 @@ pub enum StoreError {
     },
     /// The file exists but is not valid JSON for what it should hold.
     #[error(
-        "{}:{line}:{column}: {message} (the file was left as it is; fix it, or move it aside with --repair)",
+        "{}:{line}:{column}: {message}; the file was left as it is",
         path.display()
     )]
     Parse {

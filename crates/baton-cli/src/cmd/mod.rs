@@ -1,9 +1,11 @@
 //! One module per subcommand; `dispatch` only routes.
 
 pub mod demo;
+pub mod metrics;
 pub mod plan;
 pub mod report;
 pub mod status;
+pub mod task;
 pub mod verify;
 
 use crate::args::Command;
@@ -15,6 +17,8 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Plan(c) => plan::run(ctx, c),
         Command::Status(a) => status::run(ctx, a),
         Command::Demo(a) => demo::run(ctx, a),
+        Command::Metrics(c) => metrics::run(ctx, c),
+        Command::Task(c) => task::run(ctx, c),
         Command::Verify(a) => verify::run(ctx, a),
         Command::Report(c) => report::run(ctx, c),
     }

@@ -6,12 +6,16 @@ use baton_report::exit;
 use clap::Args;
 
 use crate::ctx::Ctx;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// A plan id, a unique suffix of one, or `latest` (default: the newest plan).
     plan: Option<String>,
+    /// If the execution file is damaged, copy it to a `.bak-N` file beside it and start the
+    /// execution over (all pending). Does nothing to a file that reads fine.
+    #[arg(long)]
+    repair: bool,
 }
 
 pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
@@ -29,7 +33,30 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     let plan = plan_store::load_stored(&dir, &id)?;
     let path = dir.execution(id.as_str());
     let execution: Option<Execution> = if path.exists() {
-        Some(baton_store::read_versioned(&path)?)
+        match baton_store::read_versioned(&path) {
+            Ok(e) => Some(e),
+            Err(e) if e.is_bad_content() && args.repair => {
+                let _guard = baton_store::lock_exclusive(&path)?;
+                let backup = baton_store::backup(&path)?;
+                let fresh = Execution::new(
+                    id.clone(),
+                    &plan,
+                    &baton_plan::ids::rfc3339_now(std::time::SystemTime::now()),
+                );
+                baton_store::write_json(&path, &fresh)?;
+                ctx.warn(format!(
+                    "{e}\nrepaired: the damaged file is kept as {}; the execution starts over",
+                    backup.display()
+                ));
+                Some(fresh)
+            }
+            Err(e) if e.is_bad_content() => {
+                return Err(CliError::input(format!(
+                    "{e}; `baton status {id} --repair` backs it up and starts the execution over"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
         None
     };

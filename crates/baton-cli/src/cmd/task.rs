@@ -1,0 +1,238 @@
+//! `baton task create-from-plan|link|list|ready`: plans linked to a task system.
+
+use std::ffi::OsString;
+use std::time::SystemTime;
+
+use baton_plan::store as plan_store;
+use baton_report::exit;
+use baton_tasks::file::FileStore;
+use baton_tasks::from_plan::{create_from_plan, link_task};
+use baton_tasks::taskwarrior::Taskwarrior;
+use baton_tasks::{Task, TaskStore};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::ctx::Ctx;
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// One parent task for a stored plan and one task per batch, blocked as `depends_on` says;
+    /// the plan and the tasks are linked both ways. Re-running creates only what is missing.
+    CreateFromPlan(PlanArgs),
+    /// Link an existing task to a stored plan (both ways).
+    Link(LinkArgs),
+    /// List the tasks.
+    List(ListArgs),
+    /// Open tasks with no open blocker.
+    Ready(BackendArgs),
+    /// Mark a task done (or cancelled), which may make the tasks it blocks ready.
+    Done(DoneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoneArgs {
+    /// The task's id in the backend.
+    task: String,
+    /// Cancel it instead: it no longer blocks anything either.
+    #[arg(long)]
+    cancel: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// One JSON file per task in `.baton/tasks/`.
+    File,
+    /// Taskwarrior's `task` (TASKDATA and TASKRC are passed on).
+    Taskwarrior,
+    /// beads' `bd` (not available in this build).
+    Beads,
+}
+
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// The task system.
+    #[arg(long, value_enum, default_value_t = Backend::File)]
+    backend: Backend,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A stored plan: full id, unique suffix, or `latest`.
+    plan: String,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// A stored plan: full id, unique suffix, or `latest`.
+    plan: String,
+    /// The task's id in the backend (T-… for files, a UUID for Taskwarrior).
+    task: String,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only the tasks of this plan.
+    #[arg(long, value_name = "ID")]
+    plan: Option<String>,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+pub fn run(ctx: &Ctx, command: TaskCommand) -> CliResult {
+    match command {
+        TaskCommand::CreateFromPlan(a) => create(ctx, a),
+        TaskCommand::Link(a) => link(ctx, a),
+        TaskCommand::List(a) => list(ctx, a),
+        TaskCommand::Ready(a) => ready(ctx, a),
+        TaskCommand::Done(a) => done(ctx, a),
+    }
+}
+
+fn store(ctx: &Ctx, backend: Backend) -> CliResult<Box<dyn TaskStore>> {
+    match backend {
+        Backend::File => Ok(Box::new(FileStore::new(ctx.state_dir()?))),
+        Backend::Taskwarrior => {
+            // the library never reads the environment: hand Taskwarrior its own variables
+            let env: Vec<(OsString, OsString)> = ["TASKDATA", "TASKRC"]
+                .into_iter()
+                .filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v)))
+                .collect();
+            Ok(Box::new(Taskwarrior::new("task", env)))
+        }
+        Backend::Beads => Err(CliError::env(
+            "the beads backend is not available in this build (its `bd` CLI is not packaged for Debian); use --backend file or taskwarrior",
+        )),
+    }
+}
+
+fn task_line(ctx: &Ctx, t: &Task) -> String {
+    let status = match t.status {
+        baton_tasks::TaskStatus::Open => ctx.style.yellow("open"),
+        baton_tasks::TaskStatus::Done => ctx.style.green("done"),
+        baton_tasks::TaskStatus::Cancelled => ctx.style.dim("cancelled"),
+    };
+    let mut line = format!("{}  {status:<9}  {}", t.id, t.title);
+    if let Some(p) = &t.plan {
+        line.push_str(&format!(
+            "  [{p}{}]",
+            t.batch.as_ref().map_or(String::new(), |b| format!(" {b}"))
+        ));
+    }
+    if !t.blocked_by.is_empty() {
+        line.push_str(&format!("  blocked by {}", t.blocked_by.join(", ")));
+    }
+    line
+}
+
+fn create(ctx: &Ctx, a: PlanArgs) -> CliResult {
+    let store = store(ctx, a.backend.backend)?;
+    let state = ctx.state_dir()?;
+    let id = plan_store::resolve_plan_id(&state, &a.plan)?;
+    let plan = plan_store::load_stored(&state, &id)?;
+    let outcome = create_from_plan(store.as_ref(), &state, &plan, SystemTime::now())?;
+    if ctx.json {
+        ctx.print_json(&outcome)?;
+    } else {
+        for t in &outcome.created {
+            ctx.say(task_line(ctx, t));
+        }
+        ctx.note(format!(
+            "plan {}: {} task(s) created, {} already there ({} backend)",
+            outcome.plan,
+            outcome.created.len(),
+            outcome.existing.len(),
+            outcome.backend
+        ));
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Serialize)]
+struct LinkOutput<'a> {
+    plan: &'a baton_plan::PlanId,
+    backend: &'static str,
+    task: &'a Task,
+    links: &'a [baton_plan::model::TaskLink],
+}
+
+fn link(ctx: &Ctx, a: LinkArgs) -> CliResult {
+    let store = store(ctx, a.backend.backend)?;
+    let state = ctx.state_dir()?;
+    let id = plan_store::resolve_plan_id(&state, &a.plan)?;
+    let (task, links) = link_task(store.as_ref(), &state, &id, &a.task)?;
+    if ctx.json {
+        ctx.print_json(&LinkOutput {
+            plan: &id,
+            backend: store.backend(),
+            task: &task,
+            links: &links,
+        })?;
+    } else {
+        ctx.say(format!("linked {} and plan {id}", task.id));
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Serialize)]
+struct ListOutput<'a> {
+    backend: &'static str,
+    tasks: Vec<&'a Task>,
+}
+
+fn print_tasks(ctx: &Ctx, backend: &'static str, tasks: Vec<&Task>) -> CliResult<()> {
+    if ctx.json {
+        return ctx.print_json(&ListOutput { backend, tasks });
+    }
+    if tasks.is_empty() {
+        ctx.note("no tasks");
+    }
+    for t in tasks {
+        ctx.say(task_line(ctx, t));
+    }
+    Ok(())
+}
+
+fn list(ctx: &Ctx, a: ListArgs) -> CliResult {
+    let store = store(ctx, a.backend.backend)?;
+    let plan = match &a.plan {
+        Some(p) => Some(plan_store::resolve_plan_id(&ctx.state_dir()?, p)?),
+        None => None,
+    };
+    let tasks = store.list()?;
+    let shown = tasks
+        .iter()
+        .filter(|t| plan.is_none() || t.plan == plan)
+        .collect();
+    print_tasks(ctx, store.backend(), shown)?;
+    Ok(exit::OK)
+}
+
+fn ready(ctx: &Ctx, a: BackendArgs) -> CliResult {
+    let store = store(ctx, a.backend)?;
+    let tasks = store.list()?;
+    print_tasks(ctx, store.backend(), baton_tasks::ready(&tasks))?;
+    Ok(exit::OK)
+}
+
+fn done(ctx: &Ctx, a: DoneArgs) -> CliResult {
+    let store = store(ctx, a.backend.backend)?;
+    let status = if a.cancel {
+        baton_tasks::TaskStatus::Cancelled
+    } else {
+        baton_tasks::TaskStatus::Done
+    };
+    let task = store.set_status(&a.task, status)?;
+    if ctx.json {
+        ctx.print_json(&task)?;
+    } else {
+        ctx.say(task_line(ctx, &task));
+    }
+    Ok(exit::OK)
+}

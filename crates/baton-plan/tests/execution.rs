@@ -1,0 +1,181 @@
+//! Execution state transitions: what is allowed, what is refused, and what a refusal leaves.
+
+use std::path::Path;
+
+use baton_plan::load::{Format, parse_plan};
+use baton_plan::{
+    AgentId, AgentResult, AgentStart, BatchId, ErrorClass, Execution, ExecutionTracker, Plan,
+    PlanId, Status, TrackError, TransitionError,
+};
+
+fn plan() -> Plan {
+    parse_plan(
+        r#"schema_version = 1
+title = "t"
+[defaults]
+command = ["true"]
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "a"
+task_type = "research"
+[[batches.agents]]
+id = "b"
+task_type = "research"
+[[batches]]
+id = "B2"
+depends_on = ["B1"]
+[[batches.agents]]
+id = "c"
+task_type = "implement"
+"#,
+        Format::Toml,
+        Path::new("p.toml"),
+    )
+    .unwrap()
+}
+
+fn b(s: &str) -> BatchId {
+    BatchId::new(s).unwrap()
+}
+fn a(s: &str) -> AgentId {
+    AgentId::new(s).unwrap()
+}
+fn id() -> PlanId {
+    PlanId::new("OP-20260101-000000-00000001").unwrap()
+}
+fn ok_result(attempts: u32) -> AgentResult {
+    AgentResult {
+        exit_code: Some(0),
+        attempts,
+        duration_ms: 5,
+        ..AgentResult::default()
+    }
+}
+
+#[test]
+fn a_batch_waits_for_its_dependencies() {
+    let plan = plan();
+    let mut e = Execution::new(id(), &plan, "t0");
+    let err = e.start_batch(&plan, &b("B2"), "t1").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "batch B2 cannot start: dependency B1 is pending, not succeeded"
+    );
+    assert_eq!(e.ready_batches(&plan), vec![&b("B1")]);
+    e.start_batch(&plan, &b("B1"), "t1").unwrap();
+    assert!(e.ready_batches(&plan).is_empty());
+}
+
+#[test]
+fn retry_then_complete_skips_unstarted_agents() {
+    let plan = plan();
+    let mut e = Execution::new(id(), &plan, "t0");
+    e.start_batch(&plan, &b("B1"), "t1").unwrap();
+    assert_eq!(
+        e.start_agent(&b("B1"), &a("a"), AgentStart::default(), "t2"),
+        Ok(1)
+    );
+    let failed = AgentResult {
+        exit_code: Some(1),
+        attempts: 1,
+        error_class: Some(ErrorClass::ExitNonzero),
+        ..AgentResult::default()
+    };
+    e.record_agent_result(&b("B1"), &a("a"), Status::Failed, failed, "t3")
+        .unwrap();
+    // a retry is a new attempt of the same agent
+    assert_eq!(
+        e.start_agent(&b("B1"), &a("a"), AgentStart::default(), "t4"),
+        Ok(2)
+    );
+    // completing while an agent runs is refused
+    assert!(matches!(
+        e.complete_batch(&b("B1"), Status::Succeeded, "t5"),
+        Err(TransitionError::BadState { .. })
+    ));
+    e.record_agent_result(&b("B1"), &a("a"), Status::Succeeded, ok_result(2), "t5")
+        .unwrap();
+    e.complete_batch(&b("B1"), Status::Failed, "t6").unwrap();
+    let b1 = e.batch(&b("B1")).unwrap();
+    assert_eq!(b1.agents[1].status, Status::Skipped, "b never started");
+    assert_eq!(e.status, Status::Running, "B2 is still pending");
+    // B2 can never start now: its dependency failed
+    e.skip_batch(&b("B2"), "t7").unwrap();
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(e.finished_at.as_deref(), Some("t7"));
+}
+
+#[test]
+fn results_only_for_running_agents() {
+    let plan = plan();
+    let mut e = Execution::new(id(), &plan, "t0");
+    e.start_batch(&plan, &b("B1"), "t1").unwrap();
+    let err = e
+        .record_agent_result(&b("B1"), &a("b"), Status::Succeeded, ok_result(1), "t2")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "agent b is pending; recording a result is not possible now"
+    );
+    assert!(matches!(
+        e.start_agent(&b("B1"), &a("zz"), AgentStart::default(), "t2"),
+        Err(TransitionError::UnknownAgent { .. })
+    ));
+}
+
+#[test]
+fn replan_appends_and_keeps_history() {
+    let plan = plan();
+    let mut e = Execution::new(id(), &plan, "t0");
+    e.start_batch(&plan, &b("B1"), "t1").unwrap();
+    let mut next = plan.clone();
+    next.batches.retain(|x| x.id.as_str() == "B1");
+    let mut extra = plan.batches[1].clone();
+    extra.id = b("B3");
+    extra.agents[0].id = a("d");
+    next.batches.push(extra);
+    let changed = e.record_replan(&next, "split the work", "t2");
+    assert_eq!(changed, vec![b("B2"), b("B3")]);
+    let ids: Vec<&str> = e.batches.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(ids, ["B1", "B3"]);
+    assert_eq!(e.replans.len(), 1);
+    assert_eq!(e.replans[0].reason, "split the work");
+}
+
+#[test]
+fn tracker_persists_every_transition_and_refusals_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exec.json");
+    let plan = plan();
+    let tracker = ExecutionTracker::open(&path, id(), plan).unwrap();
+    assert_eq!(tracker.load().unwrap().revision, 0);
+    tracker.start_batch(&b("B1")).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let err = tracker.start_batch(&b("B2")).unwrap_err();
+    assert!(matches!(err, TrackError::Transition { .. }));
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: batch B2 cannot start", path.display()))
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "a refused transition writes nothing"
+    );
+    let (exec, attempt) = tracker
+        .start_agent(&b("B1"), &a("a"), AgentStart::default())
+        .unwrap();
+    assert_eq!(attempt, 1);
+    assert_eq!(exec.revision, 2);
+    // a second tracker (another process, say) sees and continues the same state
+    let other = ExecutionTracker::open(&path, id(), self::plan()).unwrap();
+    let e = other
+        .record_agent_result(&b("B1"), &a("a"), Status::Succeeded, ok_result(1))
+        .unwrap();
+    assert_eq!(
+        e.revision, 3,
+        "opening an existing execution does not rewrite it"
+    );
+    assert_eq!(tracker.load().unwrap(), e);
+}

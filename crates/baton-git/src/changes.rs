@@ -43,71 +43,209 @@ impl FileChange {
 }
 
 /// The files changed between two trees, renames detected with git's default 50% similarity.
+///
+/// Subtrees with the same id on both sides are skipped without being read, so the cost is
+/// proportional to what changed, not to the size of the tree (libgit2's own tree diff walks
+/// every entry). Renames are then found by libgit2 among the added and deleted files only.
 pub fn tree_changes(
     repo: &git2::Repository,
     from: Option<&git2::Tree<'_>>,
     to: Option<&git2::Tree<'_>>,
 ) -> Result<Vec<FileChange>, GitError> {
-    let mut opts = git2::DiffOptions::new();
-    opts.ignore_submodules(true).skip_binary_check(true);
-    let mut diff = repo
-        .diff_tree_to_tree(from, to, Some(&mut opts))
-        .map_err(GitError::git("diff two trees"))?;
-    let has_adds_and_deletes = {
-        let mut adds = false;
-        let mut dels = false;
-        for d in diff.deltas() {
-            match d.status() {
-                git2::Delta::Added => adds = true,
-                git2::Delta::Deleted => dels = true,
-                _ => {}
-            }
+    let mut raw = Vec::new();
+    walk_trees(repo, from, to, "", &mut raw)?;
+    let adds: Vec<&str> = raw
+        .iter()
+        .filter(|d| d.old.is_none())
+        .map(|d| d.path.as_str())
+        .collect();
+    let dels: Vec<&str> = raw
+        .iter()
+        .filter(|d| d.new.is_none())
+        .map(|d| d.path.as_str())
+        .collect();
+    // old path -> new path
+    let mut renames: BTreeMap<String, String> = BTreeMap::new();
+    if !adds.is_empty() && !dels.is_empty() {
+        let mut opts = git2::DiffOptions::new();
+        opts.ignore_submodules(true).disable_pathspec_match(true);
+        for p in adds.iter().chain(&dels) {
+            opts.pathspec(*p);
         }
-        adds && dels
-    };
-    if has_adds_and_deletes {
+        let mut diff = repo
+            .diff_tree_to_tree(from, to, Some(&mut opts))
+            .map_err(GitError::git("diff two trees"))?;
         let mut find = git2::DiffFindOptions::new();
         find.renames(true);
         diff.find_similar(Some(&mut find))
             .map_err(GitError::git("detect renames"))?;
+        for d in diff.deltas() {
+            if d.status() == git2::Delta::Renamed
+                && let (Some(o), Some(n)) = (d.old_file().path(), d.new_file().path())
+            {
+                renames.insert(
+                    o.to_string_lossy().into_owned(),
+                    n.to_string_lossy().into_owned(),
+                );
+            }
+        }
     }
-    let mut out = Vec::with_capacity(diff.deltas().len());
-    for d in diff.deltas() {
-        let old = d.old_file();
-        let new = d.new_file();
-        let old_path = old.path().map(|p| p.to_string_lossy().into_owned());
-        let new_path = new.path().map(|p| p.to_string_lossy().into_owned());
-        let blob = || Content::Blob {
-            oid: new.id(),
-            mode: u32::from(new.mode()),
-        };
-        let change = match d.status() {
-            git2::Delta::Added => FileChange {
-                key: new_path.clone().unwrap_or_default(),
-                dest: new_path,
-                content: Some(blob()),
+    let renamed_to: std::collections::BTreeSet<&str> =
+        renames.values().map(String::as_str).collect();
+    let new_of: BTreeMap<&str, (git2::Oid, u32)> = raw
+        .iter()
+        .filter_map(|d| d.new.map(|n| (d.path.as_str(), n)))
+        .collect();
+    let mut out = Vec::with_capacity(raw.len());
+    for d in &raw {
+        let change = match (d.old, d.new) {
+            (None, Some(_)) if renamed_to.contains(d.path.as_str()) => continue,
+            (None, Some((oid, mode))) => FileChange {
+                key: d.path.clone(),
+                dest: Some(d.path.clone()),
+                content: Some(Content::Blob { oid, mode }),
                 added: true,
                 uncommitted: false,
             },
-            git2::Delta::Deleted => FileChange {
-                key: old_path.unwrap_or_default(),
-                dest: None,
-                content: None,
+            (Some(_), None) => match renames.get(&d.path) {
+                Some(to) => {
+                    let Some(&(oid, mode)) = new_of.get(to.as_str()) else {
+                        continue;
+                    };
+                    FileChange {
+                        key: d.path.clone(),
+                        dest: Some(to.clone()),
+                        content: Some(Content::Blob { oid, mode }),
+                        added: false,
+                        uncommitted: false,
+                    }
+                }
+                None => FileChange {
+                    key: d.path.clone(),
+                    dest: None,
+                    content: None,
+                    added: false,
+                    uncommitted: false,
+                },
+            },
+            (Some(_), Some((oid, mode))) => FileChange {
+                key: d.path.clone(),
+                dest: Some(d.path.clone()),
+                content: Some(Content::Blob { oid, mode }),
                 added: false,
                 uncommitted: false,
             },
-            git2::Delta::Unmodified | git2::Delta::Ignored | git2::Delta::Untracked => continue,
-            _ => FileChange {
-                key: old_path.or_else(|| new_path.clone()).unwrap_or_default(),
-                dest: new_path,
-                content: Some(blob()),
-                added: false,
-                uncommitted: false,
-            },
+            (None, None) => continue,
         };
         out.push(change);
     }
     Ok(out)
+}
+
+/// One non-tree entry that differs between two trees: `(oid, mode)` on each side.
+struct RawDelta {
+    path: String,
+    old: Option<(git2::Oid, u32)>,
+    new: Option<(git2::Oid, u32)>,
+}
+
+fn is_tree(mode: i32) -> bool {
+    mode == 0o040000
+}
+
+/// Merge-join two trees' entries (both sorted the git way), recursing only into subtrees
+/// whose ids differ.
+fn walk_trees(
+    repo: &git2::Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: Option<&git2::Tree<'_>>,
+    prefix: &str,
+    out: &mut Vec<RawDelta>,
+) -> Result<(), GitError> {
+    type Entry = (Vec<u8>, git2::Oid, i32);
+    let entries = |t: Option<&git2::Tree<'_>>| -> Vec<Entry> {
+        t.map(|t| {
+            t.iter()
+                .map(|e| (e.name_bytes().to_vec(), e.id(), e.filemode()))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let (a, b) = (entries(old), entries(new));
+    // git sorts tree entries as if directory names ended with '/'
+    let key = |e: &Entry| {
+        let mut k = e.0.clone();
+        if is_tree(e.2) {
+            k.push(b'/');
+        }
+        k
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let ord = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.0 == y.0 => std::cmp::Ordering::Equal,
+            (Some(x), Some(y)) => key(x).cmp(&key(y)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, _) => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Equal => {
+                let (x, y) = (&a[i], &b[j]);
+                if x.1 != y.1 || x.2 != y.2 {
+                    side_by_side(repo, prefix, Some(x), Some(y), out)?;
+                }
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                side_by_side(repo, prefix, Some(&a[i]), None, out)?;
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                side_by_side(repo, prefix, None, Some(&b[j]), out)?;
+                j += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn side_by_side(
+    repo: &git2::Repository,
+    prefix: &str,
+    old: Option<&(Vec<u8>, git2::Oid, i32)>,
+    new: Option<&(Vec<u8>, git2::Oid, i32)>,
+    out: &mut Vec<RawDelta>,
+) -> Result<(), GitError> {
+    let name = old
+        .or(new)
+        .map(|e| String::from_utf8_lossy(&e.0).into_owned());
+    let path = format!("{prefix}{}", name.unwrap_or_default());
+    let tree = |e: Option<&(Vec<u8>, git2::Oid, i32)>| -> Result<Option<git2::Tree<'_>>, GitError> {
+        match e {
+            Some(e) if is_tree(e.2) => repo
+                .find_tree(e.1)
+                .map(Some)
+                .map_err(GitError::git(format!("read tree {path}"))),
+            _ => Ok(None),
+        }
+    };
+    let blob = |e: Option<&(Vec<u8>, git2::Oid, i32)>| {
+        e.filter(|e| !is_tree(e.2)).map(|e| (e.1, e.2 as u32))
+    };
+    let (ot, nt) = (tree(old)?, tree(new)?);
+    if ot.is_some() || nt.is_some() {
+        walk_trees(repo, ot.as_ref(), nt.as_ref(), &format!("{path}/"), out)?;
+    }
+    let (ob, nb) = (blob(old), blob(new));
+    if ob.is_some() || nb.is_some() {
+        out.push(RawDelta {
+            path,
+            old: ob,
+            new: nb,
+        });
+    }
+    Ok(())
 }
 
 /// The changes of one line of work: committed since `base` up to `tip`, then the uncommitted

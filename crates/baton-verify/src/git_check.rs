@@ -32,10 +32,13 @@ pub struct GitCheckOptions {
 /// `Repository` per thread).
 pub fn check_git(repo: &RepoPaths, opts: &GitCheckOptions) -> Result<Vec<Finding>, GitError> {
     let worktrees = list_worktrees(&repo.open()?)?;
-    let per_worktree: Vec<Result<Vec<Finding>, GitError>> = worktrees
-        .par_iter()
-        .map(|wt| check_worktree(wt, &repo.common_dir, opts))
-        .collect();
+    let check = |wt: &WorktreeInfo| check_worktree(wt, &repo.common_dir, opts);
+    // rayon's idle workers spin for a while; on a small machine that slows a lone status down
+    let per_worktree: Vec<Result<Vec<Finding>, GitError>> = if worktrees.len() > 1 {
+        worktrees.par_iter().map(check).collect()
+    } else {
+        worktrees.iter().map(check).collect()
+    };
     let mut findings = Vec::new();
     for r in per_worktree {
         findings.extend(r?);
@@ -142,18 +145,20 @@ pub fn check_worktree(
             }
         }
     }
-    let marked: Vec<(String, Vec<u32>)> = to_scan
-        .par_iter()
-        .filter_map(|p| {
-            let file = wt.path.join(p);
-            let meta = std::fs::symlink_metadata(&file).ok()?;
-            if !meta.is_file() || meta.len() > MAX_SCAN_BYTES {
-                return None;
-            }
-            let lines = conflict_blocks(&std::fs::read(&file).ok()?);
-            (!lines.is_empty()).then(|| (p.clone(), lines))
-        })
-        .collect();
+    let scan = |p: &String| {
+        let file = wt.path.join(p);
+        let meta = std::fs::symlink_metadata(&file).ok()?;
+        if !meta.is_file() || meta.len() > MAX_SCAN_BYTES {
+            return None;
+        }
+        let lines = conflict_blocks(&std::fs::read(&file).ok()?);
+        (!lines.is_empty()).then(|| (p.clone(), lines))
+    };
+    let marked: Vec<(String, Vec<u32>)> = if to_scan.len() > 64 {
+        to_scan.par_iter().filter_map(scan).collect()
+    } else {
+        to_scan.iter().filter_map(scan).collect()
+    };
     for (path, lines) in marked {
         let mut f = finding(
             "conflict_markers",

@@ -144,10 +144,10 @@ fn measure(repo: &Path) -> ExitCode {
     }
     let branches: Vec<String> = (0..AGENTS).map(|k| format!("agent/{k:02}")).collect();
     let mut loop_ms = Vec::new();
-    let mut git_conflicts = 0;
+    let mut git_pairs = std::collections::BTreeSet::new();
     for _ in 0..3 {
         let t = Instant::now();
-        git_conflicts = 0;
+        git_pairs.clear();
         for (x, a) in branches.iter().enumerate() {
             for b in &branches[x + 1..] {
                 let out = synth::git(repo)
@@ -155,7 +155,7 @@ fn measure(repo: &Path) -> ExitCode {
                     .output()
                     .expect("run git merge-tree");
                 if out.status.code() == Some(1) {
-                    git_conflicts += 1;
+                    git_pairs.insert((a.clone(), b.clone()));
                 }
             }
         }
@@ -178,16 +178,29 @@ fn measure(repo: &Path) -> ExitCode {
         "  baton verify --check git         {c:>9.1} ms   ratio {:.2}x (target <= 1.2x)",
         c / s
     );
-    println!("  git merge-tree loop ({pairs} pairs) {l:>9.1} ms   {git_conflicts} pairs conflict");
     println!(
-        "  baton verify --check conflicts   {k:>9.1} ms   ratio {:.3}x (target <= 0.1x), {} conflicting pairs",
-        k / l,
-        report.conflict_pairs
+        "  git merge-tree loop ({pairs} pairs) {l:>9.1} ms   {} pairs conflict",
+        git_pairs.len()
     );
+    println!(
+        "  baton verify --check conflicts   {k:>9.1} ms   ratio {:.3}x (target <= 0.1x), {} pairs conflict",
+        k / l,
+        report.conflict_pairs.len()
+    );
+    let agree = report.conflict_pairs == git_pairs;
+    println!(
+        "  conflicting pairs: baton and git merge-tree {}",
+        if agree { "agree" } else { "DISAGREE" }
+    );
+    if !agree {
+        let only_baton: Vec<_> = report.conflict_pairs.difference(&git_pairs).collect();
+        let only_git: Vec<_> = git_pairs.difference(&report.conflict_pairs).collect();
+        println!("    only baton: {only_baton:?}\n    only git: {only_git:?}");
+    }
     println!(
         "  peak RSS: git check {rss_git:.1} MB, conflicts check {rss_conflicts:.1} MB (target <= 100 MB)"
     );
-    let ok = c / s <= 1.2 && k / l <= 0.1 && rss_git.max(rss_conflicts) <= 100.0;
+    let ok = agree && c / s <= 1.2 && k / l <= 0.1 && rss_git.max(rss_conflicts) <= 100.0;
     println!(
         "  {}",
         if ok {
@@ -243,22 +256,36 @@ fn children_max_rss_kb() -> i64 {
     if rc == 0 { usage.ru_maxrss } else { -1 }
 }
 
-/// Just enough of the report to count findings, without a JSON dependency in xtask.
+/// The pairs of agents whose conflicts findings say they conflict, and the finding counts.
 mod serde_like {
+    use std::collections::BTreeSet;
+
     pub struct Report {
         pub multi_writer: usize,
         pub conflicts: usize,
-        pub conflict_pairs: usize,
+        pub conflict_pairs: BTreeSet<(String, String)>,
     }
 
     pub fn parse(stdout: &[u8]) -> Report {
-        let text = String::from_utf8_lossy(stdout);
-        let multi_writer = text.matches("\"code\": \"multi_writer\"").count();
-        let conflicts = text.matches("\"overlap\": \"conflict\"").count();
-        Report {
-            multi_writer,
-            conflicts,
-            conflict_pairs: conflicts,
+        let v: serde_json::Value = serde_json::from_slice(stdout).expect("verify prints JSON");
+        let mut r = Report {
+            multi_writer: 0,
+            conflicts: 0,
+            conflict_pairs: BTreeSet::new(),
+        };
+        for c in v["checks"].as_array().into_iter().flatten() {
+            for f in c["findings"].as_array().into_iter().flatten() {
+                if f["code"] != "multi_writer" {
+                    continue;
+                }
+                r.multi_writer += 1;
+                if f["overlap"] == "conflict" {
+                    r.conflicts += 1;
+                    let a = |i: usize| f["agents"][i].as_str().unwrap_or_default().to_owned();
+                    r.conflict_pairs.insert((a(0), a(1)));
+                }
+            }
         }
+        r
     }
 }

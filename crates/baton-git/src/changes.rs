@@ -296,7 +296,13 @@ pub fn line_changes(
             .as_ref()
             .is_some_and(|t| t.get_path(Path::new(p)).is_ok())
     };
-    for e in status(&wt_repo, StatusMode { renames: true })? {
+    for e in status(
+        &wt_repo,
+        StatusMode {
+            renames: true,
+            fast_from: None,
+        },
+    )? {
         let tip_path = e.head_path.clone().unwrap_or_else(|| e.path.clone());
         let key = renamed_to
             .get(&tip_path)

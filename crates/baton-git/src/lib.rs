@@ -15,6 +15,8 @@
 pub mod changes;
 mod errors;
 pub mod export;
+mod fast_status;
+mod index_file;
 pub mod merge;
 mod paths;
 pub mod state;

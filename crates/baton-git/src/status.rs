@@ -38,11 +38,45 @@ pub struct StatusEntry {
 pub struct StatusMode {
     /// Pair deletions with additions into renames (reads the content of the candidates).
     pub renames: bool,
+    /// Use the stat pre-pass of [`crate::fast_status`] from this many index entries on
+    /// (`None`: from 2048; `Some(0)`: always; `Some(usize::MAX)`: never).
+    pub fast_from: Option<usize>,
+}
+
+/// Process-wide libgit2 setting for read-only work like verify: trust the object store
+/// instead of re-hashing each object read (git does not re-hash either). Call once, early,
+/// from the binary.
+pub fn tune_for_reading() {
+    git2::opts::strict_hash_verification(false);
 }
 
 /// The status of the worktree `repo` was opened on.
 pub fn status(repo: &git2::Repository, mode: StatusMode) -> Result<Vec<StatusEntry>, GitError> {
+    let threshold = mode.fast_from.unwrap_or(2048);
+    let paths = if threshold == usize::MAX {
+        None
+    } else {
+        crate::fast_status::candidates(repo, threshold)?
+    };
+    match paths {
+        Some(p) if p.is_empty() => Ok(Vec::new()),
+        Some(p) if p.len() <= 4096 => libgit2_status(repo, mode, Some(&p)),
+        _ => libgit2_status(repo, mode, None),
+    }
+}
+
+fn libgit2_status(
+    repo: &git2::Repository,
+    mode: StatusMode,
+    only: Option<&[String]>,
+) -> Result<Vec<StatusEntry>, GitError> {
     let mut opts = git2::StatusOptions::new();
+    if let Some(paths) = only {
+        opts.disable_pathspec_match(true);
+        for p in paths {
+            opts.pathspec(p.as_str());
+        }
+    }
     opts.include_untracked(true)
         .recurse_untracked_dirs(true)
         .include_ignored(false)

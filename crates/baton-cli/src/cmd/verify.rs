@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     let started = Instant::now();
     // verify only reads objects: like git (and unlike libgit2's default), trust the object
     // store instead of re-hashing every object read, which is most of a tree diff's cost
-    git2::opts::strict_hash_verification(false);
+    baton_git::status::tune_for_reading();
     let format = match (args.format, ctx.json) {
         (Some(f), _) => f,
         (None, true) => Format::Json,

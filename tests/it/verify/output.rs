@@ -161,6 +161,14 @@ fn check_selection_and_usage_errors() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["git", "conflicts"]);
+    repo.write(
+        ".config/baton.toml",
+        "[verify]\nsmoke = \"kind(lib)\"\nbogus = 1\n",
+    );
+    let run = baton(&repo, &["verify", "--check", "git"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("baton.toml:3:1"), "{}", run.stderr);
+    std::fs::remove_file(repo.path().join(".config/baton.toml")).unwrap();
     for bad in [
         vec!["verify", "--check", "lint"],
         vec!["verify", "--quick", "--full"],

@@ -245,3 +245,66 @@ fn merged_runs_the_tests_on_the_batch_merged_in_memory() {
         (Some("merge_conflict"), Some("b.txt"))
     );
 }
+
+#[test]
+fn affected_runs_only_the_changed_packages_and_their_dependents() {
+    if !nextest_installed() {
+        return; // rdeps() is a nextest filterset
+    }
+    let repo = TestRepo::new();
+    repo.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"a\", \"b\", \"c\"]\nresolver = \"2\"\n",
+    );
+    for (name, deps, body) in [
+        ("a", "", "pub fn one() -> u32 { 1 }"),
+        (
+            "b",
+            "a = { path = \"../a\" }\n",
+            "pub fn two() -> u32 { a::one() + 1 }",
+        ),
+        ("c", "", "pub fn three() -> u32 { 3 }"),
+    ] {
+        repo.write(
+            &format!("{name}/Cargo.toml"),
+            &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{deps}"),
+        );
+        repo.write(
+            &format!("{name}/src/lib.rs"),
+            &format!(
+                "{body}\n#[cfg(test)]\nmod tests {{\n    #[test]\n    fn in_{name}() {{}}\n}}\n"
+            ),
+        );
+    }
+    // cargo writes Cargo.lock on first use; a changed lockfile would rightly affect everything
+    repo.write(".gitignore", "/target\n/Cargo.lock\n");
+    repo.commit_all("three packages");
+    repo.write("a/src/lib.rs", "pub fn one() -> u32 { 1 } // changed\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn in_a() {}\n}\n");
+    let run = baton_with_cargo(
+        &repo,
+        &[
+            "verify",
+            "--check",
+            "tests",
+            "--full",
+            "--affected",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let t = tests_summary(&run);
+    assert_eq!(t["filter"], "rdeps(=a)");
+    assert_eq!(
+        t["passed"], 2,
+        "a's test and b's (b depends on a), not c's: {t:#}"
+    );
+    // a change outside every package touches nothing to test
+    repo.git(&["checkout", "-q", "--", "."]);
+    repo.write("NOTES.md", "notes\n");
+    let run = baton_with_cargo(
+        &repo,
+        &["verify", "--check", "tests", "--affected", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(check_of(&run.json(), "tests")["status"], "skip");
+}

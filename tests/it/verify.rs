@@ -2,6 +2,7 @@
 //! worktrees. Submodules by check: git state, conflicts (cross-checked against
 //! `git merge-tree`), tests, and output formats.
 
+mod agents;
 mod conflicts;
 mod git_state;
 mod output;

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use baton_git::GitError;
 use baton_git::worktrees::{WorktreeInfo, list_worktrees};
-use baton_git::{GitError, RepoPaths};
 use baton_plan::{Execution, Plan, PlanId};
 
 use crate::errors::AgentsError;
@@ -199,9 +199,4 @@ fn dedup_ids(agents: &mut [AgentSpec]) {
             a.id = b.clone();
         }
     }
-}
-
-/// The repository paths for opening worktrees in parallel (re-exported for callers).
-pub fn repo_paths_of(repo: &git2::Repository) -> Result<RepoPaths, GitError> {
-    RepoPaths::of(repo)
 }

@@ -21,6 +21,8 @@ pub mod pairs;
 pub mod render;
 pub mod report;
 pub mod tests_check;
+pub mod tests_run;
+mod writes;
 
 pub use config::VerifyConfig;
 pub use errors::{AgentsError, MergeReportsError, TestsError};

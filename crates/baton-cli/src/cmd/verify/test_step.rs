@@ -14,8 +14,9 @@ use baton_verify::findings::finding;
 use baton_verify::merged::{Merged, merge_lines};
 use baton_verify::pairs::AgentFiles;
 use baton_verify::tests_check::{
-    self, Affected, Runner, Sink, TestsPlan, affected_packages, rdeps_filter,
+    self, Affected, Runner, TestsPlan, affected_packages, rdeps_filter,
 };
+use baton_verify::tests_run::Sink;
 use guppy::graph::PackageGraph;
 
 use crate::ctx::Ctx;
@@ -289,7 +290,7 @@ pub fn run(
     if !ctx.json {
         ctx.note(format!("running tests in {}", dir.display()));
     }
-    match tests_check::run_tests(&plan, &dir, &env, scratch.path(), sink) {
+    match baton_verify::tests_run::run_tests(&plan, &dir, &env, scratch.path(), sink) {
         Ok(mut summary) => {
             if merged {
                 summary.dir = Some("(merged result, removed afterwards)".to_owned());

@@ -308,3 +308,24 @@ fn affected_runs_only_the_changed_packages_and_their_dependents() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(check_of(&run.json(), "tests")["status"], "skip");
 }
+
+#[test]
+fn a_missing_test_tool_is_exit_3_with_the_report_still_printed() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".config/baton.toml",
+        "[verify]\nquick = [\"no-such-test-tool-xyz\"]\n",
+    );
+    repo.commit_all("config");
+    let (run, report) = verify_json(&repo, &["--check", "tests"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let check = check_of(&report, "tests");
+    assert_eq!(check["status"], "error");
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-test-tool-xyz"),
+        "{check:#}"
+    );
+}

@@ -244,7 +244,16 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
         }
         Format::Junit => print!("{}", render::junit(&rep)),
     }
-    Ok(if rep.ok { exit::OK } else { exit::GATE_FAILED })
+    // a check that could not run (git failing, a tool missing) is an environment error, even
+    // though the report was written
+    let errored = rep.checks.iter().any(|c| c.status == CheckStatus::Error);
+    Ok(if errored {
+        exit::ENVIRONMENT
+    } else if rep.ok {
+        exit::OK
+    } else {
+        exit::GATE_FAILED
+    })
 }
 
 fn resolve_agents(

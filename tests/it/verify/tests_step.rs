@@ -329,3 +329,38 @@ fn a_missing_test_tool_is_exit_3_with_the_report_still_printed() {
         "{check:#}"
     );
 }
+
+#[test]
+fn merged_rust_workspace_passes_where_each_agent_alone_fails() {
+    let repo = TestRepo::new();
+    repo.write(
+        "Cargo.toml",
+        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    repo.write(
+        "src/lib.rs",
+        "mod expected;\npub use expected::EXPECTED;\npub fn value() -> u32 { 1 }\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn value_matches() { assert_eq!(super::value(), super::EXPECTED); }\n}\n",
+    );
+    repo.write("src/expected.rs", "pub const EXPECTED: u32 = 1;\n");
+    repo.write(".gitignore", "/target\n/Cargo.lock\n");
+    repo.commit_all("tiny crate");
+    // each agent does half of a change: alone, each breaks the test; merged, it passes
+    let a = add_worktree(&repo, "a", "a");
+    let b = add_worktree(&repo, "b", "b");
+    let lib = std::fs::read_to_string(repo.path().join("src/lib.rs")).unwrap();
+    write_file(&a, "src/lib.rs", &lib.replace("{ 1 }", "{ 2 }"));
+    repo.commit_all_in(&a, "value is 2");
+    write_file(&b, "src/expected.rs", "pub const EXPECTED: u32 = 2;\n");
+    repo.commit_all_in(&b, "expect 2");
+    let run = baton_with_cargo(&repo, &["verify", "--check", "tests", "--merged", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let t = tests_summary(&run);
+    assert_eq!(
+        (t["passed"].as_u64(), t["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{t:#}"
+    );
+    // the merged build used its own target dir beside the user's; the checkout is untouched
+    assert!(repo.path().join("target/baton-merged").is_dir());
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}

@@ -364,6 +364,11 @@ pub(super) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
             (None, None) if c.findings.is_empty() => "no findings".to_owned(),
             (None, None) => format!("{} finding(s)", c.findings.len()),
         };
+        let detail = if c.agents.is_empty() {
+            detail
+        } else {
+            format!("{} agent(s) compared, {detail}", c.agents.len())
+        };
         ctx.say(format!(
             "{:<10} {status:<5} {detail} {}",
             s.bold(&c.name),

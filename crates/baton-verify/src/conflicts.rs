@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use baton_git::changes::{FileChange, line_changes};
+use baton_git::changes::{Content, FileChange, line_changes};
 use baton_git::merge::{ConflictKind, MergeOutcome, Merger, Side};
 use baton_git::{GitError, RepoPaths};
 use baton_plan::glob::ScopeMatcher;
@@ -27,6 +27,8 @@ pub struct AgentLine {
     /// The merge base of its tip with the base commit.
     pub merge_base: Option<git2::Oid>,
     pub files: AgentFiles,
+    /// Committed files with conflict markers: `(path, first lines of blocks)`.
+    pub committed_markers: Vec<(String, Vec<u32>)>,
 }
 
 /// What the conflicts check found.
@@ -114,7 +116,7 @@ pub fn check_conflicts(
         .collect();
     let mut findings: Vec<Finding> = classified.into_iter().collect::<Result<_, _>>()?;
     findings.extend(crate::writes::scope_violations(&lines, &matchers));
-    findings.extend(crate::writes::committed_markers(repo, &lines)?);
+    findings.extend(crate::writes::committed_markers(&lines));
     if lines.iter().any(|l| l.spec.worktree.is_some()) {
         findings.extend(crate::writes::main_checkout_writes(repo, &lines)?);
     }
@@ -156,14 +158,32 @@ fn agent_line(
         return Ok(AgentLine {
             files: AgentFiles::Declared(files.clone()),
             merge_base: None,
+            committed_markers: Vec::new(),
             spec,
         });
     }
     let merge_base = spec.tip.and_then(|t| repo.merge_base(base, t).ok());
     let changes = line_changes(repo, merge_base, spec.tip, spec.worktree.as_deref())?;
+    // committed content only: the git check scans the worktrees
+    let mut committed_markers = Vec::new();
+    for c in changes.values() {
+        let (Some(Content::Blob { oid, .. }), Some(dest)) = (&c.content, &c.dest) else {
+            continue;
+        };
+        let Ok(blob) = repo.find_blob(*oid) else {
+            continue;
+        };
+        if blob.size() as u64 <= crate::markers::MAX_SCAN_BYTES {
+            let found = crate::markers::conflict_blocks(blob.content());
+            if !found.is_empty() {
+                committed_markers.push((dest.clone(), found));
+            }
+        }
+    }
     Ok(AgentLine {
         files: AgentFiles::Line(changes),
         merge_base,
+        committed_markers,
         spec,
     })
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use baton_git::changes::{Content, FileChange};
+use baton_git::changes::FileChange;
 use baton_git::status::{StatusMode, status};
 use baton_git::{GitError, RepoPaths};
 use baton_plan::glob::ScopeMatcher;
@@ -15,46 +15,27 @@ use crate::pairs::AgentFiles;
 
 /// Conflict markers in files an agent committed (a merge it botched and committed anyway).
 /// Uncommitted files are the git check's business: it scans every worktree.
-pub(crate) fn committed_markers(
-    repo: &RepoPaths,
-    lines: &[AgentLine],
-) -> Result<Vec<Finding>, GitError> {
-    let r = repo.open()?;
+pub(crate) fn committed_markers(lines: &[AgentLine]) -> Vec<Finding> {
     let mut out = Vec::new();
     for l in lines {
-        let AgentFiles::Line(changes) = &l.files else {
-            continue;
-        };
-        for c in changes.values() {
-            let Some(Content::Blob { oid, .. }) = &c.content else {
-                continue;
-            };
-            let Ok(blob) = r.find_blob(*oid) else {
-                continue;
-            };
-            if blob.size() as u64 > crate::markers::MAX_SCAN_BYTES {
-                continue;
-            }
-            let found = crate::markers::conflict_blocks(blob.content());
-            let (Some(first), Some(path)) = (found.first(), c.dest.as_deref()) else {
-                continue;
-            };
+        for (path, found) in &l.committed_markers {
             let mut f = finding(
                 "conflict_markers",
                 Severity::Error,
                 format!(
-                    "{path}: agent {} committed it with {} conflict marker block(s), the first at line {first}",
+                    "{path}: agent {} committed it with {} conflict marker block(s), the first at line {}",
                     l.spec.id,
-                    found.len()
+                    found.len(),
+                    found[0]
                 ),
             );
-            f.path = Some(path.to_owned());
-            f.line = Some(*first);
+            f.path = Some(path.clone());
+            f.line = found.first().copied();
             f.agents = vec![l.spec.id.clone()];
             out.push(f);
         }
     }
-    Ok(out)
+    out
 }
 
 pub(crate) fn scope_violations(

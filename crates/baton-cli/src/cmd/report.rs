@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, cmd: ReportCommand) -> CliResult {
         })?;
         loaded.push((path, report));
     }
-    let merged = merge_reports(loaded).map_err(|e| CliError::input(e.to_string()))?;
+    let merged = merge_reports(loaded)?;
     if let Some(out) = &output {
         let mut text = serde_json::to_vec_pretty(&merged)
             .map_err(|e| CliError::env(format!("cannot serialize the report: {e}")))?;

@@ -196,7 +196,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
                     outcome = Some(o);
                     c
                 }
-                (_, Err(e)) if e.is_bad_input() => return Err(CliError::input(e.to_string())),
+                (_, Err(e)) if e.is_bad_input() => return Err(e.into()),
                 (_, Err(e)) => errored("conflicts", e.to_string(), t),
             }
         };
@@ -261,13 +261,7 @@ fn resolve_agents(
     repo: &git2::Repository,
     source: &AgentSource,
 ) -> CliResult<(Vec<AgentSpec>, Vec<String>)> {
-    let input = |e: baton_verify::AgentsError| {
-        if e.is_bad_input() {
-            CliError::input(e.to_string())
-        } else {
-            CliError::env(e.to_string())
-        }
-    };
+    let input = CliError::from;
     match source {
         AgentSource::Worktrees => Ok((agents::from_worktrees(repo)?, Vec::new())),
         AgentSource::Branches(glob) => Ok((

@@ -42,11 +42,7 @@ pub enum Prepared {
 }
 
 fn tests_err(e: baton_verify::TestsError) -> CliError {
-    if e.is_bad_input() {
-        CliError::input(e.to_string())
-    } else {
-        CliError::env(e.to_string())
-    }
+    e.into()
 }
 
 pub fn prepare(
@@ -167,17 +163,14 @@ pub fn run(
     outcome: Option<&ConflictsOutcome>,
 ) -> Check {
     let started = Instant::now();
-    let Prepared::Run {
-        mut plan,
-        graph,
-        affected,
-        merged,
-    } = prepared
-    else {
-        let Prepared::Skip(why) = prepared else {
-            unreachable!("matched Run above")
-        };
-        return skipped(why, started);
+    let (mut plan, graph, affected, merged) = match prepared {
+        Prepared::Skip(why) => return skipped(why, started),
+        Prepared::Run {
+            plan,
+            graph,
+            affected,
+            merged,
+        } => (plan, graph, affected, merged),
     };
     if affected {
         let changed = changed_files(repo, base, outcome);

@@ -277,3 +277,69 @@ fn not_a_repository_is_exit_3_and_bad_base_is_exit_2() {
     assert!(run.stderr.contains("no-such-ref"), "{}", run.stderr);
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
 }
+
+/// Big enough for the stat pre-pass (2048+ index entries): the git check's view of changed
+/// and untracked files matches `git status`, in the main checkout and in a linked worktree.
+#[test]
+fn big_checkouts_agree_with_git_status() {
+    let repo = TestRepo::new();
+    for i in 0..2100 {
+        repo.write(
+            &format!("src/d{:02}/f{i:04}.txt", i % 30),
+            &format!("file {i}\n"),
+        );
+    }
+    repo.write(".gitignore", "*.log\n");
+    repo.commit_all("many files");
+    let wt = add_worktree(&repo, "big", "big");
+    for dir in [repo.path().to_path_buf(), wt.clone()] {
+        write_file(&dir, "src/d03/f0003.txt", "changed\n");
+        std::fs::remove_file(dir.join("src/d04/f0004.txt")).unwrap();
+        write_file(&dir, "src/d05/new.txt", "new\n");
+        write_file(&dir, "brand/new/dir.txt", "new\n");
+        write_file(&dir, "src/d06/noise.log", "ignored\n");
+        write_file(&dir, "staged.txt", "staged\n");
+        repo.git_in(&dir, &["add", "staged.txt"]);
+    }
+    let (run, report) = verify_json(&repo, &["--check", "git"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for dir in [repo.path().to_path_buf(), wt] {
+        let porcelain = repo.git_in(&dir, &["status", "--porcelain", "-uall"]);
+        let mut git_tracked: Vec<String> = Vec::new();
+        let mut git_untracked: Vec<String> = Vec::new();
+        for line in porcelain.lines() {
+            let path = line[3..].to_owned();
+            if line.starts_with("??") {
+                git_untracked.push(path);
+            } else {
+                git_tracked.push(path);
+            }
+        }
+        let ours = |code: &str| -> Vec<String> {
+            let mut v: Vec<String> = check_of(&report, "git")["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["code"] == code && f["worktree"] == dir.display().to_string())
+                .flat_map(|f| f["paths"].as_array().unwrap().clone())
+                .map(|p| p.as_str().unwrap().to_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        git_tracked.sort();
+        git_untracked.sort();
+        assert_eq!(
+            ours("uncommitted_changes"),
+            git_tracked,
+            "in {}",
+            dir.display()
+        );
+        assert_eq!(
+            ours("untracked_files"),
+            git_untracked,
+            "in {}",
+            dir.display()
+        );
+    }
+}

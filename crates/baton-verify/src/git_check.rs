@@ -178,8 +178,11 @@ pub fn check_worktree(
             "uncommitted_changes",
             Severity::Warning,
             format!(
-                "{} in {label}: {} tracked file(s) changed but not committed ({})",
-                wt.head.branch().unwrap_or("HEAD"),
+                "{label}{}: {} tracked file(s) changed but not committed ({})",
+                wt.head
+                    .branch()
+                    .map(|b| format!(" (branch {b})"))
+                    .unwrap_or_default(),
                 modified.len(),
                 sample(&modified)
             ),

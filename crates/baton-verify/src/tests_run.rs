@@ -108,6 +108,12 @@ fn run_nextest(
         }
         None => TestsSummary::default(),
     };
+    if junit.is_none() && code == 0 {
+        return Err(TestsError::Junit {
+            path: candidates.last().cloned().unwrap_or_default(),
+            reason: "cargo nextest passed but wrote no JUnit report there".to_owned(),
+        });
+    }
     if junit.is_none() && code != 0 {
         summary.failed = summary.failed.max(1);
         summary.failures.push(TestFailure {
@@ -128,7 +134,18 @@ fn run_nextest(
 /// Where nextest may write the JUnit report of our profile: its store (`target/nextest` under
 /// the workspace root by default) or under a `CARGO_TARGET_DIR` we pass.
 fn junit_candidates(dir: &Path, env: &[(String, String)]) -> Vec<PathBuf> {
-    let mut out = vec![dir.join("target/nextest").join(PROFILE).join("junit.xml")];
+    let mut out = Vec::new();
+    // a repository may move nextest's store (`[store] dir` in .config/nextest.toml)
+    if let Ok(text) = std::fs::read_to_string(dir.join(".config/nextest.toml"))
+        && let Ok(value) = text.parse::<toml::Table>()
+        && let Some(store) = value
+            .get("store")
+            .and_then(|s| s.get("dir"))
+            .and_then(|d| d.as_str())
+    {
+        out.push(dir.join(store).join(PROFILE).join("junit.xml"));
+    }
+    out.push(dir.join("target/nextest").join(PROFILE).join("junit.xml"));
     if let Some((_, t)) = env.iter().find(|(k, _)| k == "CARGO_TARGET_DIR") {
         out.push(Path::new(t).join("nextest").join(PROFILE).join("junit.xml"));
     }

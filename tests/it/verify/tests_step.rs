@@ -364,3 +364,29 @@ fn merged_rust_workspace_passes_where_each_agent_alone_fails() {
     assert!(repo.path().join("target/baton-merged").is_dir());
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
+
+#[test]
+fn a_moved_nextest_store_is_followed() {
+    if !nextest_installed() {
+        return;
+    }
+    let repo = TestRepo::new();
+    repo.write(
+        ".config/nextest.toml",
+        "[store]\ndir = \"target/elsewhere\"\n",
+    );
+    tiny_crate(&repo, Some("test(ok_unit)"));
+    let run = baton_with_cargo(&repo, &["verify", "--check", "tests", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let t = tests_summary(&run);
+    assert_eq!(
+        (t["passed"].as_u64(), t["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{t:#}"
+    );
+    assert!(
+        repo.path()
+            .join("target/elsewhere/baton-verify/junit.xml")
+            .is_file()
+    );
+}

@@ -16,6 +16,9 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    /// An error one worker thread met, reported again by another that needed the same thing.
+    #[error("{0}")]
+    Again(String),
     #[error("git: cannot {action}: {}", source.message())]
     Git {
         action: String,

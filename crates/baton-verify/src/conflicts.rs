@@ -77,10 +77,7 @@ pub fn check_conflicts(
             || repo.open(),
             |r, spec| match r {
                 Ok(r) => agent_line(r, base, spec),
-                Err(e) => Err(GitError::Git {
-                    action: format!("open the repository at {}", repo.workdir.display()),
-                    source: git2::Error::from_str(&e.to_string()),
-                }),
+                Err(e) => Err(GitError::Again(e.to_string())),
             },
         )
         .collect();
@@ -106,10 +103,9 @@ pub fn check_conflicts(
         .map_init(
             || Merger::open(repo),
             |merger, pair| {
-                let merger = merger.as_ref().map_err(|e| GitError::Git {
-                    action: "open the repository".to_owned(),
-                    source: git2::Error::from_str(&e.to_string()),
-                })?;
+                let merger = merger
+                    .as_ref()
+                    .map_err(|e| GitError::Again(e.to_string()))?;
                 classify(merger, pair, &lines, ancestors[&(pair.a, pair.b)])
             },
         )

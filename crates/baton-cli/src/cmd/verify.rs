@@ -341,7 +341,8 @@ fn append(path: &std::path::Path, text: &str) -> CliResult<()> {
 /// One line per check, one line per finding, then the verdict with totals.
 pub(super) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
     let s = &ctx.style;
-    for c in &rep.checks {
+    // --quiet: only the verdict
+    for c in rep.checks.iter().filter(|_| !ctx.quiet) {
         let status = match c.status {
             CheckStatus::Pass => s.green("pass"),
             CheckStatus::Warn => s.yellow("warn"),
@@ -368,6 +369,23 @@ pub(super) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
             s.bold(&c.name),
             s.dim(&format!("({} ms)", c.duration_ms))
         ));
+        if ctx.verbose > 0 {
+            for a in &c.agents {
+                let place = match (&a.branch, &a.worktree) {
+                    (Some(b), Some(w)) => format!("branch {b} in {w}"),
+                    (Some(b), None) => format!("branch {b}"),
+                    (None, Some(w)) => w.clone(),
+                    (None, None) => "shared tree".to_owned(),
+                };
+                ctx.say(format!(
+                    "  {} {} ({place}): {} file(s) changed, {} not committed",
+                    s.dim("agent"),
+                    a.id,
+                    a.files.len(),
+                    a.uncommitted
+                ));
+            }
+        }
         for f in &c.findings {
             if f.severity == Severity::Info && ctx.verbose == 0 {
                 continue;

@@ -390,3 +390,66 @@ fn a_moved_nextest_store_is_followed() {
             .is_file()
     );
 }
+
+#[test]
+fn without_nextest_cargo_test_runs_and_its_output_is_parsed() {
+    let repo = TestRepo::new();
+    tiny_crate(&repo, None);
+    // a cargo that has no `nextest` subcommand, like a machine without cargo-nextest
+    let real = std::env::var_os("CARGO").unwrap_or("cargo".into());
+    let fake = repo.scratch("bin").join("cargo-without-nextest");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = nextest ]; then echo 'no such command: nextest' >&2; exit 101; fi\nexec '{}' \"$@\"\n",
+            PathBuf::from(real).display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
+    let out = repo
+        .command(crate::support::BATON, repo.path())
+        .args(["verify", "--check", "tests", "--json"])
+        .env("CARGO", &fake)
+        .env(
+            "CARGO_HOME",
+            std::env::var_os("CARGO_HOME").map_or(home.join(".cargo"), PathBuf::from),
+        )
+        .env(
+            "RUSTUP_HOME",
+            std::env::var_os("RUSTUP_HOME").map_or(home.join(".rustup"), PathBuf::from),
+        )
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let t = tests_summary(&run);
+    assert_eq!(t["runner"], "cargo-test");
+    // quick: unit tests only (`--lib --bins`), the failing one named
+    assert_eq!(
+        (t["passed"].as_u64(), t["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{t:#}"
+    );
+    assert_eq!(t["failures"][0]["name"], "tests::bad_unit");
+    // --partition needs nextest: refused up front
+    let out = repo
+        .command(crate::support::BATON, repo.path())
+        .args(["verify", "--check", "tests", "--partition", "hash:1/2"])
+        .env("CARGO", &fake)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -6,6 +6,7 @@ mod agents;
 mod conflicts;
 mod git_state;
 mod output;
+mod tests_cargo;
 mod tests_step;
 
 use std::collections::BTreeMap;

@@ -18,6 +18,9 @@ pub struct VerifyReport {
     /// `--strict`: warnings failed the gate.
     #[serde(default)]
     pub strict: bool,
+    /// `--merged`: the tests ran on the agents' work merged in memory.
+    #[serde(default)]
+    pub merged: bool,
     /// Totals over all checks.
     #[serde(default)]
     pub totals: Totals,

@@ -303,6 +303,7 @@ mod tests {
                 agents: vec![],
             }],
             strict: false,
+            merged: false,
             totals: Totals {
                 errors: 1,
                 warnings: 0,

@@ -53,6 +53,7 @@ pub fn merge_reports(
         }
         merged.duration_ms = merged.duration_ms.max(r.duration_ms);
         merged.strict |= r.strict;
+        merged.merged |= r.merged;
         for c in r.checks {
             match merged.checks.iter_mut().find(|m| m.name == c.name) {
                 Some(m) => join_check(m, c),
@@ -143,6 +144,7 @@ mod tests {
                 agents: vec![],
             }],
             strict: false,
+            merged: false,
             totals: Totals::default(),
         }
     }

@@ -227,6 +227,7 @@ fn merged_runs_the_tests_on_the_batch_merged_in_memory() {
     let before = super::snapshot(&repo.path().join(".git"));
     let (run, report) = verify_json(&repo, &["--check", "tests", "--merged"]);
     assert_eq!(run.code, 0, "{}\n{report:#}", run.stderr);
+    assert_eq!(report["merged"], true);
     assert_eq!(super::snapshot(&repo.path().join(".git")), before);
     assert!(
         !repo.path().join("a.txt").exists(),

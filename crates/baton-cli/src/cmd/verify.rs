@@ -228,6 +228,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
         duration_ms: ms(started),
         checks,
         strict: args.strict,
+        merged: args.merged,
         totals: Default::default(),
     };
     report::finish(&mut rep);

@@ -36,7 +36,12 @@ pub(crate) fn candidates(
     let Some(index) = index_file::parse(&bytes) else {
         return Ok(None);
     };
-    if index.entries.len() < min_entries || index.entries.iter().any(|e| e.stage != 0) {
+    if index.entries.len() < min_entries
+        || index
+            .entries
+            .iter()
+            .any(|e| e.stage != 0 || std::str::from_utf8(e.path).is_err())
+    {
         // small or conflicted: libgit2 alone is as fast and simpler
         return Ok(None);
     }
@@ -63,10 +68,14 @@ pub(crate) fn candidates(
         }
     }
     let tasks: Vec<(&[u8], &DirFiles<'_, '_>)> = dirs.iter().map(|(d, f)| (*d, f)).collect();
-    let found: Vec<Vec<String>> = tasks
+    let found: Option<Vec<Vec<String>>> = tasks
         .par_iter()
         .map(|(dir, files)| scan_dir(workdir, dir, files, &tracked_dirs, index_mtime))
         .collect();
+    // a name that is not UTF-8 cannot be passed on as a pathspec: let libgit2 do it all
+    let Some(found) = found else {
+        return Ok(None);
+    };
     let mut out: Vec<String> = found.into_iter().flatten().collect();
     let Some(staged) = staged_paths(repo, index.root_tree)? else {
         return Ok(None);
@@ -83,14 +92,14 @@ pub(crate) fn candidates(
 }
 
 /// Compare one directory's entries with the index; return candidate paths (untracked
-/// directories end with `/`).
+/// directories end with `/`), or `None` on a file name that is not UTF-8.
 fn scan_dir(
     workdir: &Path,
     dir: &[u8],
     files: &[(&[u8], &RawEntry<'_>)],
     tracked_dirs: &HashSet<&[u8]>,
     index_mtime: Option<(i64, i64)>,
-) -> Vec<String> {
+) -> Option<Vec<String>> {
     let dir_s = String::from_utf8_lossy(dir);
     let join = |name: &str| {
         if dir.is_empty() {
@@ -103,7 +112,7 @@ fn scan_dir(
     let Ok(listing) = std::fs::read_dir(workdir.join(&*dir_s)) else {
         // the directory is gone: every file in it is deleted
         out.extend(files.iter().map(|(n, _)| join(&String::from_utf8_lossy(n))));
-        return out;
+        return Some(out);
     };
     let by_name: HashMap<&[u8], &RawEntry<'_>> = files.iter().map(|(n, e)| (*n, *e)).collect();
     let mut seen = 0usize;
@@ -113,7 +122,8 @@ fn scan_dir(
         if dir.is_empty() && name == b".git" {
             continue;
         }
-        let lossy = || join(&name_os.to_string_lossy());
+        let name_str = name_os.to_str()?;
+        let lossy = || join(name_str);
         match by_name.get(name) {
             Some(e) => {
                 seen += 1;
@@ -159,7 +169,7 @@ fn scan_dir(
             }
         }
     }
-    out
+    Some(out)
 }
 
 /// git's `ie_match_stat`: the file is unchanged if its stat data matches the index entry and

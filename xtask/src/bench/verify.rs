@@ -4,6 +4,9 @@
 //! - the conflicts check vs a loop of pairwise `git merge-tree --write-tree` (target <= 0.1x),
 //! - the peak memory of verify (target <= 100 MB), read from `getrusage(RUSAGE_CHILDREN)` in
 //!   a helper process whose only child is baton.
+//!
+//! `--worktrees N` adds N agent worktrees with uncommitted work and times both checks there
+//! too; `--keep` keeps the repository.
 
 use std::io::Write;
 use std::path::Path;
@@ -36,6 +39,14 @@ pub fn run(args: &[String]) -> ExitCode {
         t.elapsed().as_secs_f64()
     );
     let code = measure(&repo);
+    let worktrees = args
+        .iter()
+        .position(|a| a == "--worktrees")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<usize>().ok());
+    if let Some(n) = worktrees {
+        measure_worktrees(&repo, &tmp, n.min(AGENTS));
+    }
     if args.iter().any(|a| a == "--keep") {
         eprintln!("kept {}", repo.display());
     } else {
@@ -210,6 +221,65 @@ fn measure(repo: &Path) -> ExitCode {
         }
     );
     ExitCode::SUCCESS
+}
+
+/// `--worktrees N`: agents as linked worktrees (the default agent source), each with 15
+/// uncommitted edits and an untracked file. Compares the git check with `git status` run in
+/// the main checkout and every worktree one after the other, and times the conflicts check.
+fn measure_worktrees(repo: &Path, tmp: &Path, n: usize) {
+    const RUNS: usize = 5;
+    let t = Instant::now();
+    let mut dirs = vec![repo.to_owned()];
+    for k in 0..n {
+        let dir = tmp.join(format!("wt{k:02}"));
+        git_ok(
+            repo,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                dir.to_str().expect("utf-8 temp path"),
+                &format!("agent/{k:02}"),
+            ],
+        );
+        for j in 0..15 {
+            let path = dir.join(synth::file_path(k * 500 + 250 + j));
+            let mut content = std::fs::read_to_string(&path).expect("read a checked-out file");
+            content.push_str(&format!("// uncommitted edit by agent {k}\n"));
+            std::fs::write(&path, content).expect("edit a file");
+        }
+        std::fs::write(dir.join(format!("untracked-{k}.txt")), "new\n").expect("write a file");
+        git_ok(&dir, &["status", "--porcelain=v2"]);
+        dirs.push(dir);
+    }
+    eprintln!("added {n} worktrees in {:.1} s", t.elapsed().as_secs_f64());
+    let mut status_ms = Vec::new();
+    let mut check_ms = Vec::new();
+    let mut conflicts_ms = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        for d in &dirs {
+            let mut c = synth::git(d);
+            c.args(["status", "--porcelain=v2"]);
+            c.output().expect("run git status");
+        }
+        status_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        check_ms.push(time_ms(baton(repo, &["--check", "git"])));
+        conflicts_ms.push(time_ms(baton(repo, &["--check", "conflicts"])));
+    }
+    let rss = rss_mb(repo, &["--check", "conflicts"]);
+    let (s, c, k) = (
+        median_ms(status_ms),
+        median_ms(check_ms),
+        median_ms(conflicts_ms),
+    );
+    println!("with {n} agent worktrees (15 uncommitted edits + 1 untracked file each):");
+    println!("  git status in main + {n} worktrees  {s:>9.1} ms");
+    println!(
+        "  baton verify --check git          {c:>9.1} ms   ratio {:.2}x",
+        c / s
+    );
+    println!("  baton verify --check conflicts    {k:>9.1} ms   peak RSS {rss:.1} MB");
 }
 
 /// Peak RSS of one baton verify run, in MB, measured by a helper process.

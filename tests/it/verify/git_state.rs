@@ -301,8 +301,14 @@ fn big_checkouts_agree_with_git_status() {
         write_file(&dir, "staged.txt", "staged\n");
         repo.git_in(&dir, &["add", "staged.txt"]);
     }
+    let before = super::snapshot(&repo.path().join(".git"));
     let (run, report) = verify_json(&repo, &["--check", "git"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        super::snapshot(&repo.path().join(".git")),
+        before,
+        "verify wrote under .git"
+    );
     for dir in [repo.path().to_path_buf(), wt] {
         let porcelain = repo.git_in(&dir, &["status", "--porcelain", "-uall"]);
         let mut git_tracked: Vec<String> = Vec::new();

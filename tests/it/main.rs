@@ -7,3 +7,4 @@ mod store;
 mod support;
 mod tasks;
 mod tasks_taskwarrior;
+mod verify;

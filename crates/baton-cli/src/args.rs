@@ -63,6 +63,11 @@ pub enum Command {
     /// Link plans to a task system: one task per batch, dependencies from the plan.
     #[command(subcommand)]
     Task(cmd::task::TaskCommand),
+    /// The gate between batches: git state, files written by several agents, smoke or full tests.
+    Verify(cmd::verify::VerifyArgs),
+    /// Work with verify reports (combine the reports of CI shards).
+    #[command(subcommand)]
+    Report(cmd::report::ReportCommand),
     /// Show the whole flow on a throwaway repository with scripted agents.
     Demo(cmd::demo::DemoArgs),
 }

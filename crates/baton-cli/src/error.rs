@@ -51,7 +51,37 @@ impl From<baton_store::StoreError> for CliError {
 
 impl From<baton_git::GitError> for CliError {
     fn from(e: baton_git::GitError) -> Self {
-        CliError::env(e.to_string())
+        if e.is_bad_input() {
+            CliError::input(e.to_string())
+        } else {
+            CliError::env(e.to_string())
+        }
+    }
+}
+
+impl From<baton_verify::AgentsError> for CliError {
+    fn from(e: baton_verify::AgentsError) -> Self {
+        if e.is_bad_input() {
+            CliError::input(e.to_string())
+        } else {
+            CliError::env(e.to_string())
+        }
+    }
+}
+
+impl From<baton_verify::TestsError> for CliError {
+    fn from(e: baton_verify::TestsError) -> Self {
+        if e.is_bad_input() {
+            CliError::input(e.to_string())
+        } else {
+            CliError::env(e.to_string())
+        }
+    }
+}
+
+impl From<baton_verify::MergeReportsError> for CliError {
+    fn from(e: baton_verify::MergeReportsError) -> Self {
+        CliError::input(e.to_string())
     }
 }
 

@@ -9,5 +9,6 @@ pub mod exit;
 mod verify;
 
 pub use verify::{
-    Check, CheckStatus, Finding, Overlap, Severity, TestFailure, TestsSummary, VerifyReport,
+    AgentChanges, Check, CheckStatus, Finding, Overlap, Severity, TestFailure, TestsSummary,
+    Totals, VerifyReport,
 };

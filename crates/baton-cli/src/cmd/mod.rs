@@ -3,8 +3,10 @@
 pub mod demo;
 pub mod metrics;
 pub mod plan;
+pub mod report;
 pub mod status;
 pub mod task;
+pub mod verify;
 
 use crate::args::Command;
 use crate::ctx::Ctx;
@@ -17,5 +19,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Demo(a) => demo::run(ctx, a),
         Command::Metrics(c) => metrics::run(ctx, c),
         Command::Task(c) => task::run(ctx, c),
+        Command::Verify(a) => verify::run(ctx, a),
+        Command::Report(c) => report::run(ctx, c),
     }
 }

@@ -1,0 +1,89 @@
+//! Human output of `baton verify` and `baton report merge`: one line per check, one line per
+//! finding, the verdict with totals; `-v` lists the agents compared, `-q` prints only the
+//! verdict.
+
+use baton_report::{CheckStatus, Severity, VerifyReport};
+
+use crate::ctx::Ctx;
+
+/// One line per check, one line per finding, then the verdict with totals.
+pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
+    let s = &ctx.style;
+    // --quiet: only the verdict
+    for c in rep.checks.iter().filter(|_| !ctx.quiet) {
+        let status = match c.status {
+            CheckStatus::Pass => s.green("pass"),
+            CheckStatus::Warn => s.yellow("warn"),
+            CheckStatus::Fail => s.red("FAIL"),
+            CheckStatus::Skip => s.dim("skip"),
+            CheckStatus::Error => s.red("ERROR"),
+        };
+        let detail = match (&c.tests, &c.message) {
+            (Some(t), _) => format!(
+                "{} passed, {} failed, {} skipped",
+                t.passed, t.failed, t.skipped
+            ),
+            (None, Some(m)) => m.clone(),
+            (None, None) if c.findings.is_empty() => "no findings".to_owned(),
+            (None, None) => format!("{} finding(s)", c.findings.len()),
+        };
+        let detail = if c.agents.is_empty() {
+            detail
+        } else {
+            format!("{} agent(s) compared, {detail}", c.agents.len())
+        };
+        ctx.say(format!(
+            "{:<10} {status:<5} {detail} {}",
+            s.bold(&c.name),
+            s.dim(&format!("({} ms)", c.duration_ms))
+        ));
+        if ctx.verbose > 0 {
+            for a in &c.agents {
+                let place = match (&a.branch, &a.worktree) {
+                    (Some(b), Some(w)) => format!("branch {b} in {w}"),
+                    (Some(b), None) => format!("branch {b}"),
+                    (None, Some(w)) => w.clone(),
+                    (None, None) => "shared tree".to_owned(),
+                };
+                ctx.say(format!(
+                    "  {} {} ({place}): {} file(s) changed, {} not committed",
+                    s.dim("agent"),
+                    a.id,
+                    a.files.len(),
+                    a.uncommitted
+                ));
+            }
+        }
+        for f in &c.findings {
+            if f.severity == Severity::Info && ctx.verbose == 0 {
+                continue;
+            }
+            let sev = match f.severity {
+                Severity::Error => s.red("error"),
+                Severity::Warning => s.yellow("warning"),
+                Severity::Info => s.dim("info"),
+            };
+            ctx.say(format!("  {sev} {}: {}", s.cyan(&f.code), f.message));
+        }
+        if let Some(t) = &c.tests {
+            for fail in &t.failures {
+                let why = fail
+                    .message
+                    .as_deref()
+                    .and_then(|m| m.lines().next())
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                ctx.say(format!("  {} {}{why}", s.red("failed"), fail.name));
+            }
+        }
+    }
+    let verdict = if rep.ok {
+        s.green("verify passed")
+    } else {
+        s.red("verify FAILED")
+    };
+    ctx.say(format!(
+        "{verdict}: {} error(s), {} warning(s) in {} ms",
+        rep.totals.errors, rep.totals.warnings, rep.duration_ms
+    ));
+}

@@ -1,0 +1,331 @@
+//! Predicting how a three-way merge of one file goes, in memory.
+//!
+//! Content comes from the object database (blobs) or from working trees (files not yet
+//! committed). Uncommitted content is hashed into an in-memory object backend (libgit2's
+//! mempack) added in front of the repository's own, so libgit2's merge (git's xdiff rules:
+//! adjacent edits conflict) can read it, and nothing is ever written to the repository on
+//! disk. An object that already exists is never rewritten (libgit2 would "freshen" it by
+//! touching its file).
+
+use std::path::Path;
+
+use crate::GitError;
+use crate::changes::Content;
+
+/// Why a merge of one file conflicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConflictKind {
+    /// Both sides edited overlapping or adjacent lines.
+    Content,
+    /// One side deleted the file, the other changed it.
+    ModifyDelete,
+    /// Both sides added a file at the same path with different content.
+    AddAdd,
+    /// Both sides renamed the file, to different paths.
+    RenameRename,
+    /// One side renamed the file, the other deleted it.
+    RenameDelete,
+    /// The sides changed the file's type or mode differently (file vs symlink, exec bit).
+    Mode,
+    /// Binary content changed differently on both sides.
+    Binary,
+}
+
+impl ConflictKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConflictKind::Content => "edits to the same or adjacent lines",
+            ConflictKind::ModifyDelete => "one deleted the file, the other changed it",
+            ConflictKind::AddAdd => "both added it with different content",
+            ConflictKind::RenameRename => "both renamed it, to different paths",
+            ConflictKind::RenameDelete => "one renamed the file, the other deleted it",
+            ConflictKind::Mode => "they changed its type or mode differently",
+            ConflictKind::Binary => "binary content changed on both sides",
+        }
+    }
+}
+
+/// How a three-way merge of one file goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// It merges; the result (`None`: the file is deleted).
+    Clean(Option<Side>),
+    Conflict(ConflictKind),
+}
+
+/// One side of a file merge: a blob and its mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Side {
+    pub oid: git2::Oid,
+    pub mode: u32,
+}
+
+/// Merges files of one repository in memory. One per thread: it holds a `Repository`.
+pub struct Merger {
+    repo: git2::Repository,
+}
+
+impl Merger {
+    /// Open `paths`' repository with an in-memory object backend in front of the disk.
+    pub fn open(paths: &crate::RepoPaths) -> Result<Self, GitError> {
+        let repo = paths.open()?;
+        Self::new(repo)
+    }
+
+    /// Take over an open repository (it must not be used to write objects elsewhere).
+    pub fn new(repo: git2::Repository) -> Result<Self, GitError> {
+        {
+            // `repo.odb()` hands out the repository's own object database, so the backend
+            // stays in place for as long as the repository lives.
+            let odb = repo
+                .odb()
+                .map_err(GitError::git("open the object database"))?;
+            // Priority far above the loose (1) and pack (2) backends: writes land in memory.
+            odb.add_new_mempack_backend(1000)
+                .map_err(GitError::git("add an in-memory object backend"))?;
+        }
+        Ok(Merger { repo })
+    }
+
+    pub fn repo(&self) -> &git2::Repository {
+        &self.repo
+    }
+
+    /// The object id of some content, stored in memory if the repository lacks it.
+    pub fn side(&self, content: &Content) -> Result<Side, GitError> {
+        match content {
+            Content::Blob { oid, mode } => Ok(Side {
+                oid: *oid,
+                mode: *mode,
+            }),
+            Content::Workdir(path) => self.side_of_file(path),
+        }
+    }
+
+    fn side_of_file(&self, path: &Path) -> Result<Side, GitError> {
+        let io = |e: std::io::Error| GitError::Io {
+            path: path.to_owned(),
+            source: e,
+        };
+        let meta = std::fs::symlink_metadata(path).map_err(io)?;
+        let (bytes, mode) = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(path).map_err(io)?;
+            (target.as_os_str().as_encoded_bytes().to_vec(), 0o120000)
+        } else {
+            let bytes = std::fs::read(path).map_err(io)?;
+            (bytes, file_mode(&meta))
+        };
+        Ok(Side {
+            oid: self.store(&bytes)?,
+            mode,
+        })
+    }
+
+    /// Hash `bytes` as a blob; write it (to memory) only if no backend has it yet.
+    pub fn store(&self, bytes: &[u8]) -> Result<git2::Oid, GitError> {
+        let oid = git2::Oid::hash_object(git2::ObjectType::Blob, bytes)
+            .map_err(GitError::git("hash content"))?;
+        let odb = self
+            .repo
+            .odb()
+            .map_err(GitError::git("open the object database"))?;
+        if odb.exists(oid) {
+            return Ok(oid);
+        }
+        self.repo
+            .blob(bytes)
+            .map_err(GitError::git("store content in memory"))
+    }
+
+    /// The blob at `path` in `tree`, if any.
+    pub fn side_in_tree(&self, tree: &git2::Tree<'_>, path: &str) -> Option<Side> {
+        let entry = tree.get_path(Path::new(path)).ok()?;
+        (entry.kind() == Some(git2::ObjectType::Blob)).then(|| Side {
+            oid: entry.id(),
+            mode: entry.filemode() as u32,
+        })
+    }
+
+    /// Would a three-way merge of one file conflict? `None` sides mean "absent" (deleted, or
+    /// not in the ancestor).
+    pub fn merge(
+        &self,
+        path: &str,
+        ancestor: Option<Side>,
+        ours: Option<Side>,
+        theirs: Option<Side>,
+    ) -> Result<MergeOutcome, GitError> {
+        if ours == theirs || theirs == ancestor {
+            return Ok(MergeOutcome::Clean(ours));
+        }
+        if ours == ancestor {
+            return Ok(MergeOutcome::Clean(theirs));
+        }
+        let (Some(o), Some(t)) = (ours, theirs) else {
+            // one side deleted, the other changed
+            return Ok(MergeOutcome::Conflict(ConflictKind::ModifyDelete));
+        };
+        let base_mode = ancestor.map(|a| a.mode);
+        let mode = if o.mode == t.mode {
+            o.mode
+        } else if is_link(o.mode) != is_link(t.mode) {
+            return Ok(MergeOutcome::Conflict(ConflictKind::Mode));
+        } else if base_mode == Some(o.mode) {
+            t.mode
+        } else if base_mode == Some(t.mode) {
+            o.mode
+        } else {
+            return Ok(MergeOutcome::Conflict(ConflictKind::Mode));
+        };
+        if o.oid == t.oid {
+            return Ok(MergeOutcome::Clean(Some(Side { oid: o.oid, mode })));
+        }
+        let add_add = ancestor.is_none();
+        if is_link(o.mode) || o.mode == 0o160000 || t.mode == 0o160000 {
+            return Ok(MergeOutcome::Conflict(if add_add {
+                ConflictKind::AddAdd
+            } else {
+                ConflictKind::Content
+            }));
+        }
+        let base = match ancestor {
+            Some(a) if !is_link(a.mode) && a.mode != 0o160000 => a,
+            _ => Side {
+                oid: self.store(b"")?,
+                mode: o.mode,
+            },
+        };
+        let entry = |s: Side| index_entry(path, s);
+        let mut opts = git2::MergeFileOptions::new();
+        let result = self
+            .repo
+            .merge_file_from_index(&entry(base), &entry(o), &entry(t), Some(&mut opts))
+            .map_err(GitError::git(format!("merge {path}")))?;
+        if result.is_automergeable() {
+            let oid = self.store(result.content())?;
+            return Ok(MergeOutcome::Clean(Some(Side { oid, mode })));
+        }
+        let binary = [base, o, t].iter().any(|s| self.is_binary(s.oid));
+        Ok(MergeOutcome::Conflict(if add_add {
+            ConflictKind::AddAdd
+        } else if binary {
+            ConflictKind::Binary
+        } else {
+            ConflictKind::Content
+        }))
+    }
+
+    fn is_binary(&self, oid: git2::Oid) -> bool {
+        self.repo.find_blob(oid).is_ok_and(|b| b.is_binary())
+    }
+}
+
+fn is_link(mode: u32) -> bool {
+    mode & 0o170000 == 0o120000
+}
+
+fn index_entry(path: &str, side: Side) -> git2::IndexEntry {
+    git2::IndexEntry {
+        ctime: git2::IndexTime::new(0, 0),
+        mtime: git2::IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: side.mode,
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id: side.oid,
+        flags: 0,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    }
+}
+
+#[cfg(unix)]
+fn file_mode(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    if meta.permissions().mode() & 0o111 != 0 {
+        0o100755
+    } else {
+        0o100644
+    }
+}
+
+#[cfg(not(unix))]
+fn file_mode(_meta: &std::fs::Metadata) -> u32 {
+    0o100644
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_tests::TestRepo;
+
+    fn objects(repo: &TestRepo) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+        let mut out = Vec::new();
+        let mut stack = vec![repo.path().join(".git/objects")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push((e.path(), m.len(), m.modified().unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn merges_in_memory_without_touching_the_object_store() {
+        let repo = TestRepo::new();
+        repo.write("f.txt", "1\n2\n3\n4\n5\n6\n7\n8\n");
+        repo.commit_all("base");
+        let before = objects(&repo);
+        let merger = Merger::open(&crate::RepoPaths::discover(repo.path()).unwrap()).unwrap();
+        let side = |text: &str| {
+            Some(Side {
+                oid: merger.store(text.as_bytes()).unwrap(),
+                mode: 0o100644,
+            })
+        };
+        // an existing object is found, not rewritten (libgit2 would touch its file)
+        let base = side("1\n2\n3\n4\n5\n6\n7\n8\n");
+        let ours = side("one\n2\n3\n4\n5\n6\n7\n8\n");
+        let theirs = side("1\n2\n3\n4\n5\n6\n7\neight\n");
+        let MergeOutcome::Clean(Some(merged)) = merger.merge("f.txt", base, ours, theirs).unwrap()
+        else {
+            panic!("disjoint edits merge");
+        };
+        let content = merger
+            .repo()
+            .find_blob(merged.oid)
+            .unwrap()
+            .content()
+            .to_vec();
+        assert_eq!(content, b"one\n2\n3\n4\n5\n6\n7\neight\n");
+        let adjacent = side("1\nTWO\n3\n4\n5\n6\n7\n8\n");
+        let next = side("1\n2\nTHREE\n4\n5\n6\n7\n8\n");
+        assert_eq!(
+            merger.merge("f.txt", base, adjacent, next).unwrap(),
+            MergeOutcome::Conflict(ConflictKind::Content)
+        );
+        assert_eq!(
+            merger.merge("f.txt", base, None, ours).unwrap(),
+            MergeOutcome::Conflict(ConflictKind::ModifyDelete)
+        );
+        assert_eq!(
+            merger.merge("f.txt", None, ours, theirs).unwrap(),
+            MergeOutcome::Conflict(ConflictKind::AddAdd)
+        );
+        drop(merger);
+        assert_eq!(objects(&repo), before, "the object store changed");
+        let out = repo.git_output(repo.path(), &["cat-file", "-e", &merged.oid.to_string()]);
+        assert!(
+            !out.status.success(),
+            "the merged blob must exist only in memory"
+        );
+    }
+}

@@ -1,0 +1,309 @@
+//! The conflicts check: every file written by two or more agents, per pair, classified by a
+//! real three-way merge computed in memory; writes outside declared scopes; writes into the
+//! main checkout while agents work in worktrees.
+//!
+//! Agents' changes are computed in parallel (one repository per thread): committed changes
+//! are tree diffs from the merge base, then the worktree's status on top. Only files touched
+//! by two or more agents are merged. Nothing is written to the repository.
+
+use std::collections::BTreeMap;
+
+use baton_git::changes::{Content, FileChange, line_changes};
+use baton_git::merge::{ConflictKind, MergeOutcome, Merger, Side};
+use baton_git::{GitError, RepoPaths};
+use baton_plan::glob::ScopeMatcher;
+use baton_report::{AgentChanges, Finding, Overlap, Severity};
+use rayon::prelude::*;
+
+use crate::agents::AgentSpec;
+use crate::errors::AgentsError;
+use crate::findings::finding;
+use crate::pairs::{AgentFiles, Meeting, Pair, pairs};
+
+/// One agent with what it changed.
+#[derive(Debug, Clone)]
+pub struct AgentLine {
+    pub spec: AgentSpec,
+    /// The merge base of its tip with the base commit.
+    pub merge_base: Option<git2::Oid>,
+    pub files: AgentFiles,
+    /// Committed files with conflict markers: `(path, first lines of blocks)`.
+    pub committed_markers: Vec<(String, Vec<u32>)>,
+}
+
+/// What the conflicts check found.
+#[derive(Debug, Clone)]
+pub struct ConflictsOutcome {
+    pub findings: Vec<Finding>,
+    pub lines: Vec<AgentLine>,
+}
+
+impl ConflictsOutcome {
+    /// The per-agent summary for the report.
+    pub fn agent_summaries(&self) -> Vec<AgentChanges> {
+        self.lines
+            .iter()
+            .map(|l| {
+                let (files, uncommitted) = match &l.files {
+                    AgentFiles::Line(m) => (
+                        m.keys().cloned().collect(),
+                        m.values().filter(|c| c.uncommitted).count() as u64,
+                    ),
+                    AgentFiles::Declared(v) => (v.clone(), 0),
+                };
+                AgentChanges {
+                    id: l.spec.id.clone(),
+                    branch: l.spec.branch.clone(),
+                    worktree: l.spec.worktree.as_ref().map(|p| p.display().to_string()),
+                    merge_base: l.merge_base.map(|o| o.to_string()),
+                    files,
+                    uncommitted,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Run the conflicts check for `agents` against the commit `base`.
+pub fn check_conflicts(
+    repo: &RepoPaths,
+    base: git2::Oid,
+    agents: Vec<AgentSpec>,
+) -> Result<ConflictsOutcome, AgentsError> {
+    let matchers = scope_matchers(&agents)?;
+    let lines: Vec<Result<AgentLine, GitError>> = agents
+        .into_par_iter()
+        .map_init(
+            || repo.open(),
+            |r, spec| match r {
+                Ok(r) => agent_line(r, base, spec),
+                Err(e) => Err(GitError::Again(e.to_string())),
+            },
+        )
+        .collect();
+    let lines: Vec<AgentLine> = lines.into_iter().collect::<Result<_, _>>()?;
+    let files: Vec<AgentFiles> = lines.iter().map(|l| l.files.clone()).collect();
+    let work = pairs(&files);
+
+    // the ancestor of each pair of lines that meet on a file: their own merge base
+    let mut ancestors: BTreeMap<(usize, usize), Option<git2::Oid>> = BTreeMap::new();
+    {
+        let r = repo.open()?;
+        for p in &work {
+            ancestors.entry((p.a, p.b)).or_insert_with(|| {
+                match (lines[p.a].spec.tip, lines[p.b].spec.tip) {
+                    (Some(x), Some(y)) => r.merge_base(x, y).ok(),
+                    _ => lines[p.a].merge_base.or(lines[p.b].merge_base),
+                }
+            });
+        }
+    }
+    let classified: Vec<Result<Finding, GitError>> = work
+        .par_iter()
+        .map_init(
+            || Merger::open(repo),
+            |merger, pair| {
+                let merger = merger
+                    .as_ref()
+                    .map_err(|e| GitError::Again(e.to_string()))?;
+                classify(merger, pair, &lines, ancestors[&(pair.a, pair.b)])
+            },
+        )
+        .collect();
+    let mut findings: Vec<Finding> = classified.into_iter().collect::<Result<_, _>>()?;
+    findings.extend(crate::writes::scope_violations(&lines, &matchers));
+    findings.extend(crate::writes::committed_markers(&lines));
+    if lines.iter().any(|l| l.spec.worktree.is_some()) {
+        findings.extend(crate::writes::main_checkout_writes(repo, &lines)?);
+    }
+    crate::findings::sort(&mut findings);
+    Ok(ConflictsOutcome { findings, lines })
+}
+
+fn scope_matchers(agents: &[AgentSpec]) -> Result<Vec<Option<ScopeMatcher>>, AgentsError> {
+    agents
+        .iter()
+        .map(|a| {
+            let Some(globs) = &a.scope else {
+                return Ok(None);
+            };
+            for g in globs {
+                baton_plan::glob::compile(g).map_err(|e| AgentsError::BadScope {
+                    agent: a.id.clone(),
+                    glob: g.clone(),
+                    reason: e.kind().to_string(),
+                })?;
+            }
+            ScopeMatcher::new(globs)
+                .map(Some)
+                .map_err(|e| AgentsError::BadScope {
+                    agent: a.id.clone(),
+                    glob: e.glob().unwrap_or_default().to_owned(),
+                    reason: e.kind().to_string(),
+                })
+        })
+        .collect()
+}
+
+fn agent_line(
+    repo: &git2::Repository,
+    base: git2::Oid,
+    spec: AgentSpec,
+) -> Result<AgentLine, GitError> {
+    if let Some(files) = &spec.declared_files {
+        return Ok(AgentLine {
+            files: AgentFiles::Declared(files.clone()),
+            merge_base: None,
+            committed_markers: Vec::new(),
+            spec,
+        });
+    }
+    let merge_base = spec.tip.and_then(|t| repo.merge_base(base, t).ok());
+    let changes = line_changes(repo, merge_base, spec.tip, spec.worktree.as_deref())?;
+    // committed content only: the git check scans the worktrees
+    let mut committed_markers = Vec::new();
+    for c in changes.values() {
+        let (Some(Content::Blob { oid, .. }), Some(dest)) = (&c.content, &c.dest) else {
+            continue;
+        };
+        let Ok(blob) = repo.find_blob(*oid) else {
+            continue;
+        };
+        if blob.size() as u64 <= crate::markers::MAX_SCAN_BYTES {
+            let found = crate::markers::conflict_blocks(blob.content());
+            if !found.is_empty() {
+                committed_markers.push((dest.clone(), found));
+            }
+        }
+    }
+    Ok(AgentLine {
+        files: AgentFiles::Line(changes),
+        merge_base,
+        committed_markers,
+        spec,
+    })
+}
+
+fn change<'l>(lines: &'l [AgentLine], agent: usize, key: &str) -> Option<&'l FileChange> {
+    match &lines[agent].files {
+        AgentFiles::Line(m) => m.get(key),
+        AgentFiles::Declared(_) => None,
+    }
+}
+
+fn classify(
+    merger: &Merger,
+    pair: &Pair,
+    lines: &[AgentLine],
+    ancestor: Option<git2::Oid>,
+) -> Result<Finding, GitError> {
+    let (ida, idb) = (&lines[pair.a].spec.id, &lines[pair.b].spec.id);
+    let side = |c: Option<&FileChange>| -> Result<Option<Side>, GitError> {
+        c.and_then(|c| c.content.as_ref())
+            .map(|content| merger.side(content))
+            .transpose()
+    };
+    let (overlap, detail): (Option<Overlap>, String) = match &pair.meeting {
+        Meeting::SharedTree => (
+            None,
+            "both wrote it in the shared tree, so one may have overwritten the other".to_owned(),
+        ),
+        Meeting::SameDest { key_a, key_b } => {
+            let ca = change(lines, pair.a, key_a);
+            let cb = change(lines, pair.b, key_b);
+            let how = |k: &str, c: Option<&FileChange>| match c {
+                Some(c) if c.is_rename() => format!("renamed from {k}"),
+                _ => "added".to_owned(),
+            };
+            let outcome = merger.merge(&pair.path, None, side(ca)?, side(cb)?)?;
+            let what = format!("{ida} {}, {idb} {}", how(key_a, ca), how(key_b, cb));
+            match outcome {
+                MergeOutcome::Clean(_) => (
+                    Some(Overlap::Clean),
+                    format!("{what}, with identical content"),
+                ),
+                MergeOutcome::Conflict(_) => (
+                    Some(Overlap::Conflict),
+                    format!("{what}: {}", ConflictKind::AddAdd.describe()),
+                ),
+            }
+        }
+        Meeting::SameFile => {
+            let ca = change(lines, pair.a, &pair.path);
+            let cb = change(lines, pair.b, &pair.path);
+            let dest = |c: Option<&FileChange>| c.and_then(|c| c.dest.clone());
+            let renamed = |c: Option<&FileChange>| c.is_some_and(FileChange::is_rename);
+            let (da, db) = (dest(ca), dest(cb));
+            let pre = if renamed(ca) && renamed(cb) && da != db {
+                Some(ConflictKind::RenameRename)
+            } else if (renamed(ca) && db.is_none()) || (renamed(cb) && da.is_none()) {
+                Some(ConflictKind::RenameDelete)
+            } else {
+                None
+            };
+            let outcome = match pre {
+                Some(k) => MergeOutcome::Conflict(k),
+                None => {
+                    let base_side = match ancestor {
+                        Some(oid) => {
+                            let tree = merger
+                                .repo()
+                                .find_commit(oid)
+                                .and_then(|c| c.tree())
+                                .map_err(GitError::git(format!("read the tree of {oid}")))?;
+                            merger.side_in_tree(&tree, &pair.path)
+                        }
+                        None => None,
+                    };
+                    merger.merge(&pair.path, base_side, side(ca)?, side(cb)?)?
+                }
+            };
+            let mut notes = Vec::new();
+            for (id, c) in [(ida, ca), (idb, cb)] {
+                if let Some(c) = c {
+                    if let Some(d) = c.dest.as_deref().filter(|d| *d != pair.path) {
+                        notes.push(format!("{id} renamed it to {d}"));
+                    } else if c.dest.is_none() {
+                        notes.push(format!("{id} deleted it"));
+                    }
+                    if c.uncommitted {
+                        notes.push(format!("{id}'s change is not committed"));
+                    }
+                }
+            }
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", notes.join("; "))
+            };
+            match outcome {
+                MergeOutcome::Clean(_) => (
+                    Some(Overlap::Clean),
+                    format!("both changed it; the changes merge cleanly{notes}"),
+                ),
+                MergeOutcome::Conflict(k) => (
+                    Some(Overlap::Conflict),
+                    format!("merging them conflicts: {}{notes}", k.describe()),
+                ),
+            }
+        }
+    };
+    let severity = match overlap {
+        Some(Overlap::Clean) => Severity::Warning,
+        _ => Severity::Error,
+    };
+    let mut agents = vec![ida.clone(), idb.clone()];
+    agents.sort();
+    let mut f = finding(
+        "multi_writer",
+        severity,
+        format!(
+            "{}: written by {} and {}: {detail}",
+            pair.path, agents[0], agents[1]
+        ),
+    );
+    f.path = Some(pair.path.clone());
+    f.agents = agents;
+    f.overlap = overlap;
+    Ok(f)
+}

@@ -1,0 +1,226 @@
+//! The git check: the state of the main checkout and of every linked worktree.
+//!
+//! Errors: `unmerged_paths`, `operation_in_progress`, `stale_index_lock`, `conflict_markers`.
+//! Warnings: `uncommitted_changes`, `untracked_files`, `detached_head`, `prunable_worktree`.
+//! Only files that status reports as changed or untracked are read (for conflict markers);
+//! everything else rests on the index's stat cache, so a clean 20k-file checkout costs about
+//! one `git status`.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use baton_git::state::{index_lock_age, operations_in_progress};
+use baton_git::status::{EntryKind, StatusMode, status};
+use baton_git::worktrees::{Head, WorktreeInfo, list_worktrees};
+use baton_git::{GitError, RepoPaths};
+use baton_report::{Finding, Severity};
+use rayon::prelude::*;
+
+use crate::findings::finding;
+use crate::markers::{MAX_SCAN_BYTES, conflict_blocks};
+
+/// Options of the git check.
+#[derive(Debug, Clone)]
+pub struct GitCheckOptions {
+    /// "Now", for the age of `index.lock` files.
+    pub now: SystemTime,
+    /// An `index.lock` older than this is stale (no git command holds a lock that long).
+    pub stale_lock_after: Duration,
+}
+
+/// Run the git check over every worktree of the repository at `repo`, in parallel (one
+/// `Repository` per thread).
+pub fn check_git(repo: &RepoPaths, opts: &GitCheckOptions) -> Result<Vec<Finding>, GitError> {
+    let worktrees = list_worktrees(&repo.open()?)?;
+    let check = |wt: &WorktreeInfo| check_worktree(wt, &repo.common_dir, opts);
+    // rayon's idle workers spin for a while; on a small machine that slows a lone status down
+    let per_worktree: Vec<Result<Vec<Finding>, GitError>> = if worktrees.len() > 1 {
+        worktrees.par_iter().map(check).collect()
+    } else {
+        worktrees.iter().map(check).collect()
+    };
+    let mut findings = Vec::new();
+    for r in per_worktree {
+        findings.extend(r?);
+    }
+    crate::findings::sort(&mut findings);
+    Ok(findings)
+}
+
+/// The findings of one worktree.
+pub fn check_worktree(
+    wt: &WorktreeInfo,
+    common_dir: &Path,
+    opts: &GitCheckOptions,
+) -> Result<Vec<Finding>, GitError> {
+    let label = wt.label();
+    let at = |mut f: Finding| {
+        f.worktree = Some(wt.path.display().to_string());
+        f
+    };
+    let mut out = Vec::new();
+    if wt.prunable {
+        out.push(at(finding(
+            "prunable_worktree",
+            Severity::Warning,
+            format!(
+                "worktree {label} points at {}, which no longer exists; run `git worktree prune`",
+                wt.path.display()
+            ),
+        )));
+        return Ok(out);
+    }
+    let Some(paths) = wt.repo_paths(common_dir) else {
+        return Ok(out);
+    };
+    for op in operations_in_progress(&wt.git_dir) {
+        out.push(at(finding(
+            "operation_in_progress",
+            Severity::Error,
+            format!(
+                "a {} is in progress in {label}; {}",
+                op.as_str(),
+                op.resolve_hint()
+            ),
+        )));
+    }
+    if let Some(age) = index_lock_age(&wt.git_dir, opts.now)
+        && age >= opts.stale_lock_after
+    {
+        let mut f = finding(
+            "stale_index_lock",
+            Severity::Error,
+            format!(
+                "{} is {}s old and no git command holds a lock that long; if no git process is running in {label}, delete it",
+                wt.git_dir.join("index.lock").display(),
+                age.as_secs()
+            ),
+        );
+        f.path = Some(wt.git_dir.join("index.lock").display().to_string());
+        out.push(at(f));
+    }
+    match &wt.head {
+        Head::Detached(oid) => out.push(at(finding(
+            "detached_head",
+            Severity::Warning,
+            format!(
+                "HEAD of {label} is detached at {}; commits made there belong to no branch",
+                short(*oid)
+            ),
+        ))),
+        Head::Unknown => out.push(at(finding(
+            "detached_head",
+            Severity::Warning,
+            format!("HEAD of {label} cannot be read"),
+        ))),
+        Head::Branch { .. } => {}
+    }
+    let repo = paths.open()?;
+    let entries = status(&repo, StatusMode::default())?;
+    let mut modified = Vec::new();
+    let mut untracked = Vec::new();
+    let mut to_scan = Vec::new();
+    for e in &entries {
+        match e.kind {
+            EntryKind::Unmerged => {
+                let mut f = finding(
+                    "unmerged_paths",
+                    Severity::Error,
+                    format!(
+                        "{} in {label} has unresolved merge conflicts; resolve them and `git add` it",
+                        e.path
+                    ),
+                );
+                f.path = Some(e.path.clone());
+                out.push(at(f));
+            }
+            EntryKind::Untracked => {
+                untracked.push(e.path.clone());
+                to_scan.push(e.path.clone());
+            }
+            EntryKind::Deleted => modified.push(e.path.clone()),
+            EntryKind::Modified | EntryKind::Added => {
+                modified.push(e.path.clone());
+                to_scan.push(e.path.clone());
+            }
+        }
+    }
+    let scan = |p: &String| {
+        let file = wt.path.join(p);
+        let meta = std::fs::symlink_metadata(&file).ok()?;
+        if !meta.is_file() || meta.len() > MAX_SCAN_BYTES {
+            return None;
+        }
+        let lines = conflict_blocks(&std::fs::read(&file).ok()?);
+        (!lines.is_empty()).then(|| (p.clone(), lines))
+    };
+    let marked: Vec<(String, Vec<u32>)> = if to_scan.len() > 64 {
+        to_scan.par_iter().filter_map(scan).collect()
+    } else {
+        to_scan.iter().filter_map(scan).collect()
+    };
+    for (path, lines) in marked {
+        let mut f = finding(
+            "conflict_markers",
+            Severity::Error,
+            format!(
+                "{path} in {label} has {} conflict marker block(s), the first at line {}; finish resolving it",
+                lines.len(),
+                lines[0]
+            ),
+        );
+        f.line = Some(lines[0]);
+        f.path = Some(path);
+        out.push(at(f));
+    }
+    if !modified.is_empty() {
+        let mut f = finding(
+            "uncommitted_changes",
+            Severity::Warning,
+            format!(
+                "{label}{}: {} tracked file(s) changed but not committed ({})",
+                wt.head
+                    .branch()
+                    .map(|b| format!(" (branch {b})"))
+                    .unwrap_or_default(),
+                modified.len(),
+                sample(&modified)
+            ),
+        );
+        f.paths = modified;
+        out.push(at(f));
+    }
+    if !untracked.is_empty() {
+        let mut f = finding(
+            "untracked_files",
+            Severity::Warning,
+            format!(
+                "{label}: {} untracked file(s) ({}); commit them, or ignore them in .gitignore",
+                untracked.len(),
+                sample(&untracked)
+            ),
+        );
+        f.paths = untracked;
+        out.push(at(f));
+    }
+    Ok(out)
+}
+
+/// The first few paths of a list, for a one-line message.
+pub fn sample(paths: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut s = paths
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOWN {
+        s.push_str(&format!(", and {} more", paths.len() - SHOWN));
+    }
+    s
+}
+
+fn short(oid: git2::Oid) -> String {
+    oid.to_string()[..10].to_owned()
+}

@@ -1,0 +1,248 @@
+//! The tests check: configured commands, cargo-nextest with the smoke filterset (validated
+//! before anything runs), shards, and `--merged` in a scratch copy of the merged batch.
+
+use std::path::PathBuf;
+
+use baton_tests::{TestRepo, write_file};
+
+use super::{add_worktree, check_of, verify_json};
+use crate::support::Run;
+
+/// Run baton with the toolchain reachable: the isolated HOME hides `~/.cargo` and `~/.rustup`.
+pub(super) fn baton_with_cargo(repo: &TestRepo, args: &[&str]) -> Run {
+    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
+    let cargo_home = std::env::var_os("CARGO_HOME").map_or(home.join(".cargo"), PathBuf::from);
+    let rustup_home = std::env::var_os("RUSTUP_HOME").map_or(home.join(".rustup"), PathBuf::from);
+    let out = repo
+        .command(crate::support::BATON, repo.path())
+        .args(args)
+        .env("CARGO_HOME", cargo_home)
+        .env("RUSTUP_HOME", rustup_home)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub(super) fn nextest_installed() -> bool {
+    std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A one-crate workspace with a passing and a failing unit test and a passing integration
+/// test.
+pub(super) fn tiny_crate(repo: &TestRepo, smoke: Option<&str>) {
+    repo.write(
+        "Cargo.toml",
+        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    );
+    repo.write(
+        "src/lib.rs",
+        "pub fn two() -> u32 { 2 }\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn ok_unit() { assert_eq!(super::two(), 2); }\n    #[test]\n    fn bad_unit() { assert_eq!(super::two(), 3, \"two is not three\"); }\n}\n",
+    );
+    repo.write(
+        "tests/int.rs",
+        "#[test]\nfn ok_integration() { assert_eq!(tiny::two(), 2); }\n",
+    );
+    repo.write(".gitignore", "/target\n");
+    if let Some(expr) = smoke {
+        repo.write(
+            ".config/baton.toml",
+            &format!("[verify]\nsmoke = {expr:?}\n"),
+        );
+    }
+    repo.commit_all("tiny crate");
+}
+
+pub(super) fn tests_summary(run: &Run) -> serde_json::Value {
+    let report = run.json();
+    check_of(&report, "tests")["tests"].clone()
+}
+
+#[test]
+fn configured_commands_decide_by_exit_status() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".config/baton.toml",
+        "[verify]\nquick = [\"printf\", \"x%sy\", \"marker-from-child\"]\nfull = [\"sh\", \"-c\", \"exit 3\"]\n",
+    );
+    repo.commit_all("config");
+    let (run, report) = verify_json(&repo, &["--check", "tests"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let t = &check_of(&report, "tests")["tests"];
+    assert_eq!(
+        (t["passed"].as_u64(), t["exit_code"].as_i64()),
+        (Some(1), Some(0))
+    );
+    // the command's output never reaches stdout in --json mode
+    assert!(!run.stdout.contains("xmarker-from-childy"));
+    let (run, report) = verify_json(&repo, &["--check", "tests", "--full"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(check_of(&report, "tests")["tests"]["exit_code"], 3);
+    assert_eq!(report["mode"], "full");
+}
+
+#[test]
+fn repositories_without_tests_configured_skip_the_check() {
+    let repo = TestRepo::new();
+    let (run, report) = verify_json(&repo, &["--check", "tests"]);
+    assert_eq!(run.code, 0);
+    assert_eq!(check_of(&report, "tests")["status"], "skip");
+}
+
+#[test]
+fn rust_workspace_runs_the_smoke_selection_then_everything() {
+    let repo = TestRepo::new();
+    tiny_crate(&repo, None);
+    let quick = baton_with_cargo(&repo, &["verify", "--check", "tests", "--json"]);
+    assert_eq!(quick.code, 1, "{}", quick.stderr);
+    let t = tests_summary(&quick);
+    let names: Vec<&str> = t["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    if nextest_installed() {
+        assert_eq!(t["runner"], "nextest");
+        assert_eq!(t["filter"], "kind(lib) | kind(bin) | kind(proc-macro)");
+        // unit tests only: the integration test is not in the smoke selection
+        assert_eq!(
+            (t["passed"].as_u64(), t["failed"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(names, ["tests::bad_unit"]);
+        let full = baton_with_cargo(&repo, &["verify", "--check", "tests", "--full", "--json"]);
+        let t = tests_summary(&full);
+        assert_eq!(
+            (t["passed"].as_u64(), t["failed"].as_u64()),
+            (Some(2), Some(1))
+        );
+    } else {
+        assert_eq!(t["runner"], "cargo-test");
+        assert_eq!(names, ["tests::bad_unit"]);
+    }
+}
+
+#[test]
+fn invalid_filterset_is_exit_2_before_anything_builds() {
+    if !nextest_installed() {
+        return; // validation is nextest's; without nextest there is no filterset to check
+    }
+    let repo = TestRepo::new();
+    tiny_crate(&repo, Some("kind(lib) | test(foo"));
+    let run = baton_with_cargo(&repo, &["verify", "--check", "tests"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("expected close parenthesis"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        !repo.path().join("target/debug").exists(),
+        "nothing may build"
+    );
+    // an unknown package is nextest's error too
+    repo.write(
+        ".config/baton.toml",
+        "[verify]\nsmoke = \"package(nope)\"\n",
+    );
+    let run = baton_with_cargo(&repo, &["verify", "--check", "tests"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("didn't match any packages"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn partitions_pass_through_and_shard_reports_merge() {
+    if !nextest_installed() {
+        return;
+    }
+    let repo = TestRepo::new();
+    tiny_crate(&repo, None);
+    let dir = repo.scratch("shards");
+    let mut paths = Vec::new();
+    for m in 1..=2 {
+        let path = dir.join(format!("{m}.json"));
+        let run = baton_with_cargo(
+            &repo,
+            &[
+                "verify",
+                "--check",
+                "tests",
+                "--full",
+                "--partition",
+                &format!("hash:{m}/2"),
+                "--report",
+                path.to_str().unwrap(),
+                "--json",
+            ],
+        );
+        assert!(run.code <= 1, "{}", run.stderr);
+        assert_eq!(tests_summary(&run)["partition"], format!("hash:{m}/2"));
+        paths.push(path);
+    }
+    let merged = baton_with_cargo(
+        &repo,
+        &[
+            "report",
+            "merge",
+            paths[0].to_str().unwrap(),
+            paths[1].to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(merged.code, 1, "{}", merged.stderr);
+    let t = tests_summary(&merged);
+    assert_eq!(
+        (t["passed"].as_u64(), t["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+}
+
+#[test]
+fn merged_runs_the_tests_on_the_batch_merged_in_memory() {
+    let repo = TestRepo::new();
+    // the test passes only when both agents' files are present
+    repo.write(
+        ".config/baton.toml",
+        "[verify]\nquick = [\"sh\", \"-c\", \"test -f a.txt && test -f b.txt && ! test -e .git\"]\n",
+    );
+    repo.commit_all("config");
+    let a = add_worktree(&repo, "a", "a");
+    let b = add_worktree(&repo, "b", "b");
+    write_file(&a, "a.txt", "from a\n");
+    repo.commit_all_in(&a, "a");
+    write_file(&b, "b.txt", "from b, not committed\n");
+    let before = super::snapshot(&repo.path().join(".git"));
+    let (run, report) = verify_json(&repo, &["--check", "tests", "--merged"]);
+    assert_eq!(run.code, 0, "{}\n{report:#}", run.stderr);
+    assert_eq!(report["merged"], true);
+    assert_eq!(super::snapshot(&repo.path().join(".git")), before);
+    assert!(
+        !repo.path().join("a.txt").exists(),
+        "the user's checkout is untouched"
+    );
+    // without --merged the same command fails in the checkout
+    let (run, _) = verify_json(&repo, &["--check", "tests"]);
+    assert_eq!(run.code, 1);
+    // conflicting agents: the merged result cannot be built, the check fails
+    write_file(&a, "b.txt", "a's version\n");
+    let (run, report) = verify_json(&repo, &["--check", "tests", "--merged"]);
+    assert_eq!(run.code, 1);
+    let f = &check_of(&report, "tests")["findings"][0];
+    assert_eq!(
+        (f["code"].as_str(), f["path"].as_str()),
+        (Some("merge_conflict"), Some("b.txt"))
+    );
+}

@@ -318,6 +318,41 @@ impl Execution {
         Ok(())
     }
 
+    /// A finished agent of a running batch must run again: its batch's gate found a problem
+    /// in its work (a conflict, a scope violation, a failing test). The agent becomes failed
+    /// with `class`, so `start_agent` can begin its next attempt; its last result is kept.
+    pub fn reopen_agent(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+        class: crate::status::ErrorClass,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        let batch_status = self.batch_mut(batch)?.status;
+        if batch_status != Status::Running {
+            return Err(TransitionError::BadState {
+                what: format!("batch {batch}"),
+                status: batch_status.as_str(),
+                action: "reopening one of its agents",
+            });
+        }
+        let state = self.agent_mut(batch, agent)?;
+        if !matches!(state.status, Status::Succeeded | Status::Failed) {
+            return Err(TransitionError::BadState {
+                what: format!("agent {agent}"),
+                status: state.status.as_str(),
+                action: "reopening it",
+            });
+        }
+        state.status = Status::Failed;
+        state
+            .result
+            .get_or_insert_with(AgentResult::default)
+            .error_class = Some(class);
+        self.touch(now);
+        Ok(())
+    }
+
     /// The batch is done (after its gate). Agents still pending are marked skipped. When every
     /// batch is finished the execution is too: succeeded if all batches succeeded.
     pub fn complete_batch(

@@ -121,6 +121,17 @@ impl ExecutionTracker {
             .map(|r| r.0)
     }
 
+    /// Send a finished agent back for another attempt after its batch's gate failed.
+    pub fn reopen_agent(
+        &self,
+        batch: &BatchId,
+        agent: &AgentId,
+        class: crate::status::ErrorClass,
+    ) -> Result<Execution, TrackError> {
+        self.update(|e, now| e.reopen_agent(batch, agent, class, now))
+            .map(|r| r.0)
+    }
+
     pub fn complete_batch(&self, batch: &BatchId, status: Status) -> Result<Execution, TrackError> {
         self.update(|e, now| e.complete_batch(batch, status, now))
             .map(|r| r.0)

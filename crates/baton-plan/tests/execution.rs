@@ -179,3 +179,37 @@ fn tracker_persists_every_transition_and_refusals_write_nothing() {
     );
     assert_eq!(tracker.load().unwrap(), e);
 }
+
+#[test]
+fn a_gate_failure_reopens_a_finished_agent_for_another_attempt() {
+    let plan = plan();
+    let mut e = Execution::new(id(), &plan, "t0");
+    e.start_batch(&plan, &b("B1"), "t1").unwrap();
+    // not finished yet: nothing to reopen
+    assert!(
+        e.reopen_agent(&b("B1"), &a("a"), ErrorClass::GateFailed, "t2")
+            .is_err()
+    );
+    e.start_agent(&b("B1"), &a("a"), AgentStart::default(), "t2")
+        .unwrap();
+    e.record_agent_result(&b("B1"), &a("a"), Status::Succeeded, ok_result(1), "t3")
+        .unwrap();
+    // a succeeded agent cannot simply start again ...
+    assert!(
+        e.start_agent(&b("B1"), &a("a"), AgentStart::default(), "t4")
+            .is_err()
+    );
+    // ... but the gate can send it back
+    e.reopen_agent(&b("B1"), &a("a"), ErrorClass::GateFailed, "t4")
+        .unwrap();
+    let agent = &e.batch(&b("B1")).unwrap().agents[0];
+    assert_eq!(agent.status, Status::Failed);
+    assert_eq!(
+        agent.result.as_ref().unwrap().error_class,
+        Some(ErrorClass::GateFailed)
+    );
+    assert_eq!(
+        e.start_agent(&b("B1"), &a("a"), AgentStart::default(), "t5"),
+        Ok(2)
+    );
+}

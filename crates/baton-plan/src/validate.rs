@@ -226,6 +226,35 @@ pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
         })
 }
 
+/// Fill the placeholders of an agent command, element by element: each `{name}` with a value
+/// in `vars` is replaced; nothing is ever joined into a shell string. Unknown placeholders are
+/// left as written (validation reports them before anything runs).
+pub fn render_command(command: &[String], vars: &BTreeMap<&str, String>) -> Vec<String> {
+    command
+        .iter()
+        .map(|arg| {
+            let mut out = String::with_capacity(arg.len());
+            let mut rest = arg.as_str();
+            while let Some(open) = rest.find('{') {
+                out.push_str(&rest[..open]);
+                let after = &rest[open + 1..];
+                match after.find('}').map(|close| (&after[..close], close)) {
+                    Some((name, close)) if vars.contains_key(name) => {
+                        out.push_str(&vars[name]);
+                        rest = &after[close + 1..];
+                    }
+                    _ => {
+                        out.push('{');
+                        rest = after;
+                    }
+                }
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
+}
+
 fn check_commands(plan: &Plan, out: &mut Out) {
     if let Some(p) = &plan.defaults.profile
         && !plan.profiles.contains_key(p)

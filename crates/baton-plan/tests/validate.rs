@@ -352,3 +352,37 @@ fn schema_version_must_be_known() {
         v.diagnostics
     );
 }
+
+#[test]
+fn commands_are_rendered_per_argument() {
+    use std::collections::BTreeMap;
+    let vars: BTreeMap<&str, String> = [
+        ("prompt", "say \"hi\"; rm -rf / {agent_id}".to_owned()),
+        ("agent_id", "a".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let cmd: Vec<String> = [
+        "claude",
+        "-p",
+        "{prompt}",
+        "--id={agent_id}",
+        "{unknown}",
+        "{",
+    ]
+    .map(String::from)
+    .to_vec();
+    let out = baton_plan::validate::render_command(&cmd, &vars);
+    // the prompt stays one argv element, verbatim, and is not expanded again
+    assert_eq!(
+        out,
+        [
+            "claude",
+            "-p",
+            "say \"hi\"; rm -rf / {agent_id}",
+            "--id=a",
+            "{unknown}",
+            "{"
+        ]
+    );
+}

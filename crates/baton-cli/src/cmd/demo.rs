@@ -1,15 +1,22 @@
 //! `baton demo`: the whole flow on a throwaway repository with scripted agents.
 //!
-//! Every step runs the real CLI as a child process (this same executable), prints the command
-//! and what it printed, and checks the exit code it should have: the demo is also a smoke test.
+//! Every `baton` step runs this same executable as a child process, prints the command and what
+//! it printed, and checks the exit code it must have: the demo is also an end-to-end smoke test.
+//! The scripted director (`demo/director.rs`) plays the part `baton run` and a director agent
+//! will play: it runs agents in their worktrees and merges batches.
+
+mod director;
+mod fixtures;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use baton_plan::{AgentResult, AgentStart, ExecutionTracker, Status};
+use baton_metrics::MetricsLog;
+use baton_plan::{BatchId, ExecutionTracker};
 use baton_report::exit;
 use clap::Args;
 
+use self::director::{Director, Seat};
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
@@ -19,115 +26,6 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
-
-const PLAN: &str = r#"schema_version = 1
-title = "Add a greeting module"
-
-[goal]
-summary = "The project greets its users"
-success_criteria = ["greeting.txt exists", "notes explain it"]
-
-[defaults]
-profile = "script"
-timeout = "1m"
-retries = 1
-
-# Scripted agents: a shell script stands in for Claude Code, Codex or Aider.
-# The agent id reaches it as an argv element, never through a shell string.
-[profiles.script]
-command = ["sh", "scripts/agent.sh", "{agent_id}"]
-
-[[batches]]
-id = "B1"
-name = "research"
-kind = "parallel"
-
-[[batches.agents]]
-id = "survey"
-task_type = "research"
-prompt = "Find where greetings belong"
-scope = { files_write = ["docs/survey.md"] }
-
-[[batches.agents]]
-id = "style-guide"
-task_type = "research"
-prompt = "Write down the tone of the greeting"
-scope = { files_write = ["docs/style.md"] }
-
-[[batches]]
-id = "B2"
-name = "implement"
-kind = "parallel"
-depends_on = ["B1"]
-
-[[batches.agents]]
-id = "greeter"
-task_type = "implement"
-prompt = "Write the greeting following {outputs.survey}"
-scope = { files_write = ["src/**"] }
-"#;
-
-const BAD_PLAN: &str = r#"schema_version = 1
-title = "A plan with mistakes"
-
-[profiles.script]
-command = ["sh", "scripts/agent.sh", "{agent_id}"]
-
-[defaults]
-profile = "script"
-
-[[batches]]
-id = "B1"
-depends_on = ["B3"]
-[[batches.agents]]
-id = "api"
-task_type = "implement"
-scope = { files_write = ["src/**"] }
-[[batches.agents]]
-id = "cache"
-task_type = "implement"
-scope = { files_write = ["src/cache/**"] }
-
-[[batches]]
-id = "B2"
-depends_on = ["B1", "B9"]
-[[batches.agents]]
-id = "tests"
-task_type = "test"
-
-[[batches]]
-id = "B3"
-depends_on = ["B2"]
-[[batches.agents]]
-id = "docs"
-task_type = "research"
-"#;
-
-const UNSAFE_PLAN: &str = r#"schema_version = 1
-title = "An agent id that would escape its directory"
-
-[[batches]]
-id = "B1"
-[[batches.agents]]
-id = "../../etc"
-task_type = "research"
-"#;
-
-/// A scripted agent: writes the file its id calls for. `greeter` fails its first attempt, so
-/// the demo shows a retry.
-const AGENT_SCRIPT: &str = r#"#!/bin/sh
-set -eu
-id="$1"
-case "$id" in
-  survey) mkdir -p docs && echo "Greetings go in src/greeting.txt" > docs/survey.md ;;
-  style-guide) mkdir -p docs && echo "Warm, short, no exclamation marks." > docs/style.md ;;
-  greeter)
-    if [ ! -f .baton-demo-retried ]; then touch .baton-demo-retried; echo "flaky start" >&2; exit 1; fi
-    mkdir -p src && echo "Hello, and welcome." > src/greeting.txt ;;
-  *) echo "unknown agent $id" >&2; exit 2 ;;
-esac
-echo "agent $id done"
-"#;
 
 struct Demo<'a> {
     ctx: &'a Ctx,
@@ -142,10 +40,24 @@ impl Demo<'_> {
         self.ctx.say(self.ctx.style.bold(&format!("== {text}")));
     }
 
-    /// Run `baton ARGS` in the demo repository and check its exit code.
+    fn show_output(&self, stdout: &[u8], stderr: &[u8]) {
+        let stdout = String::from_utf8_lossy(stdout);
+        let stderr = String::from_utf8_lossy(stderr);
+        for line in stdout.lines().chain(stderr.lines()) {
+            self.ctx.say(format!("  {line}"));
+        }
+    }
+
+    /// Run `baton ARGS` in the demo repository, show its output, check its exit code.
     fn baton(&self, args: &[&str], expect: u8) -> CliResult<String> {
         self.ctx
             .say(self.ctx.style.cyan(&format!("$ baton {}", args.join(" "))));
+        let out = self.baton_quiet(args, expect)?;
+        Ok(out)
+    }
+
+    /// Like [`Demo::baton`], printing the output but not the command line.
+    fn baton_quiet(&self, args: &[&str], expect: u8) -> CliResult<String> {
         let out = Command::new(&self.exe)
             .args(["--color", self.color])
             .args(args)
@@ -153,30 +65,88 @@ impl Demo<'_> {
             .env_remove("NO_COLOR")
             .output()
             .map_err(|e| CliError::env(format!("cannot run {}: {e}", self.exe.display())))?;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        for line in stdout
-            .lines()
-            .chain(String::from_utf8_lossy(&out.stderr).lines())
-        {
-            self.ctx.say(format!("  {line}"));
+        let is_json = args.contains(&"--json");
+        if !is_json {
+            self.show_output(&out.stdout, &out.stderr);
         }
         let code = out.status.code().unwrap_or(-1);
-        self.ctx
-            .say(self.ctx.style.dim(&format!("  (exit {code})")));
+        if !is_json {
+            self.ctx
+                .say(self.ctx.style.dim(&format!("  (exit {code})")));
+        }
         if code != i32::from(expect) {
+            if is_json {
+                self.show_output(&out.stdout, &out.stderr);
+            }
             return Err(CliError::env(format!(
                 "demo step `baton {}` exited {code}, expected {expect}",
                 args.join(" ")
             )));
         }
-        Ok(stdout)
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Run git in the demo repository (the director merging a batch, say), shown like a step.
+    fn git(&self, dir: &Path, args: &[&str]) -> CliResult<()> {
+        self.ctx
+            .say(self.ctx.style.cyan(&format!("$ git {}", args.join(" "))));
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| CliError::env(format!("demo: cannot run git: {e}")))?;
+        self.show_output(&out.stdout, &out.stderr);
+        if !out.status.success() {
+            return Err(CliError::env(format!(
+                "demo: `git {}` failed",
+                args.join(" ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where each agent of the plan works, from `baton --json worktree list`.
+    fn seats(&self, plan_id: &str, base: &str) -> CliResult<Vec<(String, Seat)>> {
+        let listing = self.baton_quiet(&["--json", "worktree", "list"], exit::OK)?;
+        let value: serde_json::Value = serde_json::from_str(&listing)
+            .map_err(|e| CliError::env(format!("demo: worktree list --json: {e}")))?;
+        let items = value
+            .get("worktrees")
+            .and_then(|w| w.as_array())
+            .or_else(|| value.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let prefix = format!("baton/{plan_id}/");
+        Ok(items
+            .iter()
+            .filter_map(|w| {
+                let branch = w.get("branch")?.as_str()?;
+                let agent = branch.strip_prefix(&prefix)?;
+                Some((
+                    agent.to_owned(),
+                    Seat {
+                        worktree: PathBuf::from(w.get("path")?.as_str()?),
+                        branch: branch.to_owned(),
+                        base: base.to_owned(),
+                    },
+                ))
+            })
+            .collect())
     }
 }
 
+fn seat<'s>(seats: &'s [(String, Seat)], agent: &str) -> CliResult<&'s Seat> {
+    seats
+        .iter()
+        .find(|(a, _)| a == agent)
+        .map(|(_, s)| s)
+        .ok_or_else(|| CliError::env(format!("demo: no worktree for agent {agent}")))
+}
+
 pub fn run(ctx: &Ctx, args: DemoArgs) -> CliResult {
-    let (_tmp, root) = match args.dir {
+    let (tmp, root) = match args.dir {
         Some(dir) => {
-            if dir.exists() && dir.read_dir().map_or(true, |mut d| d.next().is_some()) {
+            if dir.exists() && dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
                 return Err(CliError::input(format!(
                     "--dir {}: exists and is not empty; give a new directory",
                     dir.display()
@@ -184,6 +154,9 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> CliResult {
             }
             std::fs::create_dir_all(&dir)
                 .map_err(|e| CliError::env(format!("cannot create {}: {e}", dir.display())))?;
+            let dir = dir
+                .canonicalize()
+                .map_err(|e| CliError::env(format!("cannot resolve {}: {e}", dir.display())))?;
             (None, dir)
         }
         None => {
@@ -203,40 +176,187 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> CliResult {
         root: root.clone(),
         color: if ctx.style.enabled { "always" } else { "never" },
     };
-
-    demo.heading("A throwaway repository with a scripted agent");
-    init_repo(&root)?;
-    ctx.say(format!("  {}", root.display()));
-
-    demo.heading("Check a plan: ids, dependencies, write scopes, commands");
-    write(&root, "plan.toml", PLAN)?;
-    demo.baton(&["plan", "validate", "plan.toml"], exit::OK)?;
-
-    demo.heading("Store it: the plan gets an id and lives in .baton/plans/");
-    let id = demo.baton(&["plan", "new", "--from", "plan.toml"], exit::OK)?;
-    let id = id.trim().to_owned();
-    demo.baton(&["plan", "show", &id], exit::OK)?;
-    demo.baton(&["plan", "list"], exit::OK)?;
-
-    demo.heading("Bad plans are rejected with one line per problem, exit 2");
-    write(&root, "bad.toml", BAD_PLAN)?;
-    demo.baton(&["plan", "validate", "bad.toml"], exit::BAD_INPUT)?;
-    write(&root, "unsafe.toml", UNSAFE_PLAN)?;
-    demo.baton(&["plan", "validate", "unsafe.toml"], exit::BAD_INPUT)?;
-
-    demo.heading("Run the scripted agents; the execution is saved after every step");
-    scripted_run(&demo, &id)?;
-    demo.baton(&["status", &id], exit::OK)?;
-
+    flow(&demo)?;
     ctx.say("");
     ctx.say(
         ctx.style
             .green("demo finished: every step exited as expected"),
     );
-    if _tmp.is_none() {
+    if tmp.is_none() {
         ctx.say(format!("the demo repository is kept at {}", root.display()));
     }
     Ok(exit::OK)
+}
+
+fn flow(demo: &Demo<'_>) -> CliResult<()> {
+    let ctx = demo.ctx;
+    let root = &demo.root;
+
+    demo.heading("A throwaway repository: a README, a scripted agent, a test script");
+    init_repo(root)?;
+    ctx.say(format!("  {}", root.display()));
+
+    demo.heading("Check a plan: ids, dependencies, write scopes, commands");
+    demo.baton(&["plan", "validate", "plans/greeting.toml"], exit::OK)?;
+
+    demo.heading("Bad plans are rejected: one line per problem, exit 2, nothing written");
+    demo.baton(&["plan", "validate", "plans/bad.toml"], exit::BAD_INPUT)?;
+    demo.baton(&["plan", "validate", "plans/unsafe.toml"], exit::BAD_INPUT)?;
+
+    demo.heading("Store the plan (it gets an id) and link it to the task system");
+    let id = demo
+        .baton(&["plan", "new", "--from", "plans/greeting.toml"], exit::OK)?
+        .trim()
+        .to_owned();
+    demo.baton(&["plan", "show", &id], exit::OK)?;
+    demo.baton(&["task", "create-from-plan", &id], exit::OK)?;
+    demo.baton(&["task", "ready"], exit::OK)?;
+
+    let state = Ctx::state_dir_at(root)?;
+    let plan_id: baton_plan::PlanId = id
+        .parse()
+        .map_err(|e| CliError::env(format!("demo: {e}")))?;
+    let plan = baton_plan::store::load_stored(&state, &plan_id)?;
+    let director = Director {
+        tracker: ExecutionTracker::open(state.execution(&id), plan_id.clone(), plan.clone())?,
+        metrics: MetricsLog::new(state.metrics()),
+        plan,
+        plan_id,
+        say: Box::new({
+            let json = ctx.json;
+            move |line| {
+                if !json {
+                    println!("{line}");
+                }
+            }
+        }),
+    };
+    let b1: BatchId = "B1"
+        .parse()
+        .map_err(|e| CliError::env(format!("demo: {e}")))?;
+    let b2: BatchId = "B2"
+        .parse()
+        .map_err(|e| CliError::env(format!("demo: {e}")))?;
+
+    demo.heading("Batch B1: a worktree per agent, the agents run in parallel");
+    demo.baton(
+        &[
+            "worktree",
+            "create",
+            "--plan",
+            &id,
+            "--agent",
+            "survey",
+            "--agent",
+            "style-guide",
+        ],
+        exit::OK,
+    )?;
+    let seats = demo.seats(&id, "main")?;
+    let started = director.start_batch(&b1)?;
+    for agent in ["survey", "style-guide"] {
+        director.run_agent(&b1, agent, seat(&seats, agent)?)?;
+    }
+
+    demo.heading("The gate: both agents rewrote README.md's title, and style-guide left its scope");
+    demo.baton(
+        &["verify", "--plan", &id, "--check", "git,conflicts"],
+        exit::GATE_FAILED,
+    )?;
+    director.record_gate(&b1, false)?;
+
+    demo.heading("The director sends style-guide back; the gate passes");
+    let style = seat(&seats, "style-guide")?;
+    demo.git(&style.worktree, &["reset", "-q", "--hard", "main"])?;
+    director.reopen(&b1, "style-guide")?;
+    director.run_agent(&b1, "style-guide", style)?;
+    demo.baton(
+        &["verify", "--plan", &id, "--check", "git,conflicts"],
+        exit::OK,
+    )?;
+    director.record_gate(&b1, true)?;
+    let branches: Vec<&str> = ["survey", "style-guide"]
+        .iter()
+        .map(|a| seat(&seats, a).map(|s| s.branch.as_str()))
+        .collect::<CliResult<_>>()?;
+    let mut merge = vec!["merge", "-q", "--no-ff", "-m", "Merge batch B1"];
+    merge.extend(&branches);
+    demo.git(root, &merge)?;
+    director.complete_batch(&b1, started, true)?;
+
+    demo.heading("Batch B2 reuses a finished worktree: only changed files are rewritten");
+    demo.baton(
+        &[
+            "worktree", "create", "--plan", &id, "--agent", "greeter", "--reuse",
+        ],
+        exit::OK,
+    )?;
+    let seats = demo.seats(&id, "main")?;
+    let greeter = seat(&seats, "greeter")?;
+    let started = director.start_batch(&b2)?;
+    if !director.run_agent(&b2, "greeter", greeter)? {
+        ctx.say("  retrying (retries = 1)");
+        director.run_agent(&b2, "greeter", greeter)?;
+    }
+
+    demo.heading("Tests: they fail in the main checkout, and pass on the batch's merged result");
+    demo.baton(&["verify", "--check", "tests"], exit::GATE_FAILED)?;
+    demo.baton(
+        &[
+            "verify",
+            "--plan",
+            &id,
+            "--merged",
+            "--check",
+            "conflicts,tests",
+        ],
+        exit::OK,
+    )?;
+    director.record_gate(&b2, true)?;
+    demo.git(
+        root,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge batch B2",
+            &greeter.branch,
+        ],
+    )?;
+    director.complete_batch(&b2, started, true)?;
+    demo.baton(&["status", &id], exit::OK)?;
+
+    demo.heading("Cleanup keeps what is not merged: an abandoned experiment survives");
+    demo.baton(
+        &["worktree", "create", "experiment", "--base", "main"],
+        exit::OK,
+    )?;
+    let experiment = root
+        .parent()
+        .map(|p| {
+            p.join(format!("{}.baton-worktrees", file_name(root)))
+                .join("experiment")
+        })
+        .unwrap_or_default();
+    std::fs::write(experiment.join("idea.txt"), "an idea nobody merged\n")
+        .map_err(|e| CliError::env(format!("demo: {e}")))?;
+    demo.git(&experiment, &["add", "idea.txt"])?;
+    demo.git(&experiment, &["commit", "-q", "-m", "an unmerged idea"])?;
+    demo.baton(&["worktree", "list"], exit::OK)?;
+    demo.baton(&["worktree", "cleanup"], exit::OK)?;
+    demo.baton(&["worktree", "list"], exit::OK)?;
+
+    demo.heading("What it cost: metrics, and the task system");
+    demo.baton(&["metrics", "summary"], exit::OK)?;
+    demo.baton(&["task", "list"], exit::OK)?;
+    Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn write(root: &Path, rel: &str, text: &str) -> CliResult<()> {
@@ -249,15 +369,31 @@ fn write(root: &Path, rel: &str, text: &str) -> CliResult<()> {
         .map_err(|e| CliError::env(format!("cannot write {}: {e}", path.display())))
 }
 
-/// `git init` with one commit, through libgit2 with a fixed identity and date.
+/// `git init` with one commit, through libgit2 with a fixed identity and date, and a local
+/// identity for the scripted agents' commits.
 fn init_repo(root: &Path) -> CliResult<()> {
     let fail =
         |what: &str, e: git2::Error| CliError::env(format!("demo: cannot {what}: {}", e.message()));
     write(root, "README.md", "# demo\n")?;
-    write(root, "scripts/agent.sh", AGENT_SCRIPT)?;
+    write(root, "scripts/agent.sh", fixtures::AGENT_SCRIPT)?;
+    write(root, "scripts/test.sh", fixtures::TEST_SCRIPT)?;
+    write(root, "plans/greeting.toml", fixtures::PLAN)?;
+    write(root, "plans/bad.toml", fixtures::BAD_PLAN)?;
+    write(root, "plans/unsafe.toml", fixtures::UNSAFE_PLAN)?;
+    write(root, ".config/baton.toml", fixtures::CONFIG)?;
     let mut opts = git2::RepositoryInitOptions::new();
     opts.initial_head("main");
     let repo = git2::Repository::init_opts(root, &opts).map_err(|e| fail("init", e))?;
+    let mut config = repo.config().map_err(|e| fail("open the config", e))?;
+    for (key, value) in [
+        ("user.name", "baton demo"),
+        ("user.email", "demo@baton.invalid"),
+        ("commit.gpgsign", "false"),
+    ] {
+        config
+            .set_str(key, value)
+            .map_err(|e| fail("set the config", e))?;
+    }
     let mut index = repo.index().map_err(|e| fail("open the index", e))?;
     index
         .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
@@ -275,95 +411,5 @@ fn init_repo(root: &Path) -> CliResult<()> {
     .map_err(|e| fail("make a signature", e))?;
     repo.commit(Some("HEAD"), &sig, &sig, "initial commit", &tree, &[])
         .map_err(|e| fail("commit", e))?;
-    Ok(())
-}
-
-/// Drive the stored plan's execution through the real tracker, running each scripted agent as
-/// a child process (argv, no shell string) and retrying a failed one once.
-fn scripted_run(demo: &Demo<'_>, id: &str) -> CliResult<()> {
-    let ctx = demo.ctx;
-    let state = crate::ctx::Ctx::state_dir_at(&demo.root)?;
-    let plan_id: baton_plan::PlanId = id
-        .parse()
-        .map_err(|e| CliError::env(format!("demo: {e}")))?;
-    let plan = baton_plan::store::load_stored(&state, &plan_id)?;
-    let tracker = ExecutionTracker::open(state.execution(id), plan_id, plan.clone())?;
-    for batch in &plan.batches {
-        tracker.start_batch(&batch.id)?;
-        ctx.say(format!("  batch {} started", batch.id));
-        let mut batch_ok = true;
-        for agent in &batch.agents {
-            let retries = agent.retries.or(plan.defaults.retries).unwrap_or(0);
-            let mut attempt = 0;
-            loop {
-                let started = std::time::Instant::now();
-                let mut child = Command::new("sh");
-                child
-                    .arg("scripts/agent.sh")
-                    .arg(agent.id.as_str())
-                    .current_dir(&demo.root);
-                let spawned = child
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .map_err(|e| {
-                        CliError::env(format!("demo: cannot start agent {}: {e}", agent.id))
-                    })?;
-                let process = baton_plan::ProcessRef {
-                    pid: spawned.id(),
-                    start_time: 0,
-                };
-                let (_, n) = tracker.start_agent(
-                    &batch.id,
-                    &agent.id,
-                    AgentStart {
-                        process: Some(process),
-                        ..AgentStart::default()
-                    },
-                )?;
-                attempt = attempt.max(n);
-                let out = spawned
-                    .wait_with_output()
-                    .map_err(|e| CliError::env(format!("demo: agent {}: {e}", agent.id)))?;
-                let ok = out.status.success();
-                let result = AgentResult {
-                    exit_code: out.status.code(),
-                    attempts: attempt,
-                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    files_changed: Vec::new(),
-                    summary: Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
-                    error_class: (!ok).then_some(baton_plan::ErrorClass::ExitNonzero),
-                };
-                let status = if ok {
-                    Status::Succeeded
-                } else {
-                    Status::Failed
-                };
-                tracker.record_agent_result(&batch.id, &agent.id, status, result)?;
-                ctx.say(format!(
-                    "    agent {} attempt {attempt}: {}",
-                    agent.id,
-                    if ok { "succeeded" } else { "failed" }
-                ));
-                if ok {
-                    break;
-                }
-                if attempt > retries {
-                    batch_ok = false;
-                    break;
-                }
-            }
-        }
-        let status = if batch_ok {
-            Status::Succeeded
-        } else {
-            Status::Failed
-        };
-        tracker.complete_batch(&batch.id, status)?;
-        ctx.say(format!("  batch {} {}", batch.id, status.as_str()));
-        if !batch_ok {
-            return Err(CliError::gate(format!("demo: batch {} failed", batch.id)));
-        }
-    }
     Ok(())
 }

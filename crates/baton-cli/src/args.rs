@@ -57,6 +57,9 @@ pub enum Command {
     Plan(cmd::plan::PlanCommand),
     /// Show the progress of a plan's execution as a tree.
     Status(cmd::status::StatusArgs),
+    /// Create, list, clean up and prune the worktrees agents work in.
+    #[command(subcommand)]
+    Worktree(cmd::worktree::WorktreeCommand),
     /// Show the whole flow on a throwaway repository with scripted agents.
     Demo(cmd::demo::DemoArgs),
 }

@@ -12,6 +12,8 @@ use crate::error::{CliError, CliResult};
 pub struct Config {
     #[serde(default)]
     pub state: StateConfig,
+    #[serde(default)]
+    pub worktree: baton_worktree::WorktreeConfig,
 }
 
 #[derive(Debug, Deserialize)]

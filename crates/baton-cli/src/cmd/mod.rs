@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod plan;
 pub mod status;
+pub mod worktree;
 
 use crate::args::Command;
 use crate::ctx::Ctx;
@@ -13,5 +14,6 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Plan(c) => plan::run(ctx, c),
         Command::Status(a) => status::run(ctx, a),
         Command::Demo(a) => demo::run(ctx, a),
+        Command::Worktree(c) => worktree::run(ctx, c),
     }
 }

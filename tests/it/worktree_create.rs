@@ -19,6 +19,12 @@ fn assert_all_valid(repo: &TestRepo, expected_linked: usize) {
     let listed = git_worktrees(repo);
     assert_eq!(listed.len(), expected_linked + 1, "{listed:?}");
     for (path, head) in &listed[1..] {
+        // the index's stat data matches the files exactly (diff-files never refreshes it)
+        assert_eq!(
+            repo.git_in(path, &["diff-files", "--name-only"]),
+            "",
+            "{path:?} index is stale"
+        );
         assert!(
             !head.contains("prunable") && !head.is_empty(),
             "{path:?}: {head}"
@@ -306,6 +312,7 @@ fn reuse_moves_a_finished_worktree_to_the_new_agent_and_keeps_ignored_files() {
         .unwrap();
     f.set_modified(old).unwrap();
     drop(f);
+    repo.git_in(&a1, &["update-index", "-q", "--refresh"]);
     let mtime = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
     // main moves on, so the reused worktree has exactly one file to rewrite
     repo.write("src/d3/f3.txt", "changed on main\n");
@@ -363,4 +370,53 @@ fn reuse_moves_a_finished_worktree_to_the_new_agent_and_keeps_ignored_files() {
     .json();
     assert!(out["created"][0]["reused_from"].is_null());
     assert!(a2.exists() && branch_exists(&repo, &format!("baton/{plan}/a2")));
+}
+
+#[test]
+fn executables_symlinks_and_attribute_filters_are_checked_out_as_git_would() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = TestRepo::new();
+    repo.write("bin/run.sh", "#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(
+        repo.path().join("bin/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("bin/run.sh", repo.path().join("link")).unwrap();
+    repo.commit_all("exec and link");
+    let p = create(&repo, "plain");
+    assert_eq!(
+        std::fs::metadata(p.join("bin/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o111,
+        0o111
+    );
+    assert_eq!(
+        std::fs::read_link(p.join("link")).unwrap(),
+        PathBuf::from("bin/run.sh")
+    );
+
+    // with a conversion filter, the content is what git itself checks out
+    repo.write(".gitattributes", "*.txt text eol=crlf\n");
+    repo.write("notes.txt", "a\nb\n");
+    repo.commit_all("crlf");
+    let q = create(&repo, "filtered");
+    let g = repo.scratch("x").join("by-git");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "--detach",
+        g.to_str().unwrap(),
+        "main",
+    ]);
+    assert_eq!(
+        std::fs::read(q.join("notes.txt")).unwrap(),
+        std::fs::read(g.join("notes.txt")).unwrap()
+    );
+    assert_eq!(std::fs::read(q.join("notes.txt")).unwrap(), b"a\r\nb\r\n");
+    repo.git(&["worktree", "remove", g.to_str().unwrap()]);
+    assert_all_valid(&repo, 2);
 }

@@ -3,8 +3,8 @@
 //! checkouts, which are the slow part, run in parallel outside it. A new worktree is locked by
 //! the creating process from its first moment, then handed to its owner (or unlocked).
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use baton_plan::ProcessRef;
@@ -157,10 +157,29 @@ pub fn create(
         Some(inc) => inc.matching(&repo)?,
         None => Vec::new(),
     };
-    // Checkouts, in parallel.
+    // Checkouts, in parallel: fresh worktrees of one base together (each blob read once).
+    let mut groups: BTreeMap<Oid, Vec<&Path>> = BTreeMap::new();
+    for (p, _, _) in made.iter().filter(|(p, _, _)| p.reuse.is_none()) {
+        groups.entry(p.base_oid).or_default().push(&p.path);
+    }
+    let mut written: BTreeMap<Oid, usize> = BTreeMap::new();
+    for (oid, paths) in &groups {
+        match checkout::populate_many(paths, *oid) {
+            Ok(n) => {
+                written.insert(*oid, n);
+            }
+            Err(e) => {
+                rollback(wt, &repo, &made);
+                return Err(e);
+            }
+        }
+    }
     let results: Vec<Result<Created>> = made
         .par_iter()
-        .map(|(p, name, admin_dir)| finish(wt, p, name, admin_dir, opts, &copy_list, now))
+        .map(|(p, name, admin_dir)| {
+            let n = written.get(&p.base_oid).copied().unwrap_or(0);
+            finish(wt, p, name, admin_dir, n, opts, &copy_list, now)
+        })
         .collect();
     if let Some(pos) = results.iter().position(Result::is_err) {
         rollback(wt, &repo, &made);
@@ -207,11 +226,16 @@ fn validate(wt: &Worktrees, repo: &Repository, reqs: Vec<CreateRequest>) -> Resu
     Ok(out)
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename them"
+)]
 fn finish(
     wt: &Worktrees,
     p: &Planned,
     name: &str,
-    admin_dir: &std::path::Path,
+    admin_dir: &Path,
+    checked_out: usize,
     opts: &CreateOptions,
     copy_list: &[String],
     now: SystemTime,
@@ -227,10 +251,13 @@ fn finish(
                 moved.deleted_branch,
             )
         }
-        None => {
-            let n = checkout::populate(&p.path, p.base_oid)?;
-            (name.to_owned(), admin_dir.to_owned(), n, None, None)
-        }
+        None => (
+            name.to_owned(),
+            admin_dir.to_owned(),
+            checked_out,
+            None,
+            None,
+        ),
     };
     let created_at = now
         .duration_since(SystemTime::UNIX_EPOCH)

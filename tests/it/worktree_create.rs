@@ -420,3 +420,43 @@ fn executables_symlinks_and_attribute_filters_are_checked_out_as_git_would() {
     repo.git(&["worktree", "remove", g.to_str().unwrap()]);
     assert_all_valid(&repo, 2);
 }
+
+#[test]
+fn a_root_inside_the_checkout_is_excluded_so_the_checkout_stays_clean() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".config/baton.toml",
+        "[worktree]\nroot = \".baton/worktrees\"\nbranch = \"agents/{plan}/{agent}\"\n",
+    );
+    repo.commit_all("config");
+    let out = baton(
+        &repo,
+        &[
+            "--json",
+            "worktree",
+            "create",
+            "--plan",
+            "OP-20260101-000000-0000abcd",
+            "--agent",
+            "a",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(
+        out["created"][0]["branch"],
+        "agents/OP-20260101-000000-0000abcd/a"
+    );
+    assert!(
+        repo.path()
+            .join(".baton/worktrees/OP-20260101-000000-0000abcd/a/README.md")
+            .exists()
+    );
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    // a bad config is bad input
+    repo.write(
+        ".config/baton.toml",
+        "[worktree]\nbranch = \"agents/{plan}\"\n",
+    );
+    baton(&repo, &["worktree", "list"]).expect_code(2);
+}

@@ -103,6 +103,11 @@ pub fn create(
         }
     }
     let creating = process::lock_reason(&me);
+    // A root inside the main checkout must not show up there as untracked files.
+    if let Ok(rel) = wt.root.strip_prefix(&wt.main_workdir) {
+        let pattern = format!("/{}/", rel.to_string_lossy().trim_end_matches('/'));
+        baton_store::ensure_excluded(&wt.common_dir().join("info").join("exclude"), &pattern)?;
+    }
 
     // Refs and admin dirs: one writer at a time.
     let mut made: Vec<(Planned, String, PathBuf)> = Vec::new();

@@ -183,3 +183,157 @@ pub fn decide(
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use baton_plan::ProcessRef;
+
+    use super::*;
+    use crate::MergeState;
+    use crate::inspect::Dirty;
+
+    fn clean_merged() -> WorktreeInfo {
+        WorktreeInfo {
+            name: Some("w".into()),
+            path: PathBuf::from("/w"),
+            main: false,
+            exists: true,
+            branch: Some("agent".into()),
+            head: Some("0".repeat(40)),
+            detached: false,
+            base: Some("main".into()),
+            base_commit: None,
+            plan: None,
+            agent: None,
+            dirty: Some(Dirty {
+                modified: 0,
+                untracked: 0,
+            }),
+            ahead: Some(0),
+            behind: Some(0),
+            merge: Some(MergeState::Merged),
+            merge_detail: None,
+            locked: false,
+            lock_reason: None,
+            owner: None,
+            owner_alive: false,
+            prunable: false,
+            branch_checked_out_elsewhere: Vec::new(),
+            age_secs: Some(10),
+            admin_dir: None,
+            head_oid: None,
+            status_error: None,
+        }
+    }
+
+    fn rules(force: bool) -> Rules {
+        Rules {
+            force,
+            target: "main".into(),
+            ..Rules::default()
+        }
+    }
+
+    fn keep_reason(d: Decision) -> Option<KeepReason> {
+        match d {
+            Decision::Keep(r, _) => Some(r),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_live_owner_keeps_a_worktree_even_with_force() {
+        let mut i = clean_merged();
+        i.locked = true;
+        i.owner = Some(ProcessRef {
+            pid: 1,
+            start_time: 1,
+        });
+        i.owner_alive = true;
+        assert_eq!(
+            keep_reason(decide(&i, &rules(true), || true)),
+            Some(KeepReason::OwnerAlive)
+        );
+        i.owner_alive = false;
+        assert!(matches!(
+            decide(&i, &rules(false), || true),
+            Decision::Remove {
+                branch_kept: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unmerged_work_keeps_its_branch_even_with_force() {
+        let mut i = clean_merged();
+        i.merge = Some(MergeState::Unmerged);
+        assert_eq!(
+            keep_reason(decide(&i, &rules(false), || true)),
+            Some(KeepReason::Unmerged)
+        );
+        assert_eq!(
+            decide(&i, &rules(true), || true),
+            Decision::Remove {
+                branch_kept: Some(BranchKept::Unmerged),
+                detached: false
+            }
+        );
+    }
+
+    #[test]
+    fn detached_commits_on_no_ref_are_kept_even_with_force() {
+        let mut i = clean_merged();
+        i.branch = None;
+        i.detached = true;
+        i.merge = Some(MergeState::Unmerged);
+        assert_eq!(
+            keep_reason(decide(&i, &rules(true), || false)),
+            Some(KeepReason::DetachedUnreachable)
+        );
+        assert!(matches!(
+            decide(&i, &rules(true), || true),
+            Decision::Remove { detached: true, .. }
+        ));
+    }
+
+    #[test]
+    fn dirty_and_untracked_need_force_and_the_target_branch_is_never_deleted() {
+        let mut i = clean_merged();
+        i.dirty = Some(Dirty {
+            modified: 0,
+            untracked: 2,
+        });
+        assert_eq!(
+            keep_reason(decide(&i, &rules(false), || true)),
+            Some(KeepReason::Untracked)
+        );
+        i.branch = Some("main".into());
+        assert_eq!(
+            decide(&i, &rules(true), || true),
+            Decision::Remove {
+                branch_kept: Some(BranchKept::IsTarget),
+                detached: false
+            }
+        );
+        i.dirty = None;
+        assert_eq!(
+            keep_reason(decide(&i, &rules(true), || true)),
+            Some(KeepReason::StatusUnreadable)
+        );
+    }
+
+    #[test]
+    fn a_person_lock_needs_force_and_a_vanished_directory_is_pruned() {
+        let mut i = clean_merged();
+        i.locked = true;
+        assert_eq!(
+            keep_reason(decide(&i, &rules(false), || true)),
+            Some(KeepReason::Locked)
+        );
+        i.exists = false;
+        assert_eq!(decide(&i, &rules(true), || true), Decision::Prune);
+    }
+}

@@ -41,15 +41,27 @@ fn trash_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}{TRASH_SUFFIX}", std::process::id()))
 }
 
-/// Delete a directory tree, sibling entries in parallel. Symlinks are removed, never followed.
+/// Delete a directory tree. The top levels are split among threads; below
+/// [`PARALLEL_DEPTH`] each subtree goes to the standard library's `remove_dir_all`, which
+/// works on directory descriptors (`unlinkat`) rather than full paths. Symlinks are removed,
+/// never followed.
 pub fn remove_tree(path: &Path) -> Result<()> {
+    remove_at(path, 0)
+}
+
+const PARALLEL_DEPTH: usize = 3;
+
+fn remove_at(path: &Path, depth: usize) -> Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(WorktreeError::io("read", path)(e)),
     };
     if !meta.is_dir() {
-        return std::fs::remove_file(path).map_err(WorktreeError::io("remove", path));
+        return gone_ok(std::fs::remove_file(path), path);
+    }
+    if depth >= PARALLEL_DEPTH {
+        return gone_ok(std::fs::remove_dir_all(path), path);
     }
     let entries: Vec<(PathBuf, bool)> = std::fs::read_dir(path)
         .map_err(WorktreeError::io("read", path))?
@@ -61,16 +73,16 @@ pub fn remove_tree(path: &Path) -> Result<()> {
         .collect();
     entries.par_iter().try_for_each(|(p, is_dir)| {
         if *is_dir {
-            remove_tree(p)
+            remove_at(p, depth + 1)
         } else {
-            match std::fs::remove_file(p) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(WorktreeError::io("remove", p)(e)),
-            }
+            gone_ok(std::fs::remove_file(p), p)
         }
     })?;
-    match std::fs::remove_dir(path) {
+    gone_ok(std::fs::remove_dir(path), path)
+}
+
+fn gone_ok(r: std::io::Result<()>, path: &Path) -> Result<()> {
+    match r {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(WorktreeError::io("remove", path)(e)),

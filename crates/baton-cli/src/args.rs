@@ -68,6 +68,9 @@ pub enum Command {
     /// Work with verify reports (combine the reports of CI shards).
     #[command(subcommand)]
     Report(cmd::report::ReportCommand),
+    /// Create, list, clean up and prune the worktrees agents work in.
+    #[command(subcommand)]
+    Worktree(cmd::worktree::WorktreeCommand),
     /// Show the whole flow on a throwaway repository with scripted agents.
     Demo(cmd::demo::DemoArgs),
 }

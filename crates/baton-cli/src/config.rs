@@ -14,6 +14,8 @@ pub struct Config {
     pub state: StateConfig,
     #[serde(default)]
     pub verify: baton_verify::VerifyConfig,
+    #[serde(default)]
+    pub worktree: baton_worktree::WorktreeConfig,
 }
 
 #[derive(Debug, Deserialize)]

@@ -114,6 +114,16 @@ impl From<baton_plan::TrackError> for CliError {
     }
 }
 
+impl From<baton_worktree::WorktreeError> for CliError {
+    fn from(e: baton_worktree::WorktreeError) -> Self {
+        if e.is_bad_input() {
+            CliError::input(e.to_string())
+        } else {
+            CliError::env(e.to_string())
+        }
+    }
+}
+
 pub type CliResult<T = u8> = Result<T, CliError>;
 
 impl From<baton_tasks::TaskError> for CliError {

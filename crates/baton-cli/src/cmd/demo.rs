@@ -88,8 +88,18 @@ impl Demo<'_> {
 
     /// Run git in the demo repository (the director merging a batch, say), shown like a step.
     fn git(&self, dir: &Path, args: &[&str]) -> CliResult<()> {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.contains(' ') {
+                    format!("{a:?}")
+                } else {
+                    (*a).to_owned()
+                }
+            })
+            .collect();
         self.ctx
-            .say(self.ctx.style.cyan(&format!("$ git {}", args.join(" "))));
+            .say(self.ctx.style.cyan(&format!("$ git {}", shown.join(" "))));
         let out = Command::new("git")
             .args(args)
             .current_dir(dir)
@@ -238,7 +248,7 @@ fn flow(demo: &Demo<'_>) -> CliResult<()> {
         .parse()
         .map_err(|e| CliError::env(format!("demo: {e}")))?;
 
-    demo.heading("Batch B1: a worktree per agent, the agents run in parallel");
+    demo.heading("Batch B1: each agent works in its own worktree, on its own branch");
     demo.baton(
         &[
             "worktree",
@@ -275,13 +285,11 @@ fn flow(demo: &Demo<'_>) -> CliResult<()> {
         exit::OK,
     )?;
     director.record_gate(&b1, true)?;
-    let branches: Vec<&str> = ["survey", "style-guide"]
-        .iter()
-        .map(|a| seat(&seats, a).map(|s| s.branch.as_str()))
-        .collect::<CliResult<_>>()?;
-    let mut merge = vec!["merge", "-q", "--no-ff", "-m", "Merge batch B1"];
-    merge.extend(&branches);
-    demo.git(root, &merge)?;
+    for agent in ["survey", "style-guide"] {
+        let branch = &seat(&seats, agent)?.branch;
+        let message = format!("Merge {agent} (batch B1)");
+        demo.git(root, &["merge", "-q", "--no-ff", "-m", &message, branch])?;
+    }
     director.complete_batch(&b1, started, true)?;
 
     demo.heading("Batch B2 reuses a finished worktree: only changed files are rewritten");

@@ -7,6 +7,7 @@ pub mod report;
 pub mod status;
 pub mod task;
 pub mod verify;
+pub mod worktree;
 
 use crate::args::Command;
 use crate::ctx::Ctx;
@@ -21,5 +22,6 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Task(c) => task::run(ctx, c),
         Command::Verify(a) => verify::run(ctx, a),
         Command::Report(c) => report::run(ctx, c),
+        Command::Worktree(c) => worktree::run(ctx, c),
     }
 }

@@ -1,0 +1,437 @@
+//! `baton worktree create|list|cleanup|prune|lock|unlock`: the CLI face of `baton-worktree`.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use baton_plan::duration::HumanDuration;
+use baton_plan::store as plan_store;
+use baton_plan::{AgentId, PlanId};
+use baton_report::exit;
+use baton_worktree::{
+    ActionKind, CleanupOptions, CreateOptions, CreateRequest, Worktrees, process,
+};
+use clap::{Args, Subcommand};
+
+use crate::ctx::Ctx;
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, Subcommand)]
+pub enum WorktreeCommand {
+    /// Create worktrees: one per agent of a plan (--plan), or one named NAME.
+    Create(CreateArgs),
+    /// Every worktree: branch, head, dirty, ahead/behind, merged state, lock, owner, age.
+    List(ListArgs),
+    /// Remove worktrees whose work is integrated; keep (and say why) everything else.
+    Cleanup(CleanupArgs),
+    /// Remove the administrative entries of worktrees whose directory is gone.
+    Prune(PruneArgs),
+    /// Record process PID as the owner of a worktree: cleanup never touches it while it runs.
+    Lock(LockArgs),
+    /// Remove a worktree's lock.
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["name", "plan"]))]
+pub struct CreateArgs {
+    /// Name of a single worktree (directory under the root; also the branch unless --branch).
+    name: Option<String>,
+    /// Create the worktrees of this plan's agents (id, unique suffix, or `latest`).
+    #[arg(long, value_name = "ID")]
+    plan: Option<String>,
+    /// Only these agents of the plan (repeatable; default all).
+    #[arg(long = "agent", value_name = "AGENT", requires = "plan")]
+    agents: Vec<String>,
+    /// Branch, tag or commit to start from (default: the target branch).
+    #[arg(long, value_name = "REF")]
+    base: Option<String>,
+    /// Branch of a named worktree (default NAME).
+    #[arg(long, value_name = "BRANCH", requires = "name")]
+    branch: Option<String>,
+    /// Reuse finished worktrees (clean, integrated, no live owner) instead of fresh checkouts.
+    #[arg(long)]
+    reuse: bool,
+    /// Skip copying .worktreeinclude files and running the setup command.
+    #[arg(long)]
+    no_setup: bool,
+    /// Lock the new worktrees for process PID (pid + start time are recorded).
+    #[arg(long, value_name = "PID")]
+    owner_pid: Option<u32>,
+    /// The branch that reusable worktrees must be integrated into.
+    #[arg(long, value_name = "REF")]
+    target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The branch merged state is computed against (default: config, else the main checkout's branch).
+    #[arg(long, value_name = "REF")]
+    target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Only these worktrees (name, path or branch); exit 1 if one of them is kept.
+    worktrees: Vec<String>,
+    /// Show what would be done, do nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also remove dirty, unmerged and person-locked worktrees (unmerged branches are still kept;
+    /// worktrees of live owners are still kept).
+    #[arg(long)]
+    force: bool,
+    /// Only worktrees older than this (e.g. 2h, 1d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    older_than: Option<HumanDuration>,
+    /// Only worktrees made for this plan.
+    #[arg(long, value_name = "ID")]
+    plan: Option<String>,
+    /// Never delete branches, even integrated ones.
+    #[arg(long)]
+    keep_branches: bool,
+    /// The branch work must be integrated into (default: config, else the main checkout's branch).
+    #[arg(long, value_name = "REF")]
+    target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Show what would be pruned, do nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Worktree name, path or branch.
+    worktree: String,
+    /// The owner process.
+    #[arg(long, value_name = "PID")]
+    pid: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Worktree name, path or branch.
+    worktree: String,
+}
+
+fn parse_duration(s: &str) -> Result<HumanDuration, String> {
+    HumanDuration::try_from(s.to_owned())
+}
+
+pub fn run(ctx: &Ctx, command: WorktreeCommand) -> CliResult {
+    let wt = Worktrees::new(ctx.repo()?.clone(), ctx.config()?.worktree.clone())?;
+    match command {
+        WorktreeCommand::Create(a) => create(ctx, &wt, a),
+        WorktreeCommand::List(a) => list(ctx, &wt, a),
+        WorktreeCommand::Cleanup(a) => cleanup(ctx, &wt, a),
+        WorktreeCommand::Prune(a) => prune(ctx, &wt, a),
+        WorktreeCommand::Lock(a) => {
+            let owner = process::process_ref(a.pid)
+                .ok_or_else(|| CliError::input(format!("process {} does not exist", a.pid)))?;
+            let path = baton_worktree::set_owner(&wt, &a.worktree, owner)?;
+            json_or_say(
+                ctx,
+                &serde_json::json!({ "path": path, "owner": owner }),
+                format!("locked {} for process {}", path.display(), owner.pid),
+            )
+        }
+        WorktreeCommand::Unlock(a) => {
+            let owner = baton_worktree::release(&wt, &a.worktree)?;
+            json_or_say(
+                ctx,
+                &serde_json::json!({ "worktree": a.worktree, "previous_owner": owner }),
+                format!("unlocked {}", a.worktree),
+            )
+        }
+    }
+}
+
+fn json_or_say(ctx: &Ctx, value: &serde_json::Value, line: String) -> CliResult {
+    if ctx.json {
+        ctx.print_json(value)?;
+    } else {
+        ctx.say(line);
+    }
+    Ok(exit::OK)
+}
+
+fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
+    let repo = wt.open()?;
+    let base = match a.base {
+        Some(b) => b,
+        None => wt.resolve_target(&repo, a.target.as_deref())?.name,
+    };
+    let mut reqs = Vec::new();
+    if let Some(name) = &a.name {
+        baton_worktree::check_name(name)?;
+        reqs.push(CreateRequest {
+            dir: PathBuf::from(name),
+            branch: a.branch.clone().unwrap_or_else(|| name.clone()),
+            base: base.clone(),
+            plan: None,
+            agent: None,
+        });
+    } else if let Some(given) = &a.plan {
+        let dir = ctx.state_dir()?;
+        let stored = plan_store::resolve_plan_id(&dir, given)
+            .and_then(|id| plan_store::load_stored(&dir, &id));
+        let (plan_id, agents): (PlanId, Vec<String>) = match stored {
+            Ok(plan) => {
+                let id = plan
+                    .id
+                    .clone()
+                    .ok_or_else(|| CliError::input(format!("stored plan {given} has no id")))?;
+                let all: Vec<String> = plan
+                    .agents()
+                    .map(|(_, ag)| ag.id.as_str().to_owned())
+                    .collect();
+                for want in &a.agents {
+                    if !all.contains(want) {
+                        return Err(CliError::input(format!("plan {id} has no agent {want:?}")));
+                    }
+                }
+                (
+                    id,
+                    if a.agents.is_empty() {
+                        all
+                    } else {
+                        a.agents.clone()
+                    },
+                )
+            }
+            // A plan that is not stored (yet) is fine when its id and agents are given.
+            Err(e) if !a.agents.is_empty() => {
+                let id = PlanId::new(given.clone()).map_err(|_| CliError::from(e))?;
+                (id, a.agents.clone())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for agent in agents {
+            AgentId::new(agent.clone()).map_err(|e| CliError::input(e.to_string()))?;
+            reqs.push(CreateRequest {
+                dir: PathBuf::from(plan_id.as_str()).join(&agent),
+                branch: wt.config.agent_branch(plan_id.as_str(), &agent),
+                base: base.clone(),
+                plan: Some(plan_id.to_string()),
+                agent: Some(agent),
+            });
+        }
+    }
+    let owner = match a.owner_pid {
+        Some(pid) => Some(
+            process::process_ref(pid)
+                .ok_or_else(|| CliError::input(format!("--owner-pid {pid}: no such process")))?,
+        ),
+        None => None,
+    };
+    let opts = CreateOptions {
+        owner,
+        reuse: a.reuse,
+        setup: !a.no_setup,
+        target: a.target,
+    };
+    let created = baton_worktree::create(wt, reqs, &opts, SystemTime::now())?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({ "created": created }))?;
+        return Ok(exit::OK);
+    }
+    for c in &created {
+        let how = match &c.reused_from {
+            Some(from) => format!(
+                "reused {} ({} files rewritten)",
+                from.display(),
+                c.files_written
+            ),
+            None => format!("{} files", c.files_written),
+        };
+        ctx.say(format!(
+            "created {} on {} from {} ({}) — {how}",
+            c.path.display(),
+            ctx.style.bold(&c.branch),
+            c.base,
+            &c.base_commit[..10]
+        ));
+    }
+    Ok(exit::OK)
+}
+
+fn list(ctx: &Ctx, wt: &Worktrees, a: ListArgs) -> CliResult {
+    let listing = baton_worktree::list(wt, a.target.as_deref(), SystemTime::now())?;
+    if ctx.json {
+        ctx.print_json(&listing)?;
+        return Ok(exit::OK);
+    }
+    let s = &ctx.style;
+    ctx.say(s.dim(&format!(
+        "{:<20} {:<28} {:<10} {:<9} {:<14} {:>7} {:<14} {:>6}  PATH",
+        "NAME", "BRANCH", "HEAD", "CHANGES", "MERGED", "+/-", "LOCK", "AGE"
+    )));
+    for w in &listing.worktrees {
+        let name = w.name.clone().unwrap_or_else(|| "(main)".into());
+        let branch = w.branch.clone().unwrap_or_else(|| "(detached)".into());
+        let head = w
+            .head
+            .as_deref()
+            .map_or("-", |h| &h[..h.len().min(10)])
+            .to_owned();
+        let changes = match (w.exists, w.dirty) {
+            (false, _) => s.red("missing"),
+            (true, None) => s.red("unknown"),
+            (true, Some(d)) if d.is_clean() => s.green("clean"),
+            (true, Some(d)) => s.yellow(&format!("{}M {}U", d.modified, d.untracked)),
+        };
+        let merged = match w.merge {
+            Some(m) if m.is_integrated() => s.green(m.as_str()),
+            Some(m) => s.yellow(m.as_str()),
+            None => "-".into(),
+        };
+        let ab = match (w.ahead, w.behind) {
+            (Some(x), Some(y)) => format!("+{x}/-{y}"),
+            _ => "-".into(),
+        };
+        let lock = match (&w.owner, w.locked) {
+            (Some(o), _) if w.owner_alive => s.cyan(&format!("pid {} live", o.pid)),
+            (Some(o), _) => format!("pid {} dead", o.pid),
+            (None, true) => s.yellow("locked"),
+            (None, false) => "-".into(),
+        };
+        let age = w.age_secs.map_or("-".into(), short_age);
+        let prunable = if w.prunable { " (prunable)" } else { "" };
+        ctx.say(format!(
+            "{:<20} {:<28} {:<10} {:<9} {:<14} {:>7} {:<14} {:>6}  {}{prunable}",
+            name,
+            branch,
+            head,
+            pad(&changes, 9),
+            pad(&merged, 14),
+            ab,
+            pad(&lock, 14),
+            age,
+            w.path.display()
+        ));
+    }
+    Ok(exit::OK)
+}
+
+/// Pad a possibly coloured cell to `width` visible characters.
+fn pad(cell: &str, width: usize) -> String {
+    let visible = strip_ansi(cell).chars().count();
+    format!("{cell}{}", " ".repeat(width.saturating_sub(visible)))
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_escape = false;
+    for c in s.chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+fn short_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
+    let opts = CleanupOptions {
+        force: a.force,
+        dry_run: a.dry_run,
+        older_than: a.older_than.map(|d| d.0),
+        keep_branches: a.keep_branches,
+        only: a.worktrees,
+        plan: a.plan,
+        target: a.target,
+    };
+    let report = baton_worktree::cleanup(wt, &opts, SystemTime::now())?;
+    let code = if report.refused {
+        exit::GATE_FAILED
+    } else {
+        exit::OK
+    };
+    if ctx.json {
+        ctx.print_json(&report)?;
+        return Ok(code);
+    }
+    let would = if report.dry_run { "would " } else { "" };
+    for act in &report.actions {
+        let verb = match act.kind {
+            ActionKind::Remove => "remove",
+            ActionKind::Prune => "prune",
+        };
+        let branch = match (&act.branch, act.delete_branch, act.branch_kept) {
+            (Some(b), true, _) => format!("; {would}delete branch {b}"),
+            (Some(b), false, Some(why)) => format!(
+                "; keep branch {b} ({})",
+                serde_json::to_value(why)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        let merged = act
+            .merge
+            .map(|m| format!(" [{}]", m.as_str()))
+            .unwrap_or_default();
+        let fail = act
+            .error
+            .as_deref()
+            .map(|e| format!(" — FAILED: {e}"))
+            .unwrap_or_default();
+        ctx.say(format!(
+            "{would}{verb} {} ({}){merged}{branch}{fail}",
+            act.name,
+            act.path.display()
+        ));
+    }
+    for k in &report.kept {
+        let line = format!("keep {} ({}): {}", k.name, k.path.display(), k.message);
+        ctx.say(if k.requested {
+            ctx.style.red(&line)
+        } else {
+            line
+        });
+    }
+    if report.actions.is_empty() && report.kept.is_empty() {
+        ctx.say("no linked worktrees to clean up");
+    }
+    if report.refused {
+        ctx.warn("some worktrees you named were kept or could not be removed");
+    }
+    Ok(code)
+}
+
+fn prune(ctx: &Ctx, wt: &Worktrees, a: PruneArgs) -> CliResult {
+    let report = baton_worktree::prune(wt, a.dry_run)?;
+    if ctx.json {
+        ctx.print_json(&report)?;
+        return Ok(exit::OK);
+    }
+    let would = if a.dry_run { "would prune" } else { "pruned" };
+    for p in &report.pruned {
+        ctx.say(format!("{would} {} ({} is gone)", p.name, p.path.display()));
+    }
+    for p in &report.held {
+        ctx.say(format!(
+            "kept {} ({} is gone, but it is locked)",
+            p.name,
+            p.path.display()
+        ));
+    }
+    if report.pruned.is_empty() && report.held.is_empty() {
+        ctx.say("nothing to prune");
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,123 @@
+//! The `[worktree]` section of `.config/baton.toml`: where worktrees go, how their branches are
+//! named, which branch counts as "integrated", and the optional setup of a new worktree.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::errors::{Result, WorktreeError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorktreeConfig {
+    /// Directory that holds the worktrees. Relative paths are relative to the main checkout.
+    /// Default: the sibling directory `<repo>.baton-worktrees`, outside the tracked tree.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// Branch name of an agent's worktree; `{plan}` and `{agent}` are replaced.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// The branch work must reach to count as integrated. Default: the main checkout's branch.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Patterns (`.worktreeinclude` syntax) of untracked or ignored files copied from the main
+    /// checkout into new worktrees, in addition to those listed in `.worktreeinclude`.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// A command (argv, no shell) run in each new worktree after checkout.
+    #[serde(default)]
+    pub setup: Vec<String>,
+}
+
+impl Default for WorktreeConfig {
+    fn default() -> Self {
+        WorktreeConfig {
+            root: None,
+            branch: default_branch(),
+            target: None,
+            include: Vec::new(),
+            setup: Vec::new(),
+        }
+    }
+}
+
+fn default_branch() -> String {
+    "baton/{plan}/{agent}".to_owned()
+}
+
+impl WorktreeConfig {
+    /// Check what deserialisation cannot: the branch template and the root.
+    pub fn validate(&self) -> Result<()> {
+        if !self.branch.contains("{agent}") {
+            return Err(WorktreeError::BadConfig {
+                field: "branch",
+                message: format!(
+                    "{:?} must contain {{agent}} so agents get distinct branches",
+                    self.branch
+                ),
+            });
+        }
+        let probe = self.branch.replace("{plan}", "p").replace("{agent}", "a");
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{probe}")) {
+            return Err(WorktreeError::BadConfig {
+                field: "branch",
+                message: format!("{:?} does not make a valid branch name", self.branch),
+            });
+        }
+        Ok(())
+    }
+
+    /// The branch of agent `agent` of plan `plan`.
+    pub fn agent_branch(&self, plan: &str, agent: &str) -> String {
+        self.branch
+            .replace("{plan}", plan)
+            .replace("{agent}", agent)
+    }
+
+    /// The directory holding worktrees for the main checkout at `main_workdir`.
+    pub fn root_for(&self, main_workdir: &Path) -> PathBuf {
+        match &self.root {
+            Some(r) if r.is_absolute() => r.clone(),
+            Some(r) => main_workdir.join(r),
+            None => {
+                let name = main_workdir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "repo".to_owned());
+                main_workdir
+                    .parent()
+                    .unwrap_or(main_workdir)
+                    .join(format!("{name}.baton-worktrees"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_root_is_a_sibling_and_branch_is_baton_plan_agent() {
+        let c = WorktreeConfig::default();
+        assert_eq!(
+            c.root_for(Path::new("/src/app")),
+            PathBuf::from("/src/app.baton-worktrees")
+        );
+        assert_eq!(c.agent_branch("OP-1", "a"), "baton/OP-1/a");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn templates_without_agent_or_with_bad_ref_chars_are_rejected() {
+        let mut c = WorktreeConfig {
+            branch: "agents/{plan}".into(),
+            ..WorktreeConfig::default()
+        };
+        assert!(c.validate().is_err());
+        c.branch = "a..b/{agent}".into();
+        assert!(c.validate().is_err());
+        c.branch = "agents/{agent}".into();
+        assert!(c.validate().is_ok());
+    }
+}

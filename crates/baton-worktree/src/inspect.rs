@@ -1,0 +1,272 @@
+//! The state of every worktree, for `list`, `cleanup` and reuse: branch, head, base, dirty,
+//! ahead/behind, merged state, lock and owner, prunable, age. Worktrees are inspected in
+//! parallel, one repository handle per thread.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use baton_plan::ProcessRef;
+use git2::{Oid, Repository, StatusOptions};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::admin::{Entry, Head};
+use crate::errors::{Result, WorktreeError};
+use crate::integrated::{self, MergeState};
+use crate::process;
+use crate::repo::{Target, Worktrees};
+
+/// Uncommitted work in a worktree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Dirty {
+    /// Tracked files modified, added, deleted or renamed (staged or not), and conflicts.
+    pub modified: usize,
+    /// Untracked files and directories (ignored ones do not count).
+    pub untracked: usize,
+}
+
+impl Dirty {
+    pub fn is_clean(&self) -> bool {
+        self.modified == 0 && self.untracked == 0
+    }
+}
+
+/// One worktree as `baton worktree list --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorktreeInfo {
+    /// Admin name (`None` for the main checkout).
+    pub name: Option<String>,
+    pub path: PathBuf,
+    pub main: bool,
+    /// The directory exists.
+    pub exists: bool,
+    pub branch: Option<String>,
+    pub head: Option<String>,
+    pub detached: bool,
+    pub base: Option<String>,
+    pub base_commit: Option<String>,
+    pub plan: Option<String>,
+    pub agent: Option<String>,
+    /// `None` when the directory is gone or its status could not be read.
+    pub dirty: Option<Dirty>,
+    /// Commits on the head not on the target, and the reverse.
+    pub ahead: Option<usize>,
+    pub behind: Option<usize>,
+    pub merge: Option<MergeState>,
+    pub merge_detail: Option<String>,
+    pub locked: bool,
+    pub lock_reason: Option<String>,
+    /// The process recorded as owner in a baton lock.
+    pub owner: Option<ProcessRef>,
+    pub owner_alive: bool,
+    /// The directory is gone and nothing holds the entry: `prune` removes it.
+    pub prunable: bool,
+    /// Other worktrees that have the same branch checked out.
+    pub branch_checked_out_elsewhere: Vec<PathBuf>,
+    pub age_secs: Option<u64>,
+    #[serde(skip)]
+    pub admin_dir: Option<PathBuf>,
+    #[serde(skip)]
+    pub head_oid: Option<Oid>,
+    #[serde(skip)]
+    pub status_error: Option<String>,
+}
+
+impl WorktreeInfo {
+    /// A lock baton cannot attribute to a live or dead baton owner (a person's lock).
+    pub fn foreign_lock(&self) -> bool {
+        self.locked && self.owner.is_none()
+    }
+}
+
+/// Every worktree, the main checkout first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub target: String,
+    pub target_commit: String,
+    pub worktrees: Vec<WorktreeInfo>,
+}
+
+/// Inspect every worktree against `target`.
+pub fn list(wt: &Worktrees, target: Option<&str>, now: SystemTime) -> Result<Listing> {
+    let repo = wt.open()?;
+    let target = wt.resolve_target(&repo, target)?;
+    let entries = wt.entries()?;
+    let main_head = repo.head().ok();
+    let main_branch = main_head
+        .as_ref()
+        .filter(|h| h.is_branch())
+        .and_then(|h| h.shorthand().map(str::to_owned));
+    let mut infos: Vec<WorktreeInfo> = entries
+        .par_iter()
+        .map_init(
+            || wt.open(),
+            |repo, entry| match repo {
+                Ok(repo) => inspect(repo, entry, &target, now),
+                Err(e) => Err(WorktreeError::io("open the repository for", &entry.path)(
+                    std::io::Error::other(e.to_string()),
+                )),
+            },
+        )
+        .collect::<Result<_>>()?;
+
+    let main = WorktreeInfo {
+        name: None,
+        path: wt.main_workdir.clone(),
+        main: true,
+        exists: true,
+        branch: main_branch.clone(),
+        head: main_head
+            .as_ref()
+            .and_then(|h| h.target())
+            .map(|o| o.to_string()),
+        detached: main_branch.is_none(),
+        base: None,
+        base_commit: None,
+        plan: None,
+        agent: None,
+        dirty: dirty_of(&repo).ok(),
+        ahead: None,
+        behind: None,
+        merge: None,
+        merge_detail: None,
+        locked: false,
+        lock_reason: None,
+        owner: None,
+        owner_alive: false,
+        prunable: false,
+        branch_checked_out_elsewhere: Vec::new(),
+        age_secs: None,
+        admin_dir: None,
+        head_oid: main_head.as_ref().and_then(|h| h.target()),
+        status_error: None,
+    };
+    infos.insert(0, main);
+
+    // Which branches are checked out where.
+    let holders: Vec<(Option<String>, PathBuf)> = infos
+        .iter()
+        .map(|i| (i.branch.clone(), i.path.clone()))
+        .collect();
+    for info in &mut infos {
+        if let Some(b) = &info.branch {
+            info.branch_checked_out_elsewhere = holders
+                .iter()
+                .filter(|(hb, p)| hb.as_ref() == Some(b) && *p != info.path)
+                .map(|(_, p)| p.clone())
+                .collect();
+        }
+    }
+    Ok(Listing {
+        target: target.name,
+        target_commit: target.commit.to_string(),
+        worktrees: infos,
+    })
+}
+
+fn inspect(
+    repo: &Repository,
+    entry: &Entry,
+    target: &Target,
+    now: SystemTime,
+) -> Result<WorktreeInfo> {
+    let exists = entry.path.join(".git").exists();
+    let (branch, head_oid) = match &entry.head {
+        Head::Branch(r) => {
+            let oid = repo.refname_to_id(r).ok();
+            (entry.branch().map(str::to_owned), oid)
+        }
+        Head::Detached(oid) => (None, Some(*oid)),
+        Head::Unknown => (None, None),
+    };
+    let owner = entry.locked.as_deref().and_then(process::parse_lock_reason);
+    let owner_alive = owner.as_ref().is_some_and(process::is_alive);
+    let held = entry.locked.is_some() && (owner.is_none() || owner_alive);
+    let (dirty, status_error) = if exists {
+        match Repository::open(&entry.path).map_err(|e| e.message().to_owned()) {
+            Ok(r) => match dirty_of(&r) {
+                Ok(d) => (Some(d), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
+    let (mut ahead, mut behind, mut merge, mut merge_detail) = (None, None, None, None);
+    if let Some(h) = head_oid {
+        if let Ok((a, b)) = repo.graph_ahead_behind(h, target.commit) {
+            ahead = Some(a);
+            behind = Some(b);
+        }
+        let verdict = integrated::classify(repo, h, target.commit)?;
+        merge = Some(verdict.state);
+        merge_detail = verdict.detail;
+    }
+    let created = entry
+        .meta
+        .as_ref()
+        .map(|m| SystemTime::UNIX_EPOCH + Duration::from_secs(m.created_at))
+        .or_else(|| {
+            std::fs::metadata(&entry.admin_dir)
+                .and_then(|m| m.modified())
+                .ok()
+        });
+    let age_secs = created.map(|c| now.duration_since(c).unwrap_or_default().as_secs());
+    Ok(WorktreeInfo {
+        name: Some(entry.name.clone()),
+        path: entry.path.clone(),
+        main: false,
+        exists,
+        detached: matches!(entry.head, Head::Detached(_)),
+        branch,
+        head: head_oid.map(|o| o.to_string()),
+        base: entry.meta.as_ref().map(|m| m.base.clone()),
+        base_commit: entry.meta.as_ref().map(|m| m.base_commit.clone()),
+        plan: entry.meta.as_ref().and_then(|m| m.plan.clone()),
+        agent: entry.meta.as_ref().and_then(|m| m.agent.clone()),
+        dirty,
+        ahead,
+        behind,
+        merge,
+        merge_detail,
+        locked: entry.locked.is_some(),
+        lock_reason: entry.locked.clone().filter(|r| !r.is_empty()),
+        owner,
+        owner_alive,
+        prunable: !exists && !held,
+        branch_checked_out_elsewhere: Vec::new(),
+        age_secs,
+        admin_dir: Some(entry.admin_dir.clone()),
+        head_oid,
+        status_error,
+    })
+}
+
+/// Count uncommitted changes of the worktree `repo` is open on.
+pub fn dirty_of(repo: &Repository) -> Result<Dirty> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(false)
+        .include_ignored(false)
+        .exclude_submodules(false);
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .map_err(WorktreeError::git(format!(
+            "read the status of {}",
+            repo.workdir().unwrap_or(repo.path()).display()
+        )))?;
+    let mut dirty = Dirty {
+        modified: 0,
+        untracked: 0,
+    };
+    for s in statuses.iter() {
+        let st = s.status();
+        if st == git2::Status::WT_NEW {
+            dirty.untracked += 1;
+        } else if !st.is_empty() && st != git2::Status::IGNORED {
+            dirty.modified += 1;
+        }
+    }
+    Ok(dirty)
+}

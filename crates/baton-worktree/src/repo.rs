@@ -1,0 +1,132 @@
+//! The repository a worktree operation works on: its paths, its `[worktree]` config, and how
+//! names given on the command line (bases, targets, worktrees) resolve.
+
+use std::path::{Path, PathBuf};
+
+use baton_git::RepoPaths;
+use git2::{Oid, Repository};
+
+use crate::admin::{self, Entry};
+use crate::config::WorktreeConfig;
+use crate::errors::{Result, WorktreeError};
+
+/// A repository with its worktree config. Cheap to share between threads (it holds paths, not
+/// a `git2::Repository`, which is not `Sync`): each thread calls [`Worktrees::open`].
+#[derive(Debug, Clone)]
+pub struct Worktrees {
+    pub paths: RepoPaths,
+    pub main_workdir: PathBuf,
+    pub config: WorktreeConfig,
+    /// Where new worktrees go.
+    pub root: PathBuf,
+}
+
+/// A resolved target branch: the name as given and its commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub commit: Oid,
+}
+
+impl Worktrees {
+    pub fn new(paths: RepoPaths, config: WorktreeConfig) -> Result<Self> {
+        config.validate()?;
+        let main_workdir = paths.main_workdir();
+        let root = config.root_for(&main_workdir);
+        Ok(Worktrees {
+            paths,
+            main_workdir,
+            config,
+            root,
+        })
+    }
+
+    pub fn common_dir(&self) -> &Path {
+        &self.paths.common_dir
+    }
+
+    /// Open the main repository (one per thread).
+    pub fn open(&self) -> Result<Repository> {
+        Repository::open(&self.main_workdir).map_err(WorktreeError::git(format!(
+            "open the repository at {}",
+            self.main_workdir.display()
+        )))
+    }
+
+    /// The linked worktrees' admin entries.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        admin::entries(self.common_dir())
+    }
+
+    /// The commit a base (branch, tag, commit, any revision) names.
+    pub fn resolve_base(&self, repo: &Repository, given: &str) -> Result<Oid> {
+        repo.revparse_single(given)
+            .and_then(|o| o.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(|_| WorktreeError::UnknownBase {
+                given: given.to_owned(),
+            })
+    }
+
+    /// The branch work must reach: `given`, else the config's target, else the branch checked
+    /// out in the main checkout (or its detached commit).
+    pub fn resolve_target(&self, repo: &Repository, given: Option<&str>) -> Result<Target> {
+        let name = match given.or(self.config.target.as_deref()) {
+            Some(n) => n.to_owned(),
+            None => {
+                let head = repo
+                    .head()
+                    .map_err(WorktreeError::git("read HEAD of the main checkout"))?;
+                if head.is_branch() {
+                    head.shorthand().unwrap_or("HEAD").to_owned()
+                } else {
+                    "HEAD".to_owned()
+                }
+            }
+        };
+        let commit = repo
+            .revparse_single(&name)
+            .and_then(|o| o.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(|_| WorktreeError::UnknownTarget {
+                given: name.clone(),
+            })?;
+        Ok(Target { name, commit })
+    }
+
+    /// The linked worktree a user named: by admin name, by path, or by branch.
+    pub fn find_entry<'e>(&self, entries: &'e [Entry], given: &str) -> Result<&'e Entry> {
+        let as_path = std::fs::canonicalize(given).ok();
+        entries
+            .iter()
+            .find(|e| e.name == given)
+            .or_else(|| {
+                entries.iter().find(|e| {
+                    as_path.as_deref() == Some(e.path.as_path())
+                        || std::fs::canonicalize(&e.path).ok() == as_path && as_path.is_some()
+                })
+            })
+            .or_else(|| entries.iter().find(|e| e.branch() == Some(given)))
+            .ok_or_else(|| WorktreeError::UnknownWorktree {
+                given: given.to_owned(),
+            })
+    }
+}
+
+/// A name safe as one path component and in an admin dir: `[A-Za-z0-9._-]`, not starting with
+/// `.` or `-`, at most 100 characters.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(WorktreeError::BadName {
+            name: name.to_owned(),
+        })
+    }
+}

@@ -328,7 +328,7 @@ fn flow(demo: &Demo<'_>) -> CliResult<()> {
             "-q",
             "--no-ff",
             "-m",
-            "Merge batch B2",
+            "Merge greeter (batch B2)",
             &greeter.branch,
         ],
     )?;

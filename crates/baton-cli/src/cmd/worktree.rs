@@ -404,7 +404,10 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
             line
         });
     }
-    if report.actions.is_empty() && report.kept.is_empty() {
+    for p in &report.swept {
+        ctx.say(format!("{would}delete leftover {}", p.display()));
+    }
+    if report.actions.is_empty() && report.kept.is_empty() && report.swept.is_empty() {
         ctx.say("no linked worktrees to clean up");
     }
     if report.refused {

@@ -3,4 +3,5 @@
 mod support;
 mod worktree_cleanup;
 mod worktree_create;
+mod worktree_setup;
 mod worktree_support;

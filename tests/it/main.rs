@@ -10,4 +10,5 @@ mod tasks_taskwarrior;
 mod verify;
 mod worktree_cleanup;
 mod worktree_create;
+mod worktree_setup;
 mod worktree_support;

@@ -323,3 +323,20 @@ fn prune_removes_only_entries_whose_directory_is_gone() {
     assert!(listed.contains(&here) && listed.contains(&held));
     assert!(branch_exists(&repo, "gone"), "prune never deletes branches");
 }
+
+#[test]
+fn leftovers_of_an_interrupted_removal_are_swept() {
+    let repo = TestRepo::new();
+    let kept = create(&repo, "kept");
+    write_file(&kept, "x.txt", "untracked\n");
+    // pid 4294967295 cannot exist, so this removal's process is gone
+    let leftover = root(&repo).join(".old.4294967295.baton-removing");
+    write_file(&leftover, "deep/file", "half deleted\n");
+    let dry = baton(&repo, &["--json", "worktree", "cleanup", "--dry-run"])
+        .expect_code(0)
+        .json();
+    assert_eq!(dry["swept"][0], leftover.to_str().unwrap());
+    assert!(leftover.exists());
+    baton(&repo, &["worktree", "cleanup"]).expect_code(0);
+    assert!(!leftover.exists() && kept.exists());
+}

@@ -171,3 +171,42 @@ pub fn outcome(report: &Value) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// Every worktree git knows is valid: listed without "prunable", clean, on its branch; and
+/// the repository passes `git fsck`.
+#[track_caller]
+pub fn assert_all_valid(repo: &TestRepo, expected_linked: usize) {
+    let listed = git_worktrees(repo);
+    assert_eq!(listed.len(), expected_linked + 1, "{listed:?}");
+    for (path, head) in &listed[1..] {
+        // the index's stat data matches the files exactly (diff-files never refreshes it)
+        assert_eq!(
+            repo.git_in(path, &["diff-files", "--name-only"]),
+            "",
+            "{path:?} index is stale"
+        );
+        assert!(
+            !head.contains("prunable") && !head.is_empty(),
+            "{path:?}: {head}"
+        );
+        assert_eq!(
+            repo.git_in(path, &["status", "--porcelain"]),
+            "",
+            "{path:?} is not clean"
+        );
+        assert_eq!(
+            repo.git_in(path, &["rev-parse", "--abbrev-ref", "HEAD"]),
+            *head
+        );
+    }
+    repo.git(&["fsck", "--no-progress", "--strict"]);
+}
+
+pub fn repo_with_files() -> TestRepo {
+    let repo = TestRepo::new();
+    for i in 0..200 {
+        repo.write(&format!("src/d{}/f{i}.txt", i % 10), &format!("file {i}\n"));
+    }
+    repo.commit_all("many files");
+    repo
+}

@@ -79,6 +79,8 @@ pub struct CleanupReport {
     pub dry_run: bool,
     pub actions: Vec<Action>,
     pub kept: Vec<Kept>,
+    /// Leftovers of interrupted removals, deleted (or, in a dry run, to delete).
+    pub swept: Vec<PathBuf>,
     /// A worktree the user named was kept, or an action failed.
     pub refused: bool,
 }
@@ -132,8 +134,12 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
             } => actions.push(action(info, ActionKind::Remove, branch_kept, detached)),
         }
     }
+    let swept = remove::leftovers(&wt.root);
     if !opts.dry_run {
         execute(wt, &listing.worktrees, &mut actions)?;
+        for p in &swept {
+            remove::remove_tree(p)?;
+        }
     }
     let refused = kept.iter().any(|k| k.requested) || actions.iter().any(|a| a.error.is_some());
     Ok(CleanupReport {
@@ -141,6 +147,7 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
         dry_run: opts.dry_run,
         actions,
         kept,
+        swept,
         refused,
     })
 }

@@ -33,6 +33,41 @@ pub fn remove_worktree(path: &Path, admin_dir: &Path) -> Result<()> {
     remove_tree(&doomed)
 }
 
+/// Leftovers of removals that were interrupted (`.<name>.<pid>.baton-removing` in the root
+/// or one level below it) whose process is gone.
+pub fn leftovers(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let scan = |dir: &Path, out: &mut Vec<PathBuf>, subdirs: &mut Vec<PathBuf>| {
+        let Ok(read) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in read.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if let Some(pid) = trash_pid(&name) {
+                if crate::process::process_ref(pid).is_none() {
+                    out.push(e.path());
+                }
+            } else if is_dir && !name.starts_with('.') {
+                subdirs.push(e.path());
+            }
+        }
+    };
+    let mut level1 = Vec::new();
+    scan(root, &mut out, &mut level1);
+    for d in level1 {
+        scan(&d, &mut out, &mut Vec::new());
+    }
+    out.sort();
+    out
+}
+
+/// The pid in a trash name `.<name>.<pid>.baton-removing`.
+fn trash_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_prefix('.')?.strip_suffix(TRASH_SUFFIX)?;
+    stem.rsplit('.').next()?.parse().ok()
+}
+
 fn trash_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()

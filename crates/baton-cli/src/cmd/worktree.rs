@@ -12,6 +12,8 @@ use baton_worktree::{
 };
 use clap::{Args, Subcommand};
 
+mod list;
+
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
@@ -66,7 +68,7 @@ pub struct CreateArgs {
 pub struct ListArgs {
     /// The branch merged state is computed against (default: config, else the main checkout's branch).
     #[arg(long, value_name = "REF")]
-    target: Option<String>,
+    pub(crate) target: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +126,7 @@ pub fn run(ctx: &Ctx, command: WorktreeCommand) -> CliResult {
     let wt = Worktrees::new(ctx.repo()?.clone(), ctx.config()?.worktree.clone())?;
     match command {
         WorktreeCommand::Create(a) => create(ctx, &wt, a),
-        WorktreeCommand::List(a) => list(ctx, &wt, a),
+        WorktreeCommand::List(a) => list::run(ctx, &wt, a),
         WorktreeCommand::Cleanup(a) => cleanup(ctx, &wt, a),
         WorktreeCommand::Prune(a) => prune(ctx, &wt, a),
         WorktreeCommand::Lock(a) => {
@@ -257,93 +259,6 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
     Ok(exit::OK)
 }
 
-fn list(ctx: &Ctx, wt: &Worktrees, a: ListArgs) -> CliResult {
-    let listing = baton_worktree::list(wt, a.target.as_deref(), SystemTime::now())?;
-    if ctx.json {
-        ctx.print_json(&listing)?;
-        return Ok(exit::OK);
-    }
-    let s = &ctx.style;
-    ctx.say(s.dim(&format!(
-        "{:<20} {:<28} {:<10} {:<9} {:<14} {:>7} {:<14} {:>6}  PATH",
-        "NAME", "BRANCH", "HEAD", "CHANGES", "MERGED", "+/-", "LOCK", "AGE"
-    )));
-    for w in &listing.worktrees {
-        let name = w.name.clone().unwrap_or_else(|| "(main)".into());
-        let branch = w.branch.clone().unwrap_or_else(|| "(detached)".into());
-        let head = w
-            .head
-            .as_deref()
-            .map_or("-", |h| &h[..h.len().min(10)])
-            .to_owned();
-        let changes = match (w.exists, w.dirty) {
-            (false, _) => s.red("missing"),
-            (true, None) => s.red("unknown"),
-            (true, Some(d)) if d.is_clean() => s.green("clean"),
-            (true, Some(d)) => s.yellow(&format!("{}M {}U", d.modified, d.untracked)),
-        };
-        let merged = match w.merge {
-            Some(m) if m.is_integrated() => s.green(m.as_str()),
-            Some(m) => s.yellow(m.as_str()),
-            None => "-".into(),
-        };
-        let ab = match (w.ahead, w.behind) {
-            (Some(x), Some(y)) => format!("+{x}/-{y}"),
-            _ => "-".into(),
-        };
-        let lock = match (&w.owner, w.locked) {
-            (Some(o), _) if w.owner_alive => s.cyan(&format!("pid {} live", o.pid)),
-            (Some(o), _) => format!("pid {} dead", o.pid),
-            (None, true) => s.yellow("locked"),
-            (None, false) => "-".into(),
-        };
-        let age = w.age_secs.map_or("-".into(), short_age);
-        let prunable = if w.prunable { " (prunable)" } else { "" };
-        ctx.say(format!(
-            "{:<20} {:<28} {:<10} {:<9} {:<14} {:>7} {:<14} {:>6}  {}{prunable}",
-            name,
-            branch,
-            head,
-            pad(&changes, 9),
-            pad(&merged, 14),
-            ab,
-            pad(&lock, 14),
-            age,
-            w.path.display()
-        ));
-    }
-    Ok(exit::OK)
-}
-
-/// Pad a possibly coloured cell to `width` visible characters.
-fn pad(cell: &str, width: usize) -> String {
-    let visible = strip_ansi(cell).chars().count();
-    format!("{cell}{}", " ".repeat(width.saturating_sub(visible)))
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut in_escape = false;
-    for c in s.chars() {
-        match (in_escape, c) {
-            (false, '\u{1b}') => in_escape = true,
-            (true, 'm') => in_escape = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
-    }
-    out
-}
-
-fn short_age(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
-}
-
 fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
     let opts = CleanupOptions {
         force: a.force,
@@ -404,7 +319,10 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
             line
         });
     }
-    if report.actions.is_empty() && report.kept.is_empty() {
+    for p in &report.swept {
+        ctx.say(format!("{would}delete leftover {}", p.display()));
+    }
+    if report.actions.is_empty() && report.kept.is_empty() && report.swept.is_empty() {
         ctx.say("no linked worktrees to clean up");
     }
     if report.refused {

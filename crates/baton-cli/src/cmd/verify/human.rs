@@ -80,7 +80,18 @@ pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
     let verdict = if rep.ok {
         s.green("verify passed")
     } else {
-        s.red("verify FAILED")
+        // name the checks that failed: a failing test run has no findings to count
+        let failed: Vec<&str> = rep
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, CheckStatus::Fail | CheckStatus::Error))
+            .map(|c| c.name.as_str())
+            .collect();
+        if failed.is_empty() {
+            s.red("verify FAILED")
+        } else {
+            s.red(&format!("verify FAILED ({})", failed.join(", ")))
+        }
     };
     ctx.say(format!(
         "{verdict}: {} error(s), {} warning(s) in {} ms",

@@ -32,6 +32,14 @@ struct Demo<'a> {
     exe: PathBuf,
     root: PathBuf,
     color: &'static str,
+    /// Every command the demo ran and how it exited, for `--json`.
+    steps: std::cell::RefCell<Vec<Step>>,
+}
+
+#[derive(serde::Serialize)]
+struct Step {
+    command: Vec<String>,
+    exit_code: i32,
 }
 
 impl Demo<'_> {
@@ -70,6 +78,7 @@ impl Demo<'_> {
             self.show_output(&out.stdout, &out.stderr);
         }
         let code = out.status.code().unwrap_or(-1);
+        self.record(std::iter::once("baton").chain(args.iter().copied()), code);
         if !is_json {
             self.ctx
                 .say(self.ctx.style.dim(&format!("  (exit {code})")));
@@ -106,6 +115,10 @@ impl Demo<'_> {
             .output()
             .map_err(|e| CliError::env(format!("demo: cannot run git: {e}")))?;
         self.show_output(&out.stdout, &out.stderr);
+        self.record(
+            std::iter::once("git").chain(args.iter().copied()),
+            out.status.code().unwrap_or(-1),
+        );
         if !out.status.success() {
             return Err(CliError::env(format!(
                 "demo: `git {}` failed",
@@ -113,6 +126,13 @@ impl Demo<'_> {
             )));
         }
         Ok(())
+    }
+
+    fn record<'s>(&self, command: impl Iterator<Item = &'s str>, exit_code: i32) {
+        self.steps.borrow_mut().push(Step {
+            command: command.map(str::to_owned).collect(),
+            exit_code,
+        });
     }
 
     /// Where each agent of the plan works, from `baton --json worktree list`.
@@ -185,8 +205,18 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> CliResult {
         exe,
         root: root.clone(),
         color: if ctx.style.enabled { "always" } else { "never" },
+        steps: std::cell::RefCell::new(Vec::new()),
     };
     flow(&demo)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "ok": true,
+            "repo": root,
+            "kept": tmp.is_none(),
+            "steps": *demo.steps.borrow(),
+        }))?;
+        return Ok(exit::OK);
+    }
     ctx.say("");
     ctx.say(
         ctx.style

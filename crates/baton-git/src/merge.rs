@@ -224,7 +224,9 @@ fn is_link(mode: u32) -> bool {
     mode & 0o170000 == 0o120000
 }
 
-fn index_entry(path: &str, side: Side) -> git2::IndexEntry {
+/// An index entry for `path` with `side`'s blob and mode, and no stat data (for in-memory
+/// indexes only).
+pub fn index_entry(path: &str, side: Side) -> git2::IndexEntry {
     git2::IndexEntry {
         ctime: git2::IndexTime::new(0, 0),
         mtime: git2::IndexTime::new(0, 0),

@@ -99,20 +99,7 @@ pub fn merge_lines(
         return Ok(Merged::Conflicts(conflicts));
     }
     for (path, side) in additions {
-        let entry = git2::IndexEntry {
-            ctime: git2::IndexTime::new(0, 0),
-            mtime: git2::IndexTime::new(0, 0),
-            dev: 0,
-            ino: 0,
-            mode: side.mode,
-            uid: 0,
-            gid: 0,
-            file_size: 0,
-            id: side.oid,
-            flags: 0,
-            flags_extended: 0,
-            path: path.into_bytes(),
-        };
+        let entry = baton_git::merge::index_entry(&path, side);
         index
             .add(&entry)
             .map_err(GitError::git("add a merged file to the in-memory index"))?;

@@ -16,6 +16,7 @@ mod cmd;
 mod config;
 mod ctx;
 mod error;
+mod progress;
 mod style;
 
 use std::ffi::OsString;

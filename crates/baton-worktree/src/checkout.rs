@@ -11,6 +11,7 @@ use std::fs::Metadata;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use git2::build::CheckoutBuilder;
 use git2::{
@@ -28,8 +29,14 @@ struct File {
 }
 
 /// Check out `commit` into each of the empty worktrees `paths` (their HEAD already names their
-/// branch). Returns the number of files written per worktree.
-pub fn populate_many(paths: &[&Path], commit: Oid) -> Result<usize> {
+/// branch). Returns the number of files written per worktree. `progress`, if given, counts the
+/// files written so far, over all worktrees.
+pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>) -> Result<usize> {
+    let advance = |n: usize| {
+        if let Some(p) = progress {
+            p.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    };
     let Some(first) = paths.first() else {
         return Ok(0);
     };
@@ -42,7 +49,7 @@ pub fn populate_many(paths: &[&Path], commit: Oid) -> Result<usize> {
     if !plain || !plain_config(&repo) {
         return paths
             .par_iter()
-            .map(|p| populate(p, commit))
+            .map(|p| populate(p, commit).inspect(|&n| advance(n)))
             .collect::<Result<Vec<_>>>()
             .map(|v| v.first().copied().unwrap_or(0));
     }
@@ -86,6 +93,7 @@ pub fn populate_many(paths: &[&Path], commit: Oid) -> Result<usize> {
                     for ((f, data), st) in chunk.iter().zip(&blobs).zip(out.iter_mut()) {
                         st.push(write_one(&root.join(&f.path), f.mode, data)?);
                     }
+                    advance(chunk.len());
                 }
                 Ok(out)
             },

@@ -44,6 +44,9 @@ pub struct CreateOptions {
     pub setup: bool,
     /// The target that reuse candidates must be integrated into (default as in `list`).
     pub target: Option<String>,
+    /// Counts files as the checkouts write them (summed over worktrees), so the caller can
+    /// show progress while a large checkout runs.
+    pub progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// A worktree made (or reused).
@@ -169,7 +172,7 @@ pub fn create(
     }
     let mut written: BTreeMap<Oid, usize> = BTreeMap::new();
     for (oid, paths) in &groups {
-        match checkout::populate_many(paths, *oid) {
+        match checkout::populate_many(paths, *oid, opts.progress.as_deref()) {
             Ok(n) => {
                 written.insert(*oid, n);
             }

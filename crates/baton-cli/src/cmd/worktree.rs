@@ -228,13 +228,17 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
         ),
         None => None,
     };
+    let progress = crate::progress::Counter::new(ctx, "checking out", "files");
     let opts = CreateOptions {
         owner,
         reuse: a.reuse,
         setup: !a.no_setup,
         target: a.target,
+        progress: Some(std::sync::Arc::clone(&progress.count)),
     };
-    let created = baton_worktree::create(wt, reqs, &opts, SystemTime::now())?;
+    let created = baton_worktree::create(wt, reqs, &opts, SystemTime::now());
+    drop(progress);
+    let created = created?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({ "created": created }))?;
         return Ok(exit::OK);

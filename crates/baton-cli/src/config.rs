@@ -55,7 +55,9 @@ impl Config {
             }
         };
         let config: Config = toml::from_str(&text).map_err(|e| {
-            let (line, col) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
+            let (line, col) = e
+                .span()
+                .map_or((1, 1), |s| baton_plan::load::line_col(&text, s.start));
             CliError::input(format!(
                 "{}:{line}:{col}: {}",
                 path.display(),
@@ -77,11 +79,4 @@ impl Config {
         }
         Ok(config)
     }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }

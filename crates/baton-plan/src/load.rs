@@ -85,8 +85,9 @@ pub fn parse_plan(text: &str, format: Format, path: &Path) -> Result<Plan, LoadE
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+/// 1-based line and column (in characters) of a byte offset, for error messages about any
+/// TOML or JSON file baton reads.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

@@ -97,11 +97,9 @@ impl From<baton_plan::store::PlanStoreError> for CliError {
 }
 
 impl From<baton_plan::LoadError> for CliError {
+    /// A plan file that cannot be read or parsed is bad input: the user named it.
     fn from(e: baton_plan::LoadError) -> Self {
-        match e {
-            baton_plan::LoadError::Io { .. } => CliError::input(e.to_string()),
-            _ => CliError::input(e.to_string()),
-        }
+        CliError::input(e.to_string())
     }
 }
 

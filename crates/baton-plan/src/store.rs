@@ -42,15 +42,6 @@ pub fn store_plan(dir: &StateDir, mut plan: Plan, now: SystemTime) -> Result<Pla
     }
 }
 
-/// Rewrite a stored plan (after `task link`, a replan, …). The plan must have an id.
-pub fn save_plan(dir: &StateDir, plan: &Plan) -> Result<(), StoreError> {
-    // Callers always pass stored plans, which have ids; an id-less plan is a caller bug.
-    let id = plan.id.as_ref().map(PlanId::as_str).unwrap_or("unnamed");
-    let path = dir.plan(id);
-    let _guard = baton_store::lock_exclusive(&path)?;
-    baton_store::write_json(&path, plan)
-}
-
 /// Load a stored plan by id (a full id; see [`resolve_plan_id`] for prefixes).
 pub fn load_stored(dir: &StateDir, id: &PlanId) -> Result<Plan, PlanStoreError> {
     let path = dir.plan(id.as_str());

@@ -299,13 +299,14 @@ fn failures(ctx: &Ctx, a: FilterArgs) -> CliResult {
         f.events
     ));
     for g in &f.groups {
+        let examples = if g.example_plans.is_empty() {
+            String::new()
+        } else {
+            format!("  e.g. {}", g.example_plans.join(", "))
+        };
         ctx.say(format!(
-            "  {:>6}  {:<16} {:<10} last {}  e.g. {}",
-            g.count,
-            g.error_class,
-            g.task_type,
-            g.last_time,
-            g.example_plans.join(", ")
+            "  {:>6}  {:<16} {:<10} last {}{examples}",
+            g.count, g.error_class, g.task_type, g.last_time
         ));
     }
     Ok(exit::OK)

@@ -164,3 +164,40 @@ pub fn write_file(dir: &Path, rel: &str, content: &str) {
     }
     std::fs::write(&path, content).expect("write file");
 }
+
+/// What a test that needs an external program (Taskwarrior, Slurm, a browser) does when the
+/// program is absent: on a developer's machine it reports itself skipped, naming the reason and
+/// the install command, and returns `false` so the test can return early; under `CI=true`
+/// (where `.ci/run` installs and starts everything) a missing program fails the test.
+///
+/// `probe` is a command that succeeds when the program is usable, e.g. `["task", "--version"]`.
+/// The skip line goes straight to the process's stderr (not through `eprintln!`, which libtest
+/// captures for passing tests), so `cargo test` shows it, and `.ci/run` counts lines starting
+/// with `SKIPPED:`.
+pub fn require_program(test: &str, probe: &[&str], why: &str, install: &str) -> bool {
+    let usable = Command::new(probe[0])
+        .args(&probe[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if usable {
+        return true;
+    }
+    let reason = format!(
+        "{test}: `{}` is not available; {why} (install: {install})",
+        probe.join(" ")
+    );
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{reason}; CI=true, so a missing program is a failure: .ci/run must install it");
+    }
+    skip(&reason);
+    false
+}
+
+/// Report a test as skipped on stderr, uncaptured (see [`require_program`]).
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "SKIPPED: {reason}");
+}

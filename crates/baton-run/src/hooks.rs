@@ -1,0 +1,67 @@
+//! Where the batch loop (commit each agent's work, gate the batch, merge it into the plan's
+//! integration branch, test the merged result) plugs into the runner. The runner calls these at
+//! fixed points; [`NoHooks`] is the loop-less runner.
+
+use std::path::PathBuf;
+
+use baton_plan::{AgentId, BatchId, PlanId};
+
+/// An agent attempt that just ended.
+#[derive(Debug, Clone)]
+pub struct AgentContext {
+    pub plan: PlanId,
+    pub batch: BatchId,
+    pub agent: AgentId,
+    pub attempt: u32,
+    /// `None` for `isolation = "none"`.
+    pub worktree: Option<PathBuf>,
+    pub branch: Option<String>,
+    pub succeeded: bool,
+}
+
+/// A batch whose agents have all finished.
+#[derive(Debug, Clone)]
+pub struct BatchContext {
+    pub plan: PlanId,
+    pub batch: BatchId,
+    /// The batch's agents, in plan order, with their branches where they have one.
+    pub agents: Vec<(AgentId, Option<String>)>,
+}
+
+/// What the gate decided for a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateDecision {
+    /// The batch succeeded (and, in the batch loop, was integrated).
+    Pass,
+    /// The batch failed its gate. `rerun` names the agents to run again (a replan); empty
+    /// means the batch fails.
+    Fail {
+        report: Option<PathBuf>,
+        findings: String,
+        rerun: Vec<AgentId>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HookError(pub String);
+
+pub trait BatchHooks: Send + Sync {
+    /// The branch or commit a batch's agents start from (the integration branch in the loop).
+    fn base_for(&self, _plan: &PlanId, _batch: &BatchId) -> Result<Option<String>, HookError> {
+        Ok(None)
+    }
+    /// An attempt ended: commit what it left in its worktree, read its result file.
+    fn after_agent(&self, _ctx: &AgentContext) -> Result<(), HookError> {
+        Ok(())
+    }
+    /// Every agent of the batch finished successfully: gate it (and integrate it).
+    fn after_batch(&self, _ctx: &BatchContext) -> Result<GateDecision, HookError> {
+        Ok(GateDecision::Pass)
+    }
+}
+
+/// The runner without a batch loop: every batch whose agents succeeded succeeds.
+pub struct NoHooks;
+
+impl BatchHooks for NoHooks {}

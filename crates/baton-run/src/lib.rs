@@ -1,0 +1,15 @@
+//! Executing a plan: which agent runs next (pure scheduling over the execution state), where an
+//! attempt runs (the [`Executor`] seam: local process groups or Slurm jobs), and the points where
+//! the batch loop plugs in ([`BatchHooks`]: commit an agent's work, gate and integrate a batch).
+//!
+//! Everything above the executor — scheduling, retries, the breaker, resume, the batch loop,
+//! metrics — is the same whichever executor runs the attempts.
+
+pub mod executor;
+pub mod hooks;
+
+pub use executor::{
+    Adoption, AttemptEvent, AttemptHandle, AttemptKey, AttemptSpec, EventKind, ExecError, Executor,
+    KillReport, Outcome, Resources,
+};
+pub use hooks::{AgentContext, BatchContext, BatchHooks, GateDecision, HookError, NoHooks};

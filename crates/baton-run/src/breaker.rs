@@ -67,6 +67,7 @@ impl Breaker {
         if !trips_on(class) {
             return None;
         }
+        let already_open = self.is_open(now_ms);
         let streak = match &mut self.streak {
             Some((c, agents)) if *c == class => agents,
             _ => {
@@ -75,7 +76,7 @@ impl Breaker {
             }
         };
         streak.insert(agent.clone());
-        if streak.len() < self.threshold || self.is_open(now_ms) {
+        if streak.len() < self.threshold || already_open {
             return None;
         }
         self.trips += 1;
@@ -133,7 +134,9 @@ mod tests {
         assert!(!b.is_open(0));
         // the same agent again is not a repeat across agents
         assert_eq!(b.failed(&a("x"), ErrorClass::SpawnFailed, 1), None);
-        let trip = b.failed(&a("y"), ErrorClass::SpawnFailed, 2).expect("trips");
+        let trip = b
+            .failed(&a("y"), ErrorClass::SpawnFailed, 2)
+            .expect("trips");
         assert_eq!(trip.agents, vec![a("x"), a("y")]);
         assert_eq!(trip.until_ms, None);
         assert!(b.is_open(u64::MAX));
@@ -143,9 +146,13 @@ mod tests {
     #[test]
     fn ordinary_failures_and_other_classes_do_not_trip() {
         let mut b = Breaker::new(2, 1000);
-        for (i, class) in [ErrorClass::ExitNonzero, ErrorClass::Timeout, ErrorClass::Killed]
-            .into_iter()
-            .enumerate()
+        for (i, class) in [
+            ErrorClass::ExitNonzero,
+            ErrorClass::Timeout,
+            ErrorClass::Killed,
+        ]
+        .into_iter()
+        .enumerate()
         {
             assert_eq!(b.failed(&a(&format!("a{i}")), class, 0), None);
             assert_eq!(b.failed(&a(&format!("b{i}")), class, 0), None);

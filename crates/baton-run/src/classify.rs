@@ -115,21 +115,40 @@ mod tests {
         use ErrorClass as C;
         use Status::{Failed as F, Succeeded as S};
         assert_eq!(class(Outcome::Exited(0), None, ""), (S, None));
-        assert_eq!(class(Outcome::Exited(1), None, "boom"), (F, Some(C::ExitNonzero)));
-        assert_eq!(class(Outcome::Exited(75), None, ""), (F, Some(C::RateLimited)));
         assert_eq!(
-            class(Outcome::Exited(1), None, "error: rate LIMIT exceeded, retry later"),
+            class(Outcome::Exited(1), None, "boom"),
+            (F, Some(C::ExitNonzero))
+        );
+        assert_eq!(
+            class(Outcome::Exited(75), None, ""),
             (F, Some(C::RateLimited))
         );
-        assert_eq!(class(Outcome::Exited(2), None, "got http 429"), (F, Some(C::RateLimited)));
+        assert_eq!(
+            class(
+                Outcome::Exited(1),
+                None,
+                "error: rate LIMIT exceeded, retry later"
+            ),
+            (F, Some(C::RateLimited))
+        );
+        assert_eq!(
+            class(Outcome::Exited(2), None, "got http 429"),
+            (F, Some(C::RateLimited))
+        );
         assert_eq!(class(Outcome::Signalled(9), None, ""), (F, Some(C::Killed)));
         assert_eq!(class(Outcome::TimedOut, None, ""), (F, Some(C::Timeout)));
-        assert_eq!(class(Outcome::Cancelled, None, ""), (F, Some(C::Interrupted)));
+        assert_eq!(
+            class(Outcome::Cancelled, None, ""),
+            (F, Some(C::Interrupted))
+        );
         assert_eq!(
             class(Outcome::SpawnFailed("no such file".into()), None, ""),
             (F, Some(C::SpawnFailed))
         );
-        assert_eq!(class(Outcome::Lost("gone".into()), None, ""), (F, Some(C::Orphaned)));
+        assert_eq!(
+            class(Outcome::Lost("gone".into()), None, ""),
+            (F, Some(C::Orphaned))
+        );
     }
 
     #[test]
@@ -141,7 +160,11 @@ mod tests {
             (KillReason::FirstOutput, C::FirstOutputTimeout),
             (KillReason::Interrupt, C::Interrupted),
         ] {
-            for o in [Outcome::Cancelled, Outcome::Signalled(15), Outcome::Exited(143)] {
+            for o in [
+                Outcome::Cancelled,
+                Outcome::Signalled(15),
+                Outcome::Exited(143),
+            ] {
                 assert_eq!(class(o, Some(reason), "rate limit exceeded").1, Some(want));
             }
         }
@@ -154,7 +177,12 @@ mod tests {
 
     #[test]
     fn a_nonzero_exit_with_no_patterns_configured_is_just_a_failure() {
-        let v = classify(&Outcome::Exited(1), None, &RateLimit::default(), "rate limit");
+        let v = classify(
+            &Outcome::Exited(1),
+            None,
+            &RateLimit::default(),
+            "rate limit",
+        );
         assert_eq!(v.class, Some(ErrorClass::ExitNonzero));
     }
 }

@@ -15,8 +15,8 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crate::executor::{
-    Adoption, AttemptEvent, AttemptHandle, AttemptSpec, EventKind, ExecError, Executor,
-    KillReport, Outcome,
+    Adoption, AttemptEvent, AttemptHandle, AttemptSpec, EventKind, ExecError, Executor, KillReport,
+    Outcome,
 };
 use crate::procfs;
 use crate::supervise::{CLAIMED_ELSEWHERE, PidFile, StatusFile, SuperviseArgs};

@@ -23,12 +23,11 @@ impl Overlaps {
         let mut map: BTreeMap<AgentId, BTreeSet<AgentId>> = BTreeMap::new();
         for (i, a) in agents.iter().enumerate() {
             for b in &agents[i + 1..] {
-                let overlap = a.scope.files_write.iter().any(|x| {
-                    b.scope
-                        .files_write
-                        .iter()
-                        .any(|y| globs_overlap(x, y))
-                });
+                let overlap = a
+                    .scope
+                    .files_write
+                    .iter()
+                    .any(|x| b.scope.files_write.iter().any(|y| globs_overlap(x, y)));
                 if overlap {
                     map.entry(a.id.clone()).or_default().insert(b.id.clone());
                     map.entry(b.id.clone()).or_default().insert(a.id.clone());

@@ -9,9 +9,8 @@ use baton_plan::{AgentResult, AgentStart, ErrorClass, Execution, Plan, Status};
 use super::*;
 
 fn plan(toml: &str) -> Plan {
-    let text = format!(
-        "schema_version = 1\ntitle = \"t\"\n[defaults]\ncommand = [\"true\"]\n{toml}"
-    );
+    let text =
+        format!("schema_version = 1\ntitle = \"t\"\n[defaults]\ncommand = [\"true\"]\n{toml}");
     parse_plan(&text, Format::Toml, Path::new("plan.toml")).expect("plan parses")
 }
 
@@ -34,7 +33,11 @@ struct Sim {
 impl Sim {
     fn new(toml: &str) -> Self {
         let plan = plan(toml);
-        let exec = Execution::new(baton_plan::PlanId::new("OP-20260101-000000-abcdef01").unwrap(), &plan, "t0");
+        let exec = Execution::new(
+            baton_plan::PlanId::new("OP-20260101-000000-abcdef01").unwrap(),
+            &plan,
+            "t0",
+        );
         Sim {
             overlaps: Overlaps::of(&plan),
             plan,
@@ -73,8 +76,13 @@ impl Sim {
                 match s {
                     Step::StartBatch(id) => self.exec.start_batch(&self.plan, &id, "t").unwrap(),
                     Step::SkipBatch(id) => self.exec.skip_batch(&id, "t").unwrap(),
-                    Step::GateBatch(id) => self.exec.complete_batch(&id, Status::Succeeded, "t").unwrap(),
-                    Step::FailBatch(id) => self.exec.complete_batch(&id, Status::Failed, "t").unwrap(),
+                    Step::GateBatch(id) => self
+                        .exec
+                        .complete_batch(&id, Status::Succeeded, "t")
+                        .unwrap(),
+                    Step::FailBatch(id) => {
+                        self.exec.complete_batch(&id, Status::Failed, "t").unwrap()
+                    }
                     Step::Launch { batch, agent } => {
                         self.exec
                             .start_agent(&batch, &agent, AgentStart::default(), "t")
@@ -93,7 +101,11 @@ impl Sim {
             error_class: (!ok).then_some(ErrorClass::ExitNonzero),
             ..Default::default()
         };
-        let status = if ok { Status::Succeeded } else { Status::Failed };
+        let status = if ok {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        };
         self.exec
             .record_agent_result(&id, &a(agent), status, result, "t")
             .unwrap();
@@ -161,7 +173,11 @@ fn a_failed_agent_fails_its_batch_once_its_siblings_end_and_dependents_are_skipp
     assert_eq!(s.batch_status("B1"), Status::Failed);
     assert_eq!(s.batch_status("B2"), Status::Skipped);
     assert_eq!(s.batch_status("B3"), Status::Skipped);
-    assert_eq!(s.batch_status("B4"), Status::Running, "independent batch goes on");
+    assert_eq!(
+        s.batch_status("B4"),
+        Status::Running,
+        "independent batch goes on"
+    );
 }
 
 #[test]
@@ -256,13 +272,22 @@ task_type = "implement"
 #[test]
 fn stopped_launching_starts_nothing_new_but_finishes_batches() {
     let mut s = Sim::new(DAG);
-    s.max_parallel = 1;
-    assert_eq!(s.step(0), ["a1"]);
+    s.max_parallel = 2;
+    assert_eq!(s.step(0), ["a1", "a2"]);
     s.stopped = Some("Ctrl-C");
     s.finish("a1", true);
+    s.finish("a2", true);
     assert!(s.step(0).is_empty());
-    assert!(matches!(s.decide(0).waits[0], Wait::Stopped { .. }));
-    assert_eq!(s.batch_status("B4"), Status::Pending, "no new batch starts");
+    assert_eq!(
+        s.batch_status("B1"),
+        Status::Succeeded,
+        "running work still lands"
+    );
+    assert_eq!(s.batch_status("B2"), Status::Pending, "no new batch starts");
+    assert!(
+        matches!(s.decide(0).waits[0], Wait::Stopped { .. }),
+        "d1 is held"
+    );
 }
 
 #[test]

@@ -93,7 +93,10 @@ impl SuperviseArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PidFile {
-    Running { pid: u32, start_time: u64 },
+    Running {
+        pid: u32,
+        start_time: u64,
+    },
     /// Claimed by a runner that found no supervisor: the attempt never started.
     Abandoned,
 }
@@ -168,12 +171,8 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
     ]) {
-        let (sync, cancelled, leaked, grace) = (
-            sync.clone(),
-            cancelled.clone(),
-            leaked.clone(),
-            args.grace,
-        );
+        let (sync, cancelled, leaked, grace) =
+            (sync.clone(), cancelled.clone(), leaked.clone(), args.grace);
         std::thread::spawn(move || {
             if signals.forever().next().is_some() {
                 cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -183,11 +182,7 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         });
     }
 
-    let log = match OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.log)
-    {
+    let log = match OpenOptions::new().create(true).append(true).open(&args.log) {
         Ok(f) => f,
         Err(e) => {
             return finish(
@@ -267,7 +262,9 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         status.leaked.extend(left);
     }
     status.cancelled = cancelled.load(std::sync::atomic::Ordering::SeqCst);
-    status.leaked.extend(leaked.lock().expect("not poisoned").iter());
+    status
+        .leaked
+        .extend(leaked.lock().expect("not poisoned").iter());
     finish(&args, status, started)
 }
 

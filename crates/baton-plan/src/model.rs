@@ -94,7 +94,8 @@ impl Plan {
 
     /// The profile an agent runs with, if any.
     pub fn profile_of(&self, agent: &Agent) -> Option<&Profile> {
-        self.profile_name_of(agent).and_then(|p| self.profiles.get(p))
+        self.profile_name_of(agent)
+            .and_then(|p| self.profiles.get(p))
     }
 
     /// How an agent's rate limits are recognised: its profile's settings, else the defaults'.

@@ -21,6 +21,7 @@ pub mod breaker;
 pub mod classify;
 pub mod events;
 pub mod executor;
+pub mod follow;
 pub mod hooks;
 pub mod local;
 pub mod preview;

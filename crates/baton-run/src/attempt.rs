@@ -98,6 +98,41 @@ pub fn spec(input: &SpecInput) -> (AttemptSpec, Option<(PathBuf, String)>) {
     (spec, prompt)
 }
 
+/// Can `program` be started from `cwd`? A name with a `/` is a path (relative to `cwd`);
+/// a bare name is looked up in `search_path` (the agent's `PATH`). `Err` says why not, the
+/// way a shell would ("command not found"), so a missing binary fails before anything runs.
+pub fn preflight(
+    program: &str,
+    cwd: &Path,
+    search_path: Option<&std::ffi::OsStr>,
+) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.is_empty() {
+        return Err("the command is empty".into());
+    }
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return if executable(&p) {
+            Ok(())
+        } else if p.exists() {
+            Err(format!("{program}: not an executable file"))
+        } else {
+            Err(format!("{program}: command not found"))
+        };
+    }
+    let Some(path) = search_path else {
+        return Ok(()); // no PATH known: leave it to the executor
+    };
+    if std::env::split_paths(path).any(|dir| executable(&cwd.join(dir).join(program))) {
+        Ok(())
+    } else {
+        Err(format!("{program}: command not found"))
+    }
+}
+
 /// The last `max` bytes of a log (lossy UTF-8), for rate-limit patterns and the live view.
 pub fn log_tail(log: &Path, max: u64) -> String {
     let Ok(mut f) = std::fs::File::open(log) else {

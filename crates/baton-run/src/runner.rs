@@ -53,6 +53,9 @@ pub struct RunConfig {
     pub nonce: u64,
     /// This process, recorded in the execution while it runs.
     pub runner: Option<ProcessRef>,
+    /// The `PATH` agents inherit (a profile's `env` may override it), used to tell a missing
+    /// command before starting it; `None` leaves that to the executor.
+    pub search_path: Option<std::ffi::OsString>,
 }
 
 /// Where agents that run isolated get their worktree.
@@ -575,9 +578,22 @@ impl Runner {
             idle_check: idle_of(&plan, a).map(|t| now + t),
             kill: None,
         };
-        let started = match prep_error {
-            Some(e) => Err(format!("cannot prepare the worktree: {e}")),
-            None => {
+        let search_path = spec
+            .env
+            .get("PATH")
+            .map(std::ffi::OsString::from)
+            .or_else(|| self.cfg.search_path.clone());
+        let preflight = match spec.argv.first() {
+            Some(p) if self.executor.kind() == "local" => {
+                attempt::preflight(p, &cwd, search_path.as_deref())
+            }
+            Some(_) => Ok(()),
+            None => Err("the command is empty".to_owned()),
+        };
+        let started = match (prep_error, preflight) {
+            (Some(e), _) => Err(format!("cannot prepare the worktree: {e}")),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => {
                 if let Some(dir) = spec.log.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }

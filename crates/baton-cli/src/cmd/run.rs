@@ -297,6 +297,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         max_load: args.max_load,
         nonce,
         runner: baton_run::procfs::process_ref(std::process::id()),
+        search_path: std::env::var_os("PATH"),
     };
     let runner = Runner::new(
         plan.clone(),

@@ -67,6 +67,11 @@ pub trait Workspaces {
         agent: &AgentId,
         base: Option<&str>,
     ) -> Result<(PathBuf, String), String>;
+    /// The attempt in `dir` runs as `process` (a local supervisor): the worktree is locked to
+    /// it, so no one reuses it while the agent lives, runner or not.
+    fn attach(&self, _dir: &Path, _process: ProcessRef) -> Result<(), String> {
+        Ok(())
+    }
     /// Files an agent changed in its worktree (measured, not self-reported).
     fn changed_files(&self, _dir: &Path) -> Vec<String> {
         Vec::new()
@@ -612,6 +617,22 @@ impl Runner {
             Ok(handle) => {
                 // persisted before anything waits on the attempt
                 self.update(|e, now| e.set_handle(b, a, handle.clone(), now))?;
+                if let (true, AttemptHandle::Local { pid, start_time }) = (isolated, &handle)
+                    && let Err(e) = self.workspaces.attach(
+                        &cwd,
+                        ProcessRef {
+                            pid: *pid,
+                            start_time: *start_time,
+                        },
+                    )
+                {
+                    observe(&RunEvent::AgentWaiting {
+                        wait: Wait::Busy {
+                            agent: a.clone(),
+                            why: format!("its worktree could not be locked to it: {e}"),
+                        },
+                    });
+                }
                 live.handle = Some(handle);
                 observe(&RunEvent::AgentStart {
                     batch: b.clone(),

@@ -173,7 +173,9 @@ impl Workspaces for Pool {
             plan: Some(plan.to_string()),
             agent: Some(agent.to_string()),
         };
+        // locked to this runner until the agent's supervisor takes it over (`attach`)
         let opts = baton_worktree::CreateOptions {
+            owner: baton_run::procfs::process_ref(std::process::id()),
             reuse: true,
             setup: true,
             ..Default::default()
@@ -182,6 +184,15 @@ impl Workspaces for Pool {
             .map_err(|e| e.to_string())?;
         let made = made.into_iter().next().ok_or("no worktree was made")?;
         Ok((made.path, made.branch))
+    }
+
+    fn attach(&self, dir: &Path, process: baton_plan::ProcessRef) -> Result<(), String> {
+        match baton_worktree::set_owner(&self.wt, &dir.to_string_lossy(), process) {
+            Ok(_) => Ok(()),
+            // the attempt already ended: nothing to protect
+            Err(baton_worktree::WorktreeError::NoSuchProcess { .. }) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn changed_files(&self, dir: &Path) -> Vec<String> {

@@ -1,40 +1,56 @@
-//! The gate's tests step: decide the runner and selection up front (so a bad filterset or
-//! partition is an error before anything runs), then run it in the checkout or, merged, in a
-//! scratch copy of the batch's merged result.
+//! The gate's tests step: decide the runner and selection up front (so a bad filterset,
+//! partition or `--keep-merged` directory is an error before anything runs), then run it in
+//! the checkout or on the agents' merged result, and judge it: a failed test, a build error,
+//! zero tests run or no test command at all fail the step (the last two unless
+//! `[verify] allow_no_tests`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use baton_git::RepoPaths;
-use baton_report::{Check, CheckStatus, Severity};
+use baton_report::{Check, CheckStatus, Finding, Severity, TestedTree};
 use guppy::graph::PackageGraph;
 
-use super::{GateError, Progress, errored};
+use super::{GateError, Progress, TestsTree, errored};
 use crate::VerifyConfig;
+use crate::config::RunnerChoice;
 use crate::conflicts::ConflictsOutcome;
 use crate::errors::TestsError;
 use crate::findings::finding;
 use crate::merged::{Merged, merge_lines};
 use crate::pairs::AgentFiles;
+use crate::scratch::{self, Scratch};
 use crate::tests_check::{self, Affected, Runner, TestsPlan, affected_packages, rdeps_filter};
 
-/// What the user asked of the tests check.
+/// What the caller asked of the tests check.
 pub struct TestsRequest {
     pub full: bool,
     pub partition: Option<String>,
     pub affected: bool,
-    pub merged: bool,
+    pub tree: TestsTree,
+    pub keep_merged: Option<PathBuf>,
+    pub scratch_dir: PathBuf,
 }
 
 /// The tests step, validated and ready to run.
 pub enum Prepared {
-    Skip(String),
-    Run {
-        plan: TestsPlan,
-        graph: Option<Box<PackageGraph>>,
-        affected: bool,
-        merged: bool,
+    /// Nothing to run: why, and whether that is acceptable (`allow_no_tests`).
+    Nothing {
+        why: String,
+        allowed: bool,
     },
+    Run(Box<Ready>),
+}
+
+pub struct Ready {
+    plan: TestsPlan,
+    graph: Option<PackageGraph>,
+    affected: bool,
+    tree: TestsTree,
+    keep_merged: Option<PathBuf>,
+    scratch_dir: PathBuf,
+    allow_no_tests: bool,
+    max_target_bytes: u64,
 }
 
 pub fn prepare(
@@ -46,11 +62,45 @@ pub fn prepare(
     if let Some(p) = &req.partition {
         tests_check::parse_partition(p)?;
     }
+    if let Some(dir) = &req.keep_merged {
+        let empty = match std::fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if !empty {
+            return Err(TestsError::KeepMergedNotEmpty { dir: dir.clone() }.into());
+        }
+        if req.tree == TestsTree::InCheckout {
+            return Err(TestsError::KeepMergedInCheckout.into());
+        }
+    }
     let cargo: PathBuf = cargo.to_owned();
-    let (key, command) = if req.full {
-        ("full", &config.full)
+    let (key, command, other) = if req.full {
+        ("full", &config.full, &config.quick)
     } else {
-        ("quick", &config.quick)
+        ("quick", &config.quick, &config.full)
+    };
+    let base = TestsPlan {
+        runner: Runner::CargoTest,
+        full: req.full,
+        filter: None,
+        partition: None,
+        cargo: cargo.clone(),
+        doctests: false,
+        packages: Vec::new(),
+        junit: None,
+    };
+    let ready = |plan: TestsPlan, graph: Option<PackageGraph>, affected: bool| {
+        Prepared::Run(Box::new(Ready {
+            plan,
+            graph,
+            affected,
+            tree: req.tree,
+            keep_merged: req.keep_merged.clone(),
+            scratch_dir: req.scratch_dir.clone(),
+            allow_no_tests: config.allow_no_tests,
+            max_target_bytes: config.merged_target_max_mb.saturating_mul(1024 * 1024),
+        }))
     };
     if let Some(argv) = command {
         if argv.is_empty() || argv[0].is_empty() {
@@ -65,41 +115,48 @@ pub fn prepare(
             }
             .into());
         }
-        return Ok(Prepared::Run {
-            plan: TestsPlan {
-                runner: Runner::Command(argv.clone()),
-                full: req.full,
-                filter: None,
-                partition: None,
-                cargo,
-            },
-            graph: None,
-            affected: false,
-            merged: req.merged,
-        });
+        let plan = TestsPlan {
+            runner: Runner::Command(argv.clone()),
+            junit: config.junit.as_ref().map(PathBuf::from),
+            ..base
+        };
+        return Ok(ready(plan, None, false));
     }
     if !repo.workdir.join("Cargo.toml").is_file() {
-        return Ok(Prepared::Skip(
-            "not a Cargo workspace and no [verify] quick/full command in .config/baton.toml"
-                .to_owned(),
-        ));
+        let why = if other.is_some() {
+            let other_key = if req.full { "quick" } else { "full" };
+            format!(
+                "[verify] {key} is not set in .config/baton.toml (only {other_key} is), so --{key} has no test command"
+            )
+        } else {
+            "not a Cargo workspace and no [verify] quick/full command in .config/baton.toml, so no test command".to_owned()
+        };
+        return Ok(Prepared::Nothing {
+            why,
+            allowed: config.allow_no_tests,
+        });
     }
-    if !tests_check::nextest_available(&cargo) {
-        if req.partition.is_some() || req.affected {
+    let nextest = match config.runner {
+        Some(RunnerChoice::CargoTest) => false,
+        Some(RunnerChoice::Nextest) => {
+            if !tests_check::nextest_available(&cargo) {
+                return Err(TestsError::NoNextestConfigured.into());
+            }
+            true
+        }
+        None => tests_check::nextest_available(&cargo),
+    };
+    if !nextest {
+        if req.partition.is_some() {
             return Err(TestsError::NoNextest.into());
         }
-        return Ok(Prepared::Run {
-            plan: TestsPlan {
-                runner: Runner::CargoTest,
-                full: req.full,
-                filter: None,
-                partition: None,
-                cargo,
-            },
-            graph: None,
-            affected: false,
-            merged: req.merged,
-        });
+        // --affected works with cargo test too: `-p` for each affected package
+        let graph = if req.affected {
+            Some(tests_check::load_graph(&cargo, &repo.workdir)?)
+        } else {
+            None
+        };
+        return Ok(ready(base, graph, req.affected));
     }
     let graph = tests_check::load_graph(&cargo, &repo.workdir)?;
     let filter = (!req.full).then(|| config.smoke.clone());
@@ -109,18 +166,18 @@ pub fn prepare(
             message: e.to_string(),
         })?;
     }
-    Ok(Prepared::Run {
-        plan: TestsPlan {
-            runner: Runner::Nextest,
-            full: req.full,
-            filter,
-            partition: req.partition,
-            cargo,
-        },
-        graph: Some(Box::new(graph)),
-        affected: req.affected,
-        merged: req.merged,
-    })
+    let has_lib = graph.workspace().iter().any(|p| {
+        p.build_targets()
+            .any(|t| t.id() == guppy::graph::BuildTargetId::Library)
+    });
+    let plan = TestsPlan {
+        runner: Runner::Nextest,
+        filter,
+        partition: req.partition.clone(),
+        doctests: req.full && has_lib,
+        ..base
+    };
+    Ok(ready(plan, Some(graph), req.affected))
 }
 
 fn ms(t: Instant) -> u64 {
@@ -139,91 +196,278 @@ fn check(status: CheckStatus, started: Instant) -> Check {
     }
 }
 
-fn skipped(message: String, started: Instant) -> Check {
-    let mut c = check(CheckStatus::Skip, started);
-    c.message = Some(message);
+/// No tests to run: a failure with a `no_tests` finding, or a skip when that is acceptable.
+fn nothing(why: String, allowed: bool, started: Instant) -> Check {
+    if allowed {
+        let mut c = check(CheckStatus::Skip, started);
+        c.message = Some(format!("{why} ([verify] allow_no_tests = true)"));
+        return c;
+    }
+    let mut c = check(CheckStatus::Fail, started);
+    c.findings.push(finding(
+        "no_tests",
+        Severity::Error,
+        format!(
+            "{why}; nothing was tested. If that is fine, set [verify] allow_no_tests = true in .config/baton.toml"
+        ),
+    ));
+    c.message = Some(why);
     c
 }
 
 /// Run the tests step; problems while running become an `error` check, never a panic.
+/// Returns the check and the tree that was tested.
 pub fn run(
     repo: &RepoPaths,
     prepared: Prepared,
     base: Option<git2::Oid>,
     outcome: Option<&ConflictsOutcome>,
     progress: &dyn Progress,
-) -> Check {
+) -> (Check, Option<TestedTree>) {
     let started = Instant::now();
-    let (mut plan, graph, affected, merged) = match prepared {
-        Prepared::Skip(why) => return skipped(why, started),
-        Prepared::Run {
-            plan,
-            graph,
-            affected,
-            merged,
-        } => (plan, graph, affected, merged),
+    let ready = match prepared {
+        Prepared::Nothing { why, allowed } => return (nothing(why, allowed, started), None),
+        Prepared::Run(r) => *r,
     };
+    let Ready {
+        mut plan,
+        graph,
+        affected,
+        tree,
+        keep_merged,
+        scratch_dir,
+        allow_no_tests,
+        max_target_bytes,
+    } = ready;
     if affected {
         let changed = changed_files(repo, base, outcome);
         let selection = graph
-            .as_deref()
+            .as_ref()
             .map(|g| affected_packages(g, &repo.workdir, &changed));
         match selection {
-            Some(Affected::Packages(pkgs)) => match rdeps_filter(&pkgs) {
-                None => {
-                    return skipped(
-                        "--affected: the changes touch no package, so no test is affected"
-                            .to_owned(),
-                        started,
-                    );
+            Some(Affected::Packages(pkgs)) if pkgs.is_empty() => {
+                let mut c = check(CheckStatus::Skip, started);
+                c.message = Some(
+                    "--affected: the changes touch no package, so no test is affected".to_owned(),
+                );
+                return (c, None);
+            }
+            Some(Affected::Packages(pkgs)) => {
+                if plan.runner == Runner::Nextest {
+                    if let Some(rdeps) = rdeps_filter(&pkgs) {
+                        plan.filter = Some(match plan.filter.take() {
+                            Some(f) => format!("({f}) & ({rdeps})"),
+                            None => rdeps,
+                        });
+                    }
+                    plan.packages = pkgs;
+                } else if let Some(g) = &graph {
+                    plan.packages = reverse_dependents(g, &pkgs);
                 }
-                Some(rdeps) => {
-                    plan.filter = Some(match plan.filter.take() {
-                        Some(f) => format!("({f}) & ({rdeps})"),
-                        None => rdeps,
-                    });
-                }
-            },
+            }
             Some(Affected::All) | None => {}
         }
     }
-    let scratch = match tempfile::Builder::new().prefix("baton-verify-").tempdir() {
+    let nextest_scratch = match tempfile::Builder::new().prefix("baton-verify-").tempdir() {
         Ok(d) => d,
         Err(e) => {
-            return errored(
-                "tests",
-                format!("cannot create a scratch directory: {e}"),
-                started,
+            return (
+                errored(
+                    "tests",
+                    format!("cannot create a scratch directory: {e}"),
+                    started,
+                ),
+                None,
             );
         }
     };
+    // the tree to test: merged when asked, or by default when the gate has agents with
+    // branches of their own
+    let has_lines = outcome.is_some_and(|o| {
+        !o.lines.is_empty()
+            && o.lines
+                .iter()
+                .all(|l| matches!(l.files, AgentFiles::Line(_)))
+    });
+    let merged = match tree {
+        TestsTree::Merged => true,
+        TestsTree::Auto => has_lines,
+        TestsTree::InCheckout => false,
+    };
     let mut env: Vec<(String, String)> = Vec::new();
     let mut dir = repo.workdir.clone();
-    // keeps the merged checkout (and its in-memory objects) alive while the tests run
-    let _merged_dir;
+    let mut tested = checkout_tree(repo);
+    // holds the scratch directory's lock while the tests run
+    let mut held: Option<Scratch> = None;
     if merged {
-        let Some(outcome) = outcome else {
-            return skipped("--merged: no agents to merge".to_owned(), started);
-        };
-        let Some(base) = base else {
-            return errored(
-                "tests",
-                "--merged: HEAD has no commit; pass --base".into(),
-                started,
+        let Some(outcome) = outcome.filter(|o| !o.lines.is_empty()) else {
+            return (
+                nothing(
+                    "--merged: there are no agents to merge".to_owned(),
+                    allow_no_tests,
+                    started,
+                ),
+                None,
             );
         };
-        match merge_lines(repo, base, &outcome.lines) {
-            Err(e) => return errored("tests", e.to_string(), started),
-            Ok(Merged::NotApplicable) => {
-                return skipped(
-                    "--merged: agents from --results share one tree; there is nothing to merge"
-                        .to_owned(),
+        let Some(base) = base else {
+            return (
+                errored(
+                    "tests",
+                    "--merged: HEAD has no commit; pass --base".into(),
                     started,
+                ),
+                None,
+            );
+        };
+        match prepare_merged(
+            repo,
+            base,
+            outcome,
+            &plan,
+            &scratch_dir,
+            keep_merged.as_deref(),
+        ) {
+            Ok(MergedTree::Ready {
+                dir: d,
+                env: e,
+                tested: t,
+                scratch,
+            }) => {
+                dir = d;
+                env = e;
+                tested = *t;
+                held = Some(scratch);
+            }
+            Ok(MergedTree::NotApplicable) => {
+                return (
+                    nothing(
+                        "--merged: agents from --results share one tree; there is nothing to merge"
+                            .to_owned(),
+                        allow_no_tests,
+                        started,
+                    ),
+                    None,
                 );
             }
-            Ok(Merged::Conflicts(paths)) => {
-                let mut c = check(CheckStatus::Fail, started);
-                for (p, agents) in paths {
+            Ok(MergedTree::Conflicts(c)) => {
+                let mut chk = check(CheckStatus::Fail, started);
+                chk.findings = c;
+                return (chk, None);
+            }
+            Err(message) => return (errored("tests", message, started), None),
+        }
+    }
+    progress.note(&format!("running tests in {}", dir.display()));
+    let output = |line: &str| progress.output(line);
+    let result = crate::tests_run::run_tests(&plan, &dir, &env, nextest_scratch.path(), &output);
+    if let Some(s) = &held
+        && s.bound_target(max_target_bytes)
+    {
+        progress.note(&format!(
+            "emptied the merged build directory {}: it had grown past [verify] merged_target_max_mb",
+            s.target().display()
+        ));
+    }
+    let mut run = match result {
+        Ok(run) => run,
+        Err(e) => return (errored("tests", e.to_string(), started), Some(tested)),
+    };
+    let s = &run.summary;
+    let ran = s.passed + s.failed;
+    if run.findings.is_empty() && s.counted && ran == 0 {
+        let what = match (&s.runner, &s.filter) {
+            (Some(r), Some(f)) => format!("0 tests ran (runner {r}, filter {f:?})"),
+            (Some(r), None) => format!("0 tests ran (runner {r})"),
+            _ => "0 tests ran".to_owned(),
+        };
+        if plan.partition.is_some() && !allow_no_tests {
+            // one shard may be empty; `report merge` judges the whole
+            run.findings.push(finding(
+                "no_tests",
+                Severity::Warning,
+                format!("{what} in this shard"),
+            ));
+        } else if !allow_no_tests {
+            run.findings.push(finding(
+                "no_tests",
+                Severity::Error,
+                format!(
+                    "{what}; nothing was tested. If that is fine, set [verify] allow_no_tests = true in .config/baton.toml"
+                ),
+            ));
+        }
+    }
+    // any failed test or failing exit status fails the step, whatever else was parsed
+    let status = if s.failed > 0
+        || !s.failures.is_empty()
+        || s.exit_code.is_some_and(|c| c != 0)
+        || run.findings.iter().any(|f| f.severity == Severity::Error)
+    {
+        CheckStatus::Fail
+    } else if run.findings.iter().any(|f| f.severity == Severity::Warning) {
+        CheckStatus::Warn
+    } else {
+        CheckStatus::Pass
+    };
+    let mut c = check(status, started);
+    c.findings = std::mem::take(&mut run.findings);
+    c.tests = Some(run.summary);
+    (c, Some(tested))
+}
+
+fn checkout_tree(repo: &RepoPaths) -> TestedTree {
+    let (commit, uncommitted) = match repo.open() {
+        Ok(r) => {
+            let head = r.head().ok().and_then(|h| h.target());
+            let mut opts = git2::StatusOptions::new();
+            opts.include_untracked(true).include_ignored(false);
+            let dirty = r.statuses(Some(&mut opts)).is_ok_and(|s| !s.is_empty());
+            (head.map(|o| o.to_string()), dirty)
+        }
+        Err(_) => (None, false),
+    };
+    TestedTree {
+        kind: "checkout".to_owned(),
+        commit,
+        tree: None,
+        uncommitted,
+        agents: Vec::new(),
+        dir: repo.workdir.display().to_string(),
+        kept: false,
+    }
+}
+
+enum MergedTree {
+    Ready {
+        dir: PathBuf,
+        env: Vec<(String, String)>,
+        tested: Box<TestedTree>,
+        scratch: Scratch,
+    },
+    NotApplicable,
+    Conflicts(Vec<Finding>),
+}
+
+/// Merge the agents' work onto `base` and lay it out for the tests: in the repository's
+/// stable scratch tree (or `keep` when given), with the checkout's `Cargo.lock` when the
+/// merged tree has none, and a stable build directory for cargo.
+fn prepare_merged(
+    repo: &RepoPaths,
+    base: git2::Oid,
+    outcome: &ConflictsOutcome,
+    plan: &TestsPlan,
+    scratch_dir: &Path,
+    keep: Option<&Path>,
+) -> Result<MergedTree, String> {
+    let (merger, index) = match merge_lines(repo, base, &outcome.lines)
+        .map_err(|e| e.to_string())?
+    {
+        Merged::NotApplicable => return Ok(MergedTree::NotApplicable),
+        Merged::Conflicts(paths) => {
+            let findings = paths
+                .into_iter()
+                .map(|(p, agents)| {
                     let mut f = finding(
                         "merge_conflict",
                         Severity::Error,
@@ -234,56 +478,73 @@ pub fn run(
                     );
                     f.path = Some(p);
                     f.agents = agents;
-                    c.findings.push(f);
-                }
-                return c;
-            }
-            Ok(Merged::Clean { merger, index }) => {
-                let target = scratch.path().join("merged");
-                if let Err(e) = std::fs::create_dir_all(&target)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| {
-                        baton_git::export::export_index(merger.repo(), &index, &target)
-                            .map_err(|e| e.to_string())
-                    })
-                {
-                    return errored("tests", format!("--merged: {e}"), started);
-                }
-                // a target dir of its own beside the user's, so dependencies build once and
-                // the user's incremental state is left alone
-                if matches!(plan.runner, Runner::Nextest | Runner::CargoTest) {
-                    env.push((
-                        "CARGO_TARGET_DIR".to_owned(),
-                        repo.main_workdir()
-                            .join("target")
-                            .join("baton-merged")
-                            .display()
-                            .to_string(),
-                    ));
-                }
-                dir = target;
-                _merged_dir = merger;
-            }
+                    f
+                })
+                .collect();
+            return Ok(MergedTree::Conflicts(findings));
+        }
+        Merged::Clean { merger, index } => (merger, index),
+    };
+    let tree = scratch::tree_id(&index).map_err(|e| format!("--merged: {e}"))?;
+    let scratch = Scratch::open(scratch_dir).map_err(|e| format!("--merged: {e}"))?;
+    let dir = keep.map_or_else(|| scratch.tree(), Path::to_owned);
+    let mut extra = Vec::new();
+    let cargo = matches!(plan.runner, Runner::Nextest | Runner::CargoTest);
+    if cargo && index.get_path(Path::new("Cargo.lock"), 0).is_none() {
+        // the checkout's own (untracked) lock file: test the dependency versions the user has
+        if let Ok(bytes) = std::fs::read(repo.workdir.join("Cargo.lock")) {
+            extra.push(("Cargo.lock".to_owned(), bytes));
         }
     }
-    progress.note(&format!("running tests in {}", dir.display()));
-    let output = |line: &str| progress.output(line);
-    match crate::tests_run::run_tests(&plan, &dir, &env, scratch.path(), &output) {
-        Ok(mut summary) => {
-            if merged {
-                summary.dir = Some("(merged result, removed afterwards)".to_owned());
-            }
-            let status = if summary.failed > 0 || summary.exit_code.is_some_and(|c| c != 0) {
-                CheckStatus::Fail
-            } else {
-                CheckStatus::Pass
-            };
-            let mut c = check(status, started);
-            c.tests = Some(summary);
-            c
-        }
-        Err(e) => errored("tests", e.to_string(), started),
+    scratch::sync_index(merger.repo(), &index, &dir, &extra)
+        .map_err(|e| format!("--merged: {e}"))?;
+    let mut env = Vec::new();
+    if cargo {
+        env.push((
+            "CARGO_TARGET_DIR".to_owned(),
+            scratch.target().display().to_string(),
+        ));
     }
+    let tested = TestedTree {
+        kind: "merged".to_owned(),
+        commit: Some(base.to_string()),
+        tree: Some(tree.to_string()),
+        uncommitted: outcome.lines.iter().any(|l| match &l.files {
+            AgentFiles::Line(m) => m.values().any(|c| c.uncommitted),
+            AgentFiles::Declared(_) => false,
+        }),
+        agents: outcome.lines.iter().map(|l| l.spec.id.clone()).collect(),
+        dir: dir.display().to_string(),
+        kept: keep.is_some(),
+    };
+    Ok(MergedTree::Ready {
+        dir,
+        env,
+        tested: Box::new(tested),
+        scratch,
+    })
+}
+
+/// `packages` and every workspace package that depends on them, by name.
+fn reverse_dependents(graph: &PackageGraph, packages: &[String]) -> Vec<String> {
+    let ids: Vec<_> = graph
+        .workspace()
+        .iter()
+        .filter(|p| packages.iter().any(|n| n == p.name()))
+        .map(|p| p.id())
+        .collect();
+    let Ok(query) = graph.query_reverse(ids) else {
+        return packages.to_vec();
+    };
+    let mut names: Vec<String> = query
+        .resolve()
+        .packages(guppy::graph::DependencyDirection::Forward)
+        .filter(|p| p.in_workspace())
+        .map(|p| p.name().to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The files the batch changed: the agents' files, or (without agents) what this checkout

@@ -287,6 +287,32 @@ mod tests {
     use baton_tests::TestRepo;
 
     #[test]
+    fn scratch_is_baton_s_only_and_its_build_dir_is_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let foreign = tmp.path().join("foreign");
+        std::fs::create_dir_all(&foreign).unwrap();
+        std::fs::write(foreign.join("precious.txt"), "keep").unwrap();
+        let err = Scratch::open(&foreign)
+            .err()
+            .expect("a foreign directory is refused");
+        assert!(err.to_string().contains("not baton's"), "{err}");
+        assert!(foreign.join("precious.txt").is_file());
+
+        let root = tmp.path().join("merged-x");
+        let s = Scratch::open(&root).unwrap();
+        std::fs::create_dir_all(s.target().join("debug")).unwrap();
+        std::fs::write(s.target().join("debug/big"), vec![0u8; 4096]).unwrap();
+        assert_eq!(dir_size(&s.target()), 4096);
+        assert!(!s.bound_target(8192), "under the bound: kept");
+        assert!(s.target().join("debug/big").is_file());
+        assert!(s.bound_target(1024), "over the bound: emptied");
+        assert!(!s.target().exists());
+        drop(s);
+        // reopening a directory baton made works
+        Scratch::open(&root).unwrap();
+    }
+
+    #[test]
     fn tree_id_matches_git_and_sync_writes_only_what_differs() {
         let repo = TestRepo::new();
         repo.write("a.txt", "a\n");

@@ -128,6 +128,17 @@ sys.exit(1)
         f["message"].as_str().unwrap().contains("build/junit.xml"),
         "{f:#}"
     );
+    // a JUnit path outside the repository is bad input: nothing runs, nothing is removed
+    let outside = repo.scratch("outside").join("junit.xml");
+    std::fs::write(&outside, "keep").unwrap();
+    repo.write(
+        ".config/baton.toml",
+        "[verify]\nquick = [\"true\"]\njunit = \"../outside/junit.xml\"\n",
+    );
+    let run = baton(&repo, &["verify", "--check", "tests"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("[verify] junit"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
 }
 
 #[test]

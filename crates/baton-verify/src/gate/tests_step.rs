@@ -115,6 +115,22 @@ pub fn prepare(
             }
             .into());
         }
+        if let Some(j) = &config.junit {
+            let p = Path::new(j);
+            if j.is_empty()
+                || p.is_absolute()
+                || p.components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(TestsError::Config {
+                    key: "junit".to_owned(),
+                    message: format!(
+                        "{j:?} must be a relative path inside the repository (the file the test command writes)"
+                    ),
+                }
+                .into());
+            }
+        }
         let plan = TestsPlan {
             runner: Runner::Command(argv.clone()),
             junit: config.junit.as_ref().map(PathBuf::from),
@@ -253,16 +269,22 @@ pub fn run(
                 return (c, None);
             }
             Some(Affected::Packages(pkgs)) => {
-                if plan.runner == Runner::Nextest {
-                    if let Some(rdeps) = rdeps_filter(&pkgs) {
-                        plan.filter = Some(match plan.filter.take() {
-                            Some(f) => format!("({f}) & ({rdeps})"),
-                            None => rdeps,
-                        });
-                    }
-                    plan.packages = pkgs;
-                } else if let Some(g) = &graph {
+                if plan.runner == Runner::Nextest
+                    && let Some(rdeps) = rdeps_filter(&pkgs)
+                {
+                    plan.filter = Some(match plan.filter.take() {
+                        Some(f) => format!("({f}) & ({rdeps})"),
+                        None => rdeps,
+                    });
+                }
+                if let Some(g) = &graph {
                     plan.packages = reverse_dependents(g, &pkgs);
+                    // `cargo test --doc -p X` needs X to have a library
+                    plan.doctests &= g.workspace().iter().any(|p| {
+                        plan.packages.iter().any(|n| n == p.name())
+                            && p.build_targets()
+                                .any(|t| t.id() == guppy::graph::BuildTargetId::Library)
+                    });
                 }
             }
             Some(Affected::All) | None => {}

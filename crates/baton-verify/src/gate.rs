@@ -156,6 +156,10 @@ pub fn run(opts: &GateOptions, progress: &dyn Progress) -> Result<VerifyReport, 
         Some(rev) => Some(baton_git::resolve_commit(&repo, rev).map_err(GateError::Base)?),
         None => head,
     };
+    if let Some(p) = &opts.partition {
+        // validated whatever the checks: `report merge` relies on it
+        crate::tests_check::parse_partition(p)?;
+    }
     let tests = opts.selected(CheckKind::Tests);
     // the tests need the agents to test their merged result or to know what they changed
     let needs_agents = opts.selected(CheckKind::Conflicts)

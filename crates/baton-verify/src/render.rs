@@ -87,6 +87,20 @@ pub fn markdown_summary(report: &VerifyReport) -> String {
         "{} error(s), {} warning(s) in {} ms.\n",
         report.totals.errors, report.totals.warnings, report.duration_ms
     );
+    if let Some(t) = &report.tested {
+        let what = match (&t.tree, &t.commit) {
+            (Some(tree), Some(base)) => format!(
+                "the merged result of {} (tree `{tree}` on `{base}`)",
+                t.agents.join(", ")
+            ),
+            (_, Some(commit)) if t.uncommitted => {
+                format!("the checkout at `{commit}` with uncommitted changes")
+            }
+            (_, Some(commit)) => format!("the checkout at `{commit}`"),
+            _ => "the checkout".to_owned(),
+        };
+        let _ = writeln!(out, "Tested {what}.\n");
+    }
     let _ = writeln!(out, "| check | status | findings | time |");
     let _ = writeln!(out, "| --- | --- | --- | --- |");
     for c in &report.checks {

@@ -216,6 +216,12 @@ fn report_merge_refuses_repeated_and_missing_shards() {
         "{}",
         missing.stderr
     );
+    // a shard's partition is checked whatever the checks, since merging relies on it
+    baton(
+        &repo,
+        &["verify", "--check", "git", "--partition", "hash:0/3"],
+    )
+    .expect_code(2);
     let whole = merge(&[&three, &one, &two, "--json"]).expect_code(0).json();
     assert_eq!(
         whole["shards"],

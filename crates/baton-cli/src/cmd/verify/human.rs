@@ -120,6 +120,14 @@ pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
             ctx.say(format!("  {} {what} in {}{kept}", s.dim("tested"), t.dir));
         }
     }
+    if !rep.shards.is_empty() && !ctx.quiet {
+        ctx.say(format!(
+            "{} {} shards: {}",
+            s.dim("combined"),
+            rep.shards.len(),
+            rep.shards.join(", ")
+        ));
+    }
     let verdict = if rep.ok {
         s.green("verify passed")
     } else {

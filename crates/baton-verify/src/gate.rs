@@ -20,8 +20,10 @@ use crate::findings;
 use crate::git_check::{GitCheckOptions, check_git};
 use crate::report;
 
+mod affected;
 mod error;
 mod sources;
+mod tested_tree;
 mod tests_step;
 
 pub use error::GateError;

@@ -8,18 +8,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use baton_git::RepoPaths;
-use baton_report::{Check, CheckStatus, Finding, Severity, TestedTree};
+use baton_report::{Check, CheckStatus, Severity, TestedTree};
 use guppy::graph::PackageGraph;
 
+use super::affected::{changed_files, reverse_dependents};
+use super::tested_tree::{MergedTree, checkout_tree, prepare_merged};
 use super::{GateError, Progress, TestsTree, errored};
 use crate::VerifyConfig;
 use crate::config::RunnerChoice;
 use crate::conflicts::ConflictsOutcome;
 use crate::errors::TestsError;
 use crate::findings::finding;
-use crate::merged::{Merged, merge_lines};
 use crate::pairs::AgentFiles;
-use crate::scratch::{self, Scratch};
+use crate::scratch::Scratch;
 use crate::tests_check::{self, Affected, Runner, TestsPlan, affected_packages, rdeps_filter};
 
 /// What the caller asked of the tests check.
@@ -436,169 +437,4 @@ pub fn run(
     c.findings = std::mem::take(&mut run.findings);
     c.tests = Some(run.summary);
     (c, Some(tested))
-}
-
-fn checkout_tree(repo: &RepoPaths) -> TestedTree {
-    let (commit, uncommitted) = match repo.open() {
-        Ok(r) => {
-            let head = r.head().ok().and_then(|h| h.target());
-            let mut opts = git2::StatusOptions::new();
-            opts.include_untracked(true).include_ignored(false);
-            let dirty = r.statuses(Some(&mut opts)).is_ok_and(|s| !s.is_empty());
-            (head.map(|o| o.to_string()), dirty)
-        }
-        Err(_) => (None, false),
-    };
-    TestedTree {
-        kind: "checkout".to_owned(),
-        commit,
-        tree: None,
-        uncommitted,
-        agents: Vec::new(),
-        dir: repo.workdir.display().to_string(),
-        kept: false,
-    }
-}
-
-enum MergedTree {
-    Ready {
-        dir: PathBuf,
-        env: Vec<(String, String)>,
-        tested: Box<TestedTree>,
-        scratch: Scratch,
-    },
-    NotApplicable,
-    Conflicts(Vec<Finding>),
-}
-
-/// Merge the agents' work onto `base` and lay it out for the tests: in the repository's
-/// stable scratch tree (or `keep` when given), with the checkout's `Cargo.lock` when the
-/// merged tree has none, and a stable build directory for cargo.
-fn prepare_merged(
-    repo: &RepoPaths,
-    base: git2::Oid,
-    outcome: &ConflictsOutcome,
-    plan: &TestsPlan,
-    scratch_dir: &Path,
-    keep: Option<&Path>,
-) -> Result<MergedTree, String> {
-    let (merger, index) = match merge_lines(repo, base, &outcome.lines)
-        .map_err(|e| e.to_string())?
-    {
-        Merged::NotApplicable => return Ok(MergedTree::NotApplicable),
-        Merged::Conflicts(paths) => {
-            let findings = paths
-                .into_iter()
-                .map(|(p, agents)| {
-                    let mut f = finding(
-                        "merge_conflict",
-                        Severity::Error,
-                        format!(
-                            "{p}: the agents' changes do not merge ({}); the merged result cannot be tested",
-                            agents.join(", ")
-                        ),
-                    );
-                    f.path = Some(p);
-                    f.agents = agents;
-                    f
-                })
-                .collect();
-            return Ok(MergedTree::Conflicts(findings));
-        }
-        Merged::Clean { merger, index } => (merger, index),
-    };
-    let tree = scratch::tree_id(&index).map_err(|e| format!("--merged: {e}"))?;
-    let scratch = Scratch::open(scratch_dir).map_err(|e| format!("--merged: {e}"))?;
-    let dir = keep.map_or_else(|| scratch.tree(), Path::to_owned);
-    let mut extra = Vec::new();
-    let cargo = matches!(plan.runner, Runner::Nextest | Runner::CargoTest);
-    if cargo && index.get_path(Path::new("Cargo.lock"), 0).is_none() {
-        // the checkout's own (untracked) lock file: test the dependency versions the user has
-        if let Ok(bytes) = std::fs::read(repo.workdir.join("Cargo.lock")) {
-            extra.push(("Cargo.lock".to_owned(), bytes));
-        }
-    }
-    scratch::sync_index(merger.repo(), &index, &dir, &extra)
-        .map_err(|e| format!("--merged: {e}"))?;
-    let mut env = Vec::new();
-    if cargo {
-        env.push((
-            "CARGO_TARGET_DIR".to_owned(),
-            scratch.target().display().to_string(),
-        ));
-    }
-    let tested = TestedTree {
-        kind: "merged".to_owned(),
-        commit: Some(base.to_string()),
-        tree: Some(tree.to_string()),
-        uncommitted: outcome.lines.iter().any(|l| match &l.files {
-            AgentFiles::Line(m) => m.values().any(|c| c.uncommitted),
-            AgentFiles::Declared(_) => false,
-        }),
-        agents: outcome.lines.iter().map(|l| l.spec.id.clone()).collect(),
-        dir: dir.display().to_string(),
-        kept: keep.is_some(),
-    };
-    Ok(MergedTree::Ready {
-        dir,
-        env,
-        tested: Box::new(tested),
-        scratch,
-    })
-}
-
-/// `packages` and every workspace package that depends on them, by name.
-fn reverse_dependents(graph: &PackageGraph, packages: &[String]) -> Vec<String> {
-    let ids: Vec<_> = graph
-        .workspace()
-        .iter()
-        .filter(|p| packages.iter().any(|n| n == p.name()))
-        .map(|p| p.id())
-        .collect();
-    let Ok(query) = graph.query_reverse(ids) else {
-        return packages.to_vec();
-    };
-    let mut names: Vec<String> = query
-        .resolve()
-        .packages(guppy::graph::DependencyDirection::Forward)
-        .filter(|p| p.in_workspace())
-        .map(|p| p.name().to_owned())
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
-/// The files the batch changed: the agents' files, or (without agents) what this checkout
-/// changed since `base`, committed or not.
-fn changed_files(
-    repo: &RepoPaths,
-    base: Option<git2::Oid>,
-    outcome: Option<&ConflictsOutcome>,
-) -> Vec<String> {
-    let mut out = std::collections::BTreeSet::new();
-    if let Some(o) = outcome.filter(|o| !o.lines.is_empty()) {
-        for l in &o.lines {
-            match &l.files {
-                AgentFiles::Line(m) => {
-                    for c in m.values() {
-                        out.extend(c.touched().map(str::to_owned));
-                    }
-                }
-                AgentFiles::Declared(v) => out.extend(v.iter().cloned()),
-            }
-        }
-        return out.into_iter().collect();
-    }
-    if let Ok(r) = repo.open() {
-        let head = r.head().ok().and_then(|h| h.target());
-        if let Ok(changes) =
-            baton_git::changes::line_changes(&r, base, head, Some(Path::new(&repo.workdir)))
-        {
-            for c in changes.values() {
-                out.extend(c.touched().map(str::to_owned));
-            }
-        }
-    }
-    out.into_iter().collect()
 }

@@ -6,6 +6,7 @@ mod agents;
 mod conflicts;
 mod git_state;
 mod output;
+mod replay;
 mod tests_cargo;
 mod tests_step;
 

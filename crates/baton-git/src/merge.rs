@@ -29,6 +29,8 @@ pub enum ConflictKind {
     Mode,
     /// Binary content changed differently on both sides.
     Binary,
+    /// One side has a file where the other has a directory.
+    FileDirectory,
 }
 
 impl ConflictKind {
@@ -41,6 +43,7 @@ impl ConflictKind {
             ConflictKind::RenameDelete => "one renamed the file, the other deleted it",
             ConflictKind::Mode => "they changed its type or mode differently",
             ConflictKind::Binary => "binary content changed on both sides",
+            ConflictKind::FileDirectory => "a file on one side, a directory on the other",
         }
     }
 }
@@ -139,7 +142,7 @@ impl Merger {
 
     /// The blob at `path` in `tree`, if any.
     pub fn side_in_tree(&self, tree: &git2::Tree<'_>, path: &str) -> Option<Side> {
-        let entry = tree.get_path(Path::new(path)).ok()?;
+        let entry = tree.get_path(&crate::pathkey::key_path(path)).ok()?;
         (entry.kind() == Some(git2::ObjectType::Blob)).then(|| Side {
             oid: entry.id(),
             mode: entry.filemode() as u32,
@@ -220,7 +223,8 @@ impl Merger {
     }
 }
 
-fn is_link(mode: u32) -> bool {
+/// The mode is a symbolic link's.
+pub fn is_link(mode: u32) -> bool {
     mode & 0o170000 == 0o120000
 }
 
@@ -239,12 +243,12 @@ pub fn index_entry(path: &str, side: Side) -> git2::IndexEntry {
         id: side.oid,
         flags: 0,
         flags_extended: 0,
-        path: path.as_bytes().to_vec(),
+        path: crate::pathkey::key_bytes(path).into_owned(),
     }
 }
 
 #[cfg(unix)]
-fn file_mode(meta: &std::fs::Metadata) -> u32 {
+pub(crate) fn file_mode(meta: &std::fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     if meta.permissions().mode() & 0o111 != 0 {
         0o100755
@@ -254,7 +258,7 @@ fn file_mode(meta: &std::fs::Metadata) -> u32 {
 }
 
 #[cfg(not(unix))]
-fn file_mode(_meta: &std::fs::Metadata) -> u32 {
+pub(crate) fn file_mode(_meta: &std::fs::Metadata) -> u32 {
     0o100644
 }
 

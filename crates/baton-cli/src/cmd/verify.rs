@@ -40,7 +40,8 @@ pub struct VerifyArgs {
     /// directory outside the checkout.
     #[arg(long)]
     merged: bool,
-    /// The commit agents' changes are measured from (default: HEAD).
+    /// The commit agents' changes are measured from and merged into (default: the main
+    /// checkout's HEAD, wherever verify runs from).
     #[arg(long, value_name = "REF")]
     base: Option<String>,
     /// Agents are the local branches matching GLOB (`*` stays in one path segment).
@@ -98,6 +99,14 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     // store instead of re-hashing every object read, which is most of a tree diff's cost
     baton_git::status::tune_for_reading();
     let format = match (args.format, ctx.json) {
+        (Some(f), true) if f != Format::Json => {
+            return Err(CliError::input(format!(
+                "--json and --format {} contradict each other; pass one of them",
+                f.to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            )));
+        }
         (Some(f), _) => f,
         (None, true) => Format::Json,
         (None, false) => Format::Human,
@@ -114,7 +123,9 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
             baton_git::resolve_commit(&repo, rev)
                 .map_err(|e| CliError::input(format!("--base: {e}")))?,
         ),
-        None => head,
+        // the target agents merge into: the main checkout's HEAD, not the HEAD of the worktree
+        // verify happens to run in (an agent's own commits would vanish from its changes)
+        None => baton_git::worktrees::main_head(&repo)?,
     };
     let source = match (&args.branches, &args.plan, &args.results) {
         (Some(g), _, _) => AgentSource::Branches(g.clone()),
@@ -151,6 +162,8 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
         let opts = GitCheckOptions {
             now: SystemTime::now(),
             stale_lock_after: Duration::from_secs(config.stale_lock_secs),
+            base,
+            full: args.full,
         };
         let check = match check_git(&repo_paths, &opts) {
             Ok(found) => check_from("git", findings::status_of(&found, args.strict), found, t),

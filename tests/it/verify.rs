@@ -5,6 +5,7 @@
 mod agents;
 mod conflicts;
 mod git_state;
+mod git_truth;
 mod output;
 mod replay;
 mod tests_cargo;

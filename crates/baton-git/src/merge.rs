@@ -184,6 +184,15 @@ impl Merger {
             return Ok(MergeOutcome::Clean(Some(Side { oid: o.oid, mode })));
         }
         let add_add = ancestor.is_none();
+        if o.mode == 0o160000
+            && t.mode == 0o160000
+            && let Some(ahead) = self.submodule_fast_forward(path, ancestor, o.oid, t.oid)
+        {
+            return Ok(MergeOutcome::Clean(Some(Side {
+                oid: ahead,
+                mode: 0o160000,
+            })));
+        }
         if is_link(o.mode) || o.mode == 0o160000 || t.mode == 0o160000 {
             return Ok(MergeOutcome::Conflict(if add_add {
                 ConflictKind::AddAdd
@@ -216,6 +225,34 @@ impl Merger {
         } else {
             ConflictKind::Content
         }))
+    }
+
+    /// git's submodule merge: when one side's commit contains the other's and both contain
+    /// the ancestor's, the pointer fast-forwards to the later one. The commits are looked up
+    /// in the submodule's own repository; without it (not initialised), no verdict.
+    fn submodule_fast_forward(
+        &self,
+        path: &str,
+        ancestor: Option<Side>,
+        ours: git2::Oid,
+        theirs: git2::Oid,
+    ) -> Option<git2::Oid> {
+        let sub = self.repo.find_submodule(path).ok()?.open().ok()?;
+        let contains = |later: git2::Oid, earlier: git2::Oid| {
+            later == earlier || sub.graph_descendant_of(later, earlier).unwrap_or(false)
+        };
+        if let Some(a) = ancestor.filter(|a| a.mode == 0o160000)
+            && !(contains(ours, a.oid) && contains(theirs, a.oid))
+        {
+            return None;
+        }
+        if contains(theirs, ours) {
+            Some(theirs)
+        } else if contains(ours, theirs) {
+            Some(ours)
+        } else {
+            None
+        }
     }
 
     fn is_binary(&self, oid: git2::Oid) -> bool {

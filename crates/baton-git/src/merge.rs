@@ -158,6 +158,29 @@ impl Merger {
         ours: Option<Side>,
         theirs: Option<Side>,
     ) -> Result<MergeOutcome, GitError> {
+        self.merge_as(path, ancestor, ours, theirs, true)
+    }
+
+    /// Like [`Merger::merge`], for the verdict only: a clean text merge's result is not
+    /// hashed or stored (its side in `Clean` is then `ours`, not the merged content).
+    pub fn verdict(
+        &self,
+        path: &str,
+        ancestor: Option<Side>,
+        ours: Option<Side>,
+        theirs: Option<Side>,
+    ) -> Result<MergeOutcome, GitError> {
+        self.merge_as(path, ancestor, ours, theirs, false)
+    }
+
+    fn merge_as(
+        &self,
+        path: &str,
+        ancestor: Option<Side>,
+        ours: Option<Side>,
+        theirs: Option<Side>,
+        keep_result: bool,
+    ) -> Result<MergeOutcome, GitError> {
         if ours == theirs || theirs == ancestor {
             return Ok(MergeOutcome::Clean(ours));
         }
@@ -214,6 +237,9 @@ impl Merger {
             .merge_file_from_index(&entry(base), &entry(o), &entry(t), Some(&mut opts))
             .map_err(GitError::git(format!("merge {path}")))?;
         if result.is_automergeable() {
+            if !keep_result {
+                return Ok(MergeOutcome::Clean(Some(Side { oid: o.oid, mode })));
+            }
             let oid = self.store(result.content())?;
             return Ok(MergeOutcome::Clean(Some(Side { oid, mode })));
         }

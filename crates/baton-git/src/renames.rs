@@ -82,17 +82,39 @@ pub fn span_hash(data: &[u8]) -> HashMap<u32, u64> {
 
 /// git's similarity score of two regular files (0..=60000).
 pub fn similarity(src: &[u8], dst: &[u8]) -> u64 {
-    let (s, d) = (src.len() as u64, dst.len() as u64);
-    let (max, min) = (s.max(d), s.min(d));
-    if max == 0 || max * (MAX_SCORE - MIN_SCORE) < (max - min) * MAX_SCORE {
+    score(&Hashed::new(src.to_vec()), &Hashed::new(dst.to_vec()))
+}
+
+/// A file's size and span hash, computed once however many pairs it is scored in.
+struct Hashed {
+    size: u64,
+    spans: HashMap<u32, u64>,
+}
+
+impl Hashed {
+    fn new(data: Vec<u8>) -> Self {
+        Hashed {
+            size: data.len() as u64,
+            spans: span_hash(&data),
+        }
+    }
+}
+
+fn too_different(src: u64, dst: u64) -> bool {
+    let (max, min) = (src.max(dst), src.min(dst));
+    max == 0 || max * (MAX_SCORE - MIN_SCORE) < (max - min) * MAX_SCORE
+}
+
+fn score(src: &Hashed, dst: &Hashed) -> u64 {
+    if too_different(src.size, dst.size) {
         return 0;
     }
-    let (hs, hd) = (span_hash(src), span_hash(dst));
-    let copied: u64 = hs
+    let copied: u64 = src
+        .spans
         .iter()
-        .map(|(h, c)| hd.get(h).map_or(0, |dc| (*dc).min(*c)))
+        .map(|(h, c)| dst.spans.get(h).map_or(0, |dc| (*dc).min(*c)))
         .sum();
-    copied * MAX_SCORE / max
+    copied * MAX_SCORE / src.size.max(dst.size)
 }
 
 /// Pair deleted files (`srcs`) with added files (`dsts`) as git's merge would: returns
@@ -146,13 +168,16 @@ pub fn find_renames(
         out.sort_unstable();
         return out;
     }
-    let mut cache: HashMap<git2::Oid, Option<Vec<u8>>> = HashMap::new();
-    let mut load = |oid: git2::Oid| -> Option<Vec<u8>> {
-        cache.entry(oid).or_insert_with(|| content(oid)).clone()
+    let mut cache: HashMap<git2::Oid, Option<std::rc::Rc<Hashed>>> = HashMap::new();
+    let mut load = |oid: git2::Oid| -> Option<std::rc::Rc<Hashed>> {
+        cache
+            .entry(oid)
+            .or_insert_with(|| content(oid).map(|d| std::rc::Rc::new(Hashed::new(d))))
+            .clone()
     };
-    let mut score = |i: usize, j: usize| -> u64 {
+    let mut pair_score = |i: usize, j: usize| -> u64 {
         match (load(srcs[i].oid), load(dsts[j].oid)) {
-            (Some(a), Some(b)) => similarity(&a, &b),
+            (Some(a), Some(b)) => score(&a, &b),
             _ => 0,
         }
     };
@@ -176,7 +201,7 @@ pub fn find_renames(
         if src_used[i] {
             continue;
         }
-        if score(i, j) >= MIN_SCORE + (MAX_SCORE - MIN_SCORE) / 2 {
+        if pair_score(i, j) >= MIN_SCORE + (MAX_SCORE - MIN_SCORE) / 2 {
             src_used[i] = true;
             dst_used[j] = true;
             out.push((i, j));
@@ -189,7 +214,7 @@ pub fn find_renames(
             .iter()
             .filter(|i| !src_used[**i])
             .filter_map(|&i| {
-                let s = score(i, j);
+                let s = pair_score(i, j);
                 (s >= MIN_SCORE)
                     .then(|| (s, basename(srcs[i].path) == basename(dsts[j].path), j, i))
             })

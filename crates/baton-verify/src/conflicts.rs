@@ -103,19 +103,23 @@ pub fn check_conflicts(
             });
         }
     }
-    let classified: Vec<Result<Finding, GitError>> = work
-        .par_iter()
-        .map_init(
-            || Merger::open(repo),
-            |merger, pair| {
-                let merger = merger
-                    .as_ref()
-                    .map_err(|e| GitError::Again(e.to_string()))?;
-                classify(merger, pair, &lines, ancestors[&(pair.a, pair.b)])
-            },
-        )
+    // one merger (an open repository with its in-memory store) per chunk of work, a few
+    // chunks per thread: opening one per rayon split would cost more than small merges
+    let chunk = work.len().div_ceil(rayon::current_num_threads() * 4).max(1);
+    let classified: Vec<Result<Vec<Finding>, GitError>> = work
+        .par_chunks(chunk)
+        .map(|pairs| {
+            let merger = Merger::open(repo)?;
+            pairs
+                .iter()
+                .map(|pair| classify(&merger, pair, &lines, ancestors[&(pair.a, pair.b)]))
+                .collect()
+        })
         .collect();
-    let mut findings: Vec<Finding> = classified.into_iter().collect::<Result<_, _>>()?;
+    let mut findings: Vec<Finding> = Vec::with_capacity(work.len());
+    for part in classified {
+        findings.extend(part?);
+    }
     findings.extend(crate::writes::scope_violations(&lines, &matchers));
     findings.extend(crate::writes::committed_markers(&lines));
     if lines.iter().any(|l| l.spec.worktree.is_some()) {
@@ -290,7 +294,7 @@ fn classify(
                     MergeOutcome::Conflict(ConflictKind::AddAdd)
                 }
             } else {
-                merger.merge(&pair.path, ancestor_side, side(ca)?, side(cb)?)?
+                merger.verdict(&pair.path, ancestor_side, side(ca)?, side(cb)?)?
             };
             let what = format!("{ida} {}, {idb} {}", how(key_a, ca), how(key_b, cb));
             match outcome {
@@ -339,7 +343,7 @@ fn classify(
             };
             let outcome = match pre {
                 Some(k) => MergeOutcome::Conflict(k),
-                None => merger.merge(&pair.path, base_side, sa, sb)?,
+                None => merger.verdict(&pair.path, base_side, sa, sb)?,
             };
             let mut notes = Vec::new();
             for (id, c) in [(ida, ca), (idb, cb)] {

@@ -307,6 +307,30 @@ pub fn cause_line(output: &str) -> Option<String> {
     exception.or(lines.last()).map(|l| (*l).to_owned())
 }
 
+/// Where a Python traceback says it failed: the innermost `File "X", line N` frame inside
+/// the tested tree `root` (relative, or absolute under `root`), as `(file relative to root,
+/// line)`.
+pub fn traceback_location(output: &str, root: &Path) -> Option<(String, u32)> {
+    output.lines().rev().find_map(|l| {
+        let rest = l.trim_start().strip_prefix("File \"")?;
+        let (file, rest) = rest.split_once('"')?;
+        let line = rest
+            .trim_start_matches(',')
+            .trim_start()
+            .strip_prefix("line ")?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()?;
+        let file = file.strip_prefix("./").unwrap_or(file);
+        let file = match Path::new(file).strip_prefix(root) {
+            Ok(rel) => rel.to_str()?,
+            Err(_) => file,
+        };
+        (!file.starts_with('/') && !file.starts_with('<')).then(|| (file.to_owned(), line))
+    })
+}
+
 /// Counts, every test case, and failures with their causes from libtest's text output
 /// (`cargo test`: unit, integration and doc tests).
 pub fn parse_libtest(stdout: &str) -> TestsSummary {
@@ -429,6 +453,18 @@ mod tests {
             Some("ZeroDivisionError: division by zero")
         );
         assert_eq!(cause_line("just this\n").as_deref(), Some("just this"));
+        let tb = "Traceback (most recent call last):\n  File \"/usr/lib/python3/unittest/case.py\", line 57, in run\n  File \"tests/test_calc.py\", line 7, in test_div\n    calc.div(1, 0)\n  File \"/usr/lib/python3/x.py\", line 2, in y\nZeroDivisionError: division by zero\n";
+        let root = Path::new("/repo");
+        assert_eq!(
+            traceback_location(tb, root),
+            Some(("tests/test_calc.py".to_owned(), 7))
+        );
+        let abs = tb.replace("\"tests/", "\"/repo/tests/");
+        assert_eq!(
+            traceback_location(&abs, root),
+            Some(("tests/test_calc.py".to_owned(), 7))
+        );
+        assert_eq!(traceback_location("no frames\n", root), None);
     }
 
     #[test]

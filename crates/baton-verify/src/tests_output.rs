@@ -290,14 +290,19 @@ fn location(loc: &str) -> (Option<String>, Option<u32>) {
     }
 }
 
-/// The line that says why a command failed: the last exception-looking line
-/// (`ZeroDivisionError: division by zero`, `Error: …`), else the last non-empty line.
+/// The line that says why a command failed: the first compiler error (`error[E0308]: …`),
+/// else the last exception-looking line (`ZeroDivisionError: division by zero`, `error: …`),
+/// else the last non-empty line.
 pub fn cause_line(output: &str) -> Option<String> {
     let lines: Vec<&str> = output
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
+    // a compiler error: the first one is the cause, the rest follow from it
+    if let Some(first) = lines.iter().find(|l| l.starts_with("error[")) {
+        return Some((*first).to_owned());
+    }
     let exception = lines.iter().rev().find(|l| {
         let head = l.split(':').next().unwrap_or_default();
         l.contains(':')
@@ -453,6 +458,12 @@ mod tests {
             Some("ZeroDivisionError: division by zero")
         );
         assert_eq!(cause_line("just this\n").as_deref(), Some("just this"));
+        // a doctest that does not compile
+        let doc = "error[E0308]: mismatched types\n --> src/lib.rs:3:1\n\nerror: aborting due to 1 previous error\n\nCouldn't compile the test.\n";
+        assert_eq!(
+            cause_line(doc).as_deref(),
+            Some("error[E0308]: mismatched types")
+        );
         let tb = "Traceback (most recent call last):\n  File \"/usr/lib/python3/unittest/case.py\", line 57, in run\n  File \"tests/test_calc.py\", line 7, in test_div\n    calc.div(1, 0)\n  File \"/usr/lib/python3/x.py\", line 2, in y\nZeroDivisionError: division by zero\n";
         let root = Path::new("/repo");
         assert_eq!(

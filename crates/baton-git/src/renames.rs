@@ -8,7 +8,9 @@
 //! git's default 50%, best score first. Similarity is git's span hash: content cut into
 //! chunks at each newline or every 64 bytes, `copied / max(size)` of the chunks in common.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::changes::FileChange;
 
 /// git's `MAX_SCORE`; 50% is git's default rename threshold.
 const MAX_SCORE: u64 = 60_000;
@@ -239,6 +241,94 @@ pub fn find_renames(
     }
     out.sort_unstable();
     out
+}
+
+/// The directories a line of work renamed, as git's merge detects them: `old dir -> new dir`.
+///
+/// Each file rename votes for the pair of its directories once their common trailing
+/// components are stripped (`a/b/c/f -> x/b/c/f` votes `a -> x`); a directory counts as
+/// renamed when it is gone on this side (no file of the base below it survives in place and
+/// none was added there) and one new directory has the most votes (a tie renames nothing).
+/// The other side's files added inside such a directory would follow the rename, which git
+/// (`merge.directoryRenames=conflict`, the default) reports as a conflict.
+pub fn dir_renames(
+    repo: &git2::Repository,
+    base: Option<&git2::Tree<'_>>,
+    changes: &BTreeMap<String, FileChange>,
+) -> BTreeMap<String, String> {
+    let mut votes: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for c in changes.values().filter(|c| c.is_rename()) {
+        let Some(dest) = c.dest.as_deref() else {
+            continue;
+        };
+        let (Some((mut od, _)), Some((mut nd, _))) =
+            (c.key.rsplit_once('/'), dest.rsplit_once('/'))
+        else {
+            continue;
+        };
+        while let (Some((op, ol)), Some((np, nl))) = (od.rsplit_once('/'), nd.rsplit_once('/')) {
+            if ol != nl {
+                break;
+            }
+            od = op;
+            nd = np;
+        }
+        if od == nd {
+            continue;
+        }
+        *votes
+            .entry(od.to_owned())
+            .or_default()
+            .entry(nd.to_owned())
+            .or_default() += 1;
+    }
+    let mut out = BTreeMap::new();
+    for (old, to) in votes {
+        let best = to.values().copied().max().unwrap_or(0);
+        let winners: Vec<&String> = to
+            .iter()
+            .filter(|(_, n)| **n == best)
+            .map(|(d, _)| d)
+            .collect();
+        let [winner] = winners.as_slice() else {
+            continue;
+        };
+        if dir_survives(repo, base, changes, &old) {
+            continue;
+        }
+        out.insert(old, (*winner).clone());
+    }
+    out
+}
+
+/// Some file stays under `dir` on this side: a base file not deleted or moved out, or a new
+/// one.
+fn dir_survives(
+    repo: &git2::Repository,
+    base: Option<&git2::Tree<'_>>,
+    changes: &BTreeMap<String, FileChange>,
+    dir: &str,
+) -> bool {
+    let prefix = format!("{dir}/");
+    if changes
+        .values()
+        .any(|c| c.dest.as_deref().is_some_and(|d| d.starts_with(&prefix)))
+    {
+        return true;
+    }
+    let Some(sub) = base
+        .and_then(|t| t.get_path(&crate::pathkey::key_path(dir)).ok())
+        .and_then(|e| repo.find_tree(e.id()).ok())
+    else {
+        return false;
+    };
+    let Ok(files) = crate::changes::tree_files(repo, &sub) else {
+        return true;
+    };
+    files.iter().any(|(p, _, _)| {
+        let full = format!("{prefix}{p}");
+        !changes.contains_key(&full)
+    })
 }
 
 #[cfg(test)]

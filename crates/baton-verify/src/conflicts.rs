@@ -190,7 +190,7 @@ fn agent_line(
         .map(|b| repo.find_commit(b).and_then(|c| c.tree()))
         .transpose()
         .map_err(GitError::git("read the merge base's tree"))?;
-    let dir_renames = baton_git::changes::dir_renames(repo, base_tree.as_ref(), &changes);
+    let dir_renames = baton_git::renames::dir_renames(repo, base_tree.as_ref(), &changes);
     drop(base_tree);
     Ok(AgentLine {
         files: AgentFiles::Line(changes),

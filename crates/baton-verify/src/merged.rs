@@ -58,7 +58,7 @@ pub fn merge_lines(
                 .into_iter()
                 .map(|c| (c.key.clone(), c))
                 .collect();
-        dir_renames.push(baton_git::changes::dir_renames(
+        dir_renames.push(baton_git::renames::dir_renames(
             merger.repo(),
             Some(&start_tree),
             &target,

@@ -1,9 +1,12 @@
 //! End-to-end tests: the real baton binary on real git repositories in temp dirs.
 
 mod demo;
+mod embed;
+mod human_output;
 mod metrics;
 mod metrics_summary;
 mod plan;
+mod schema;
 mod store;
 mod support;
 mod tasks;

@@ -109,8 +109,9 @@ fn skeleton_validates_stores_and_shows() {
     let list = baton(&repo, &["--json", "plan", "list"])
         .expect_code(0)
         .json();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["execution"], serde_json::Value::Null);
+    assert_eq!(list["schema_version"], 1);
+    assert_eq!(list["plans"].as_array().unwrap().len(), 1);
+    assert_eq!(list["plans"][0]["execution"], serde_json::Value::Null);
 
     let status = baton(&repo, &["status"]).expect_code(0);
     assert!(status.stdout.contains("not run yet"), "{}", status.stdout);
@@ -139,9 +140,20 @@ fn json_and_toml_plans_store_the_same_model() {
         "p.json",
         &serde_json::to_string(&json).unwrap(),
     );
+    // the same content without an id is the same plan: refused, naming the stored one
+    let again = baton(&repo, &["plan", "new", "--from", "p.json"]).expect_code(2);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("already stored as {}", id.trim())),
+        "{}",
+        again.stderr
+    );
+    baton(&repo, &["plan", "rm", id.trim()]).expect_code(0);
     let id2 = baton(&repo, &["plan", "new", "--from", "p.json"])
         .expect_code(0)
         .stdout;
+    assert_ne!(id.trim(), id2.trim());
     let a: serde_json::Value = serde_json::from_str(&stored).unwrap();
     let b: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
@@ -304,7 +316,7 @@ fn works_from_a_subdirectory_and_with_repo_flag() {
     let list = baton_in(&repo, &sub, &["--json", "plan", "list"])
         .expect_code(0)
         .json();
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list["plans"].as_array().unwrap().len(), 1);
     let elsewhere = repo.scratch("elsewhere");
     let list = baton_in(
         &repo,
@@ -319,17 +331,22 @@ fn works_from_a_subdirectory_and_with_repo_flag() {
     )
     .expect_code(0)
     .json();
-    assert_eq!(list[0]["title"], "Two batches");
+    assert_eq!(list["plans"][0]["title"], "Two batches");
 }
 
 #[test]
 fn concurrent_stores_get_distinct_ids() {
     let repo = TestRepo::new();
-    write_file(repo.path(), "p.toml", GOOD);
+    // eight different plans (the same content twice is one plan: see the test above)
+    for i in 0..8 {
+        let plan = GOOD.replacen("title = \"", &format!("title = \"{i} "), 1);
+        assert_ne!(plan, GOOD);
+        write_file(repo.path(), &format!("p{i}.toml"), &plan);
+    }
     let children: Vec<_> = (0..8)
-        .map(|_| {
+        .map(|i| {
             repo.command(crate::support::BATON, repo.path())
-                .args(["plan", "new", "--from", "p.toml"])
+                .args(["plan", "new", "--from", &format!("p{i}.toml")])
                 .output()
         })
         .collect();
@@ -385,6 +402,6 @@ task_type = "test"
     error: bad.toml: batch B1: depends on B9, which is not a batch of this plan [missing_dependency]
     error: bad.toml: batch B1: depends_on forms a cycle: B1 -> B2 -> B1 (each depends on the next); remove one of these dependencies [dependency_cycle]
     warning: bad.toml: agent a: may write the same files as agent b ("src/**" overlaps "src/db/*.rs"; both in parallel batch B1); make the batch sequential or split the scopes [overlapping_write_scopes]
-    error: bad.toml: invalid plan: 2 error(s), 1 warning(s)
+    error: bad.toml: invalid plan: 2 errors, 1 warning
     "#);
 }

@@ -1,9 +1,10 @@
 //! The verify report, `schema_version` 1.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The whole report of one `baton verify` run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VerifyReport {
     pub schema_version: u32,
     /// True when no check failed or errored (with `--strict`, also no warnings).
@@ -27,7 +28,7 @@ pub struct VerifyReport {
 }
 
 /// How many findings of each severity all checks produced.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Totals {
     pub errors: u64,
     pub warnings: u64,
@@ -53,7 +54,7 @@ impl VerifyReport {
 }
 
 /// One check (`git`, `conflicts`, `tests`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Check {
     pub name: String,
     pub status: CheckStatus,
@@ -71,7 +72,7 @@ pub struct Check {
 }
 
 /// One agent as the conflicts check saw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AgentChanges {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,7 +89,9 @@ pub struct AgentChanges {
     pub uncommitted: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     Pass,
@@ -99,7 +102,9 @@ pub enum CheckStatus {
     Error,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -108,7 +113,7 @@ pub enum Severity {
 }
 
 /// One thing a check found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     /// Stable machine code, e.g. `unmerged_paths`, `multi_writer`, `scope_violation`.
     pub code: String,
@@ -132,14 +137,14 @@ pub struct Finding {
 }
 
 /// How two agents' versions of one file combine under git's three-way rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
     Conflict,
     Clean,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TestsSummary {
     pub passed: u64,
     pub failed: u64,
@@ -166,7 +171,7 @@ pub struct TestsSummary {
     pub exit_code: Option<i32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TestFailure {
     pub name: String,
     /// The test binary or suite (`package::binary` for nextest).

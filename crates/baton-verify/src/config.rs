@@ -1,6 +1,7 @@
 //! The `[verify]` section of `.config/baton.toml`.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Settings of `baton verify`; every key is optional.
 ///
@@ -11,7 +12,7 @@ use serde::Deserialize;
 /// full = ["make", "test"]
 /// stale_lock_secs = 60
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyConfig {
     /// The nextest filterset of `--quick` in Cargo workspaces.

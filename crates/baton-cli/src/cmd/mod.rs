@@ -1,5 +1,6 @@
 //! One module per subcommand; `dispatch` only routes.
 
+pub mod config;
 pub mod demo;
 pub mod metrics;
 pub mod plan;
@@ -18,6 +19,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Plan(c) => plan::run(ctx, c),
         Command::Status(a) => status::run(ctx, a),
         Command::Demo(a) => demo::run(ctx, a),
+        Command::Config(a) => config::run(ctx, a),
         Command::Metrics(c) => metrics::run(ctx, c),
         Command::Task(c) => task::run(ctx, c),
         Command::Verify(a) => verify::run(ctx, a),

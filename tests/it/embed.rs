@@ -136,6 +136,12 @@ fn readme_embedding_builds_and_runs_in_a_new_repository() {
     assert!(text.contains("Usage: cargo xtask"), "{text}");
     assert!(text.contains("Global options:"), "{text}");
 
+    // the worked examples too
+    let (help, _) = cargo(repo.path(), &["xtask", "plan", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("\n  cargo xtask plan validate "), "{text}");
+    assert!(!text.contains("\n  baton "), "{text}");
+
     let (list, _) = cargo(repo.path(), &["xtask", "worktree", "list"]);
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(

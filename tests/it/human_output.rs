@@ -240,3 +240,42 @@ fn verify_columns_align_with_and_without_colour() {
     insta::assert_snapshot!("verify_plain", plain);
     insta::assert_snapshot!("verify_colour", coloured);
 }
+
+/// `cleanup --force --dry-run` says what it would discard, and a cleanup with nothing to do
+/// says so under the filters given.
+#[test]
+fn cleanup_says_what_it_discards_and_why_nothing_happens() {
+    let repo = TestRepo::new();
+    repo.git(&["worktree", "add", "-q", "-b", "done-work", "../done"]);
+    let wt = repo.path().parent().unwrap().join("done");
+    // merged (it has no commits of its own) but dirty: kept without --force
+    write_file(&wt, "README.md", "edited, never committed\n");
+    let kept = baton(&repo, &["worktree", "cleanup", "--dry-run"]).expect_code(0);
+    assert!(kept.stdout.contains("keep done"), "{}", kept.stdout);
+    let forced = baton(&repo, &["worktree", "cleanup", "--force", "--dry-run"]).expect_code(0);
+    assert!(
+        forced
+            .stdout
+            .contains("would discard its uncommitted changes (--force)"),
+        "{}",
+        forced.stdout
+    );
+    assert!(wt.join("README.md").exists(), "a dry run removed something");
+
+    let none = baton(
+        &repo,
+        &[
+            "worktree",
+            "cleanup",
+            "--plan",
+            "OP-20260101-000000-0000000a",
+            "--older-than",
+            "2h",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(
+        none.stdout.trim(),
+        "nothing to clean up: no linked worktrees of plan OP-20260101-000000-0000000a older than 2h"
+    );
+}

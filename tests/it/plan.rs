@@ -405,3 +405,90 @@ task_type = "test"
     error: bad.toml: invalid plan: 2 errors, 1 warning
     "#);
 }
+
+/// `plan new --title` without `-o` prints the skeleton and leaves the checkout as it was.
+#[test]
+fn skeleton_goes_to_stdout_and_the_checkout_stays_clean() {
+    let repo = TestRepo::new();
+    let run = baton(&repo, &["plan", "new", "--title", "T"]).expect_code(0);
+    assert!(run.stdout.starts_with("# A baton plan."), "{}", run.stdout);
+    assert!(run.stdout.contains("baton plan schema"), "{}", run.stdout);
+    assert_eq!(repo.git(&["status", "--porcelain", "--ignored"]), "");
+    let json = baton(&repo, &["--json", "plan", "new", "--title", "T"])
+        .expect_code(0)
+        .json();
+    assert_eq!(json["schema_version"], 1);
+    assert!(json["toml"].as_str().unwrap().contains("title = \"T\""));
+}
+
+/// `plan rm` removes the plan and its execution; a running execution needs --force; the id
+/// may be a suffix; an unknown one is bad input.
+#[test]
+fn rm_removes_a_plan_and_refuses_a_running_one() {
+    let repo = TestRepo::new();
+    write_file(repo.path(), "p.toml", GOOD);
+    let id = baton(&repo, &["plan", "new", "--from", "p.toml"])
+        .expect_code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    let exec = repo.path().join(format!(".baton/executions/{id}.json"));
+    std::fs::create_dir_all(exec.parent().unwrap()).unwrap();
+    let plan_id = baton_plan::PlanId::new(&id).unwrap();
+    let plan = baton_plan::store::load_stored(
+        &baton_store::StateDir::new(repo.path().join(".baton")),
+        &plan_id,
+    )
+    .unwrap();
+    let mut execution = baton_plan::Execution::new(plan_id, &plan, "2026-01-01T00:00:00Z");
+    let first = plan.batches[0].id.clone();
+    execution
+        .start_batch(&plan, &first, "2026-01-01T00:00:01Z")
+        .unwrap();
+    baton_store::write_json(&exec, &execution).unwrap();
+
+    let refused = baton(&repo, &["plan", "rm", &id[id.len() - 6..]]).expect_code(2);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert!(exec.exists() && repo.path().join(format!(".baton/plans/{id}.json")).exists());
+
+    let out = baton(&repo, &["--json", "plan", "rm", &id, "--force"])
+        .expect_code(0)
+        .json();
+    assert_eq!(out["id"], id.as_str());
+    assert!(out["removed_execution"].is_string(), "{out}");
+    assert!(!exec.exists());
+    assert!(state_files(&repo).iter().all(|f| !f.starts_with("plans/")));
+    baton(&repo, &["plan", "rm", &id]).expect_code(2);
+}
+
+/// `baton config` names each value's source; `--json` is an object with schema_version.
+#[test]
+fn config_shows_values_and_where_they_came_from() {
+    let repo = TestRepo::new();
+    write_file(
+        repo.path(),
+        ".config/baton.toml",
+        "[verify]\nstale_lock_secs = 5\n",
+    );
+    let out = baton(&repo, &["--json", "config"]).expect_code(0).json();
+    assert_eq!(out["schema_version"], 1);
+    let setting = |key: &str| {
+        out["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .clone()
+    };
+    assert_eq!(setting("verify.stale_lock_secs")["value"], 5);
+    assert_eq!(setting("verify.stale_lock_secs")["source"], "file");
+    assert_eq!(setting("state.dir")["value"], ".baton");
+    assert_eq!(setting("state.dir")["source"], "default");
+    let human = baton(&repo, &["config"]).expect_code(0).stdout;
+    let line = human
+        .lines()
+        .find(|l| l.starts_with("verify.stale_lock_secs"))
+        .unwrap();
+    assert!(line.ends_with(".config/baton.toml"), "{line}");
+}

@@ -65,6 +65,25 @@ fn program_name(argv0: &OsString) -> String {
     }
 }
 
+/// The worked examples of every command's `--help` say `baton …`; show the command the user
+/// typed instead.
+fn with_program_in_examples(mut command: clap::Command, program: &str) -> clap::Command {
+    if let Some(help) = command.get_after_help() {
+        let text = help
+            .to_string()
+            .replace("\n  baton ", &format!("\n  {program} "));
+        command = command.after_help(text);
+    }
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |sub| with_program_in_examples(sub, program));
+    }
+    command
+}
+
 /// Run baton with `args` (the first is ignored), naming the command `program` in messages.
 pub fn run_as<I, T>(program: &str, args: I) -> u8
 where
@@ -74,6 +93,11 @@ where
     let command = <args::Cli as clap::CommandFactory>::command()
         .bin_name(program.to_owned())
         .display_name(program.to_owned());
+    let command = if program == "baton" {
+        command
+    } else {
+        with_program_in_examples(command, program)
+    };
     let parsed = command
         .try_get_matches_from(args)
         .and_then(|m| <args::Cli as clap::FromArgMatches>::from_arg_matches(&m));

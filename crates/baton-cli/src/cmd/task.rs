@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
+use crate::table::{Align, Cell, Paint, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
@@ -111,30 +112,48 @@ fn store(ctx: &Ctx, backend: Backend) -> CliResult<Box<dyn TaskStore>> {
     }
 }
 
-/// One task per line; `open` holds the ids of open tasks, so only blockers still open are named.
-fn task_line(ctx: &Ctx, t: &Task, open: &BTreeSet<&str>) -> String {
-    let status = match t.status {
-        baton_tasks::TaskStatus::Open => ctx.style.yellow("open"),
-        baton_tasks::TaskStatus::Done => ctx.style.green("done"),
-        baton_tasks::TaskStatus::Cancelled => ctx.style.dim("cancelled"),
-    };
-    let mut line = format!("{}  {status:<9}  {}", t.id, t.title);
-    if let Some(p) = &t.plan {
-        line.push_str(&format!(
-            "  [{p}{}]",
-            t.batch.as_ref().map_or(String::new(), |b| format!(" {b}"))
-        ));
+/// One aligned row per task; `open` holds the ids of open tasks, so only blockers still open
+/// are named.
+fn task_lines(ctx: &Ctx, tasks: &[&Task], open: &BTreeSet<&str>) -> Vec<String> {
+    let mut table = Table::headless([
+        Align::Left,
+        Align::Left,
+        Align::Left,
+        Align::Left,
+        Align::Left,
+    ]);
+    for t in tasks {
+        let status = match t.status {
+            baton_tasks::TaskStatus::Open => Cell::new("open", Paint::Yellow),
+            baton_tasks::TaskStatus::Done => Cell::new("done", Paint::Green),
+            baton_tasks::TaskStatus::Cancelled => Cell::new("cancelled", Paint::Dim),
+        };
+        let plan = t.plan.as_ref().map_or(String::new(), |p| {
+            format!(
+                "[{p}{}]",
+                t.batch.as_ref().map_or(String::new(), |b| format!(" {b}"))
+            )
+        });
+        let blockers: Vec<&str> = t
+            .blocked_by
+            .iter()
+            .map(String::as_str)
+            .filter(|b| open.contains(b))
+            .collect();
+        let blocked = if blockers.is_empty() {
+            String::new()
+        } else {
+            format!("blocked by {}", blockers.join(", "))
+        };
+        table.row([
+            Cell::plain(t.id.as_str()),
+            status,
+            Cell::plain(t.title.as_str()),
+            Cell::plain(plan),
+            Cell::plain(blocked),
+        ]);
     }
-    let blockers: Vec<&str> = t
-        .blocked_by
-        .iter()
-        .map(String::as_str)
-        .filter(|b| open.contains(b))
-        .collect();
-    if !blockers.is_empty() {
-        line.push_str(&format!("  blocked by {}", blockers.join(", ")));
-    }
-    line
+    table.render(&ctx.style)
 }
 
 /// The ids of the open tasks among `tasks`.
@@ -192,8 +211,9 @@ fn create(ctx: &Ctx, a: PlanArgs) -> CliResult {
             .cloned()
             .collect();
         let open = open_ids(&all);
-        for t in &outcome.created {
-            ctx.say(task_line(ctx, t, &open));
+        let created: Vec<&Task> = outcome.created.iter().collect();
+        for line in task_lines(ctx, &created, &open) {
+            ctx.say(line);
         }
         ctx.note(format!(
             "plan {}: {} created, {} already there ({} backend)",
@@ -267,8 +287,8 @@ fn print_tasks(
     if tasks.is_empty() {
         ctx.note("no tasks");
     }
-    for t in tasks {
-        ctx.say(task_line(ctx, t, open));
+    for line in task_lines(ctx, &tasks, open) {
+        ctx.say(line);
     }
     Ok(())
 }
@@ -315,7 +335,9 @@ fn done(ctx: &Ctx, a: DoneArgs) -> CliResult {
     } else {
         let mut open = open_ids(&tasks);
         open.remove(task.id.as_str());
-        ctx.say(task_line(ctx, &task, &open));
+        for line in task_lines(ctx, &[&task], &open) {
+            ctx.say(line);
+        }
     }
     Ok(exit::OK)
 }

@@ -164,3 +164,46 @@ fn verify_reports_validate_against_the_report_schema() {
     broken["checks"][0]["status"] = "passed".into();
     assert!(!schema.is_valid(&broken));
 }
+
+/// Every `--json` document is one object carrying `schema_version` (docs/json.md), for every
+/// command that prints one, in a repository with a stored plan, a task and a worktree.
+#[test]
+fn every_json_document_is_an_object_with_schema_version() {
+    let repo = TestRepo::new();
+    let plan = fixtures().join("plans/minimal.toml");
+    let plan = plan.to_str().unwrap();
+    baton(&repo, &["plan", "new", "--from", plan]).expect_code(0);
+    baton(&repo, &["task", "create-from-plan", "latest"]).expect_code(0);
+    repo.git(&["worktree", "add", "-q", "-b", "w", "../w"]);
+    let skeleton = repo.scratch("s").join("s.toml");
+    let skeleton = skeleton.to_str().unwrap();
+    let commands: &[&[&str]] = &[
+        &["plan", "validate", plan],
+        &["plan", "show", "latest"],
+        &["plan", "list"],
+        &["plan", "new", "--title", "T"],
+        &["plan", "new", "--title", "T", "-o", skeleton],
+        &["status"],
+        &["status", "latest"],
+        &["task", "list"],
+        &["task", "ready"],
+        &["worktree", "list"],
+        &["worktree", "cleanup", "--dry-run"],
+        &["worktree", "prune", "--dry-run"],
+        &["metrics", "summary"],
+        &["metrics", "failures"],
+        &["config"],
+        &["verify"],
+    ];
+    for args in commands {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let run = baton(&repo, &full);
+        let doc = run.json();
+        assert!(doc.is_object(), "{args:?}: not an object: {doc}");
+        assert!(
+            doc["schema_version"].is_u64(),
+            "{args:?}: no schema_version: {doc}"
+        );
+    }
+}

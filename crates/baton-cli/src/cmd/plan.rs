@@ -468,7 +468,7 @@ fn list(ctx: &Ctx) -> CliResult {
         return Ok(exit::OK);
     }
     if entries.is_empty() {
-        ctx.say("no plans stored yet; create one with `baton plan new --title T` and store it with `baton plan new --from FILE`");
+        ctx.say("no plans stored yet; write one with `baton plan new --title T -o plan.toml`, edit it, and store it with `baton plan new --from plan.toml`");
         return Ok(exit::OK);
     }
     let mut table = Table::new([

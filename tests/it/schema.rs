@@ -207,3 +207,37 @@ fn every_json_document_is_an_object_with_schema_version() {
         );
     }
 }
+
+/// Every property the schemas know (top level and every definition) is named in the user
+/// docs, so a field added to the model without documentation fails here.
+#[test]
+fn docs_name_every_field_of_the_plan_and_the_config() {
+    let repo = TestRepo::new();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    for (args, doc) in [
+        (["plan", "schema"], "plan.md"),
+        (["config", "schema"], "config.md"),
+    ] {
+        let schema = baton(&repo, &args).expect_code(0).json();
+        let text = std::fs::read_to_string(docs.join(doc)).unwrap();
+        let mut objects = vec![&schema];
+        if let Some(defs) = schema["$defs"].as_object() {
+            objects.extend(defs.values());
+        }
+        let mut missing = Vec::new();
+        for object in objects {
+            for name in object["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+            {
+                // a field as `name`, a section as `[name]`
+                if !text.contains(&format!("`{name}`")) && !text.contains(&format!("`[{name}]`")) {
+                    missing.push(name.clone());
+                }
+            }
+        }
+        assert!(missing.is_empty(), "docs/{doc} does not name {missing:?}");
+    }
+}

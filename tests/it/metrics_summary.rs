@@ -235,7 +235,7 @@ fn failures_are_grouped_by_class_and_task_type() {
         human.stdout
     );
     assert!(
-        human.stderr.contains("skipped 2 line(s)"),
+        human.stderr.contains("skipped 2 lines that do not parse"),
         "{}",
         human.stderr
     );

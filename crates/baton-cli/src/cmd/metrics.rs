@@ -166,8 +166,10 @@ fn warn_bad_lines(ctx: &Ctx, log: &MetricsLog, bad: u64, first: &[u64]) {
             format!(" (first: line {})", lines.join(", "))
         };
         ctx.warn(format!(
-            "{}: skipped {bad} line(s) that do not parse{which}",
-            log.path().display()
+            "{}: skipped {} that {} not parse{which}",
+            log.path().display(),
+            crate::table::count(bad as usize, "line", "lines"),
+            if bad == 1 { "does" } else { "do" }
         ));
     }
 }

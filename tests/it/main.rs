@@ -1,12 +1,15 @@
 //! End-to-end tests: the real baton binary on real git repositories in temp dirs.
 
 mod demo;
+mod embed;
+mod human_output;
 mod metrics;
 mod metrics_summary;
 mod plan;
 mod run;
 mod run_isolation;
 mod run_resume;
+mod schema;
 mod store;
 mod support;
 mod tasks;

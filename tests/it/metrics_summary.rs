@@ -235,7 +235,7 @@ fn failures_are_grouped_by_class_and_task_type() {
         human.stdout
     );
     assert!(
-        human.stderr.contains("skipped 2 line(s)"),
+        human.stderr.contains("skipped 2 lines that do not parse"),
         "{}",
         human.stderr
     );
@@ -249,8 +249,8 @@ fn human_summary_names_the_figures() {
         "metrics: 17 events from 2026-01-01T10:00:01.000Z to 2026-01-01T10:00:19.000Z",
         "gate: 2 of 3 passed (66.7%)",
         "replans: 2",
-        "speed-up: 2 batch(es), mean 2.25x (min 1.50x, max 3.00x)",
-        "OP-20260101-000000-0000000b B1: 2 agent(s), 6s agent time / 2s wall = 3.00x",
+        "speed-up: 2 batches, mean 2.25x (min 1.50x, max 3.00x)",
+        "OP-20260101-000000-0000000b B1: 2 agents, 6s agent time / 2s wall = 3.00x",
     ] {
         assert!(out.contains(want), "missing {want:?} in\n{out}");
     }

@@ -109,8 +109,9 @@ fn skeleton_validates_stores_and_shows() {
     let list = baton(&repo, &["--json", "plan", "list"])
         .expect_code(0)
         .json();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["execution"], serde_json::Value::Null);
+    assert_eq!(list["schema_version"], 1);
+    assert_eq!(list["plans"].as_array().unwrap().len(), 1);
+    assert_eq!(list["plans"][0]["execution"], serde_json::Value::Null);
 
     let status = baton(&repo, &["status"]).expect_code(0);
     assert!(status.stdout.contains("not run yet"), "{}", status.stdout);
@@ -139,9 +140,20 @@ fn json_and_toml_plans_store_the_same_model() {
         "p.json",
         &serde_json::to_string(&json).unwrap(),
     );
+    // the same content without an id is the same plan: refused, naming the stored one
+    let again = baton(&repo, &["plan", "new", "--from", "p.json"]).expect_code(2);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("already stored as {}", id.trim())),
+        "{}",
+        again.stderr
+    );
+    baton(&repo, &["plan", "rm", id.trim()]).expect_code(0);
     let id2 = baton(&repo, &["plan", "new", "--from", "p.json"])
         .expect_code(0)
         .stdout;
+    assert_ne!(id.trim(), id2.trim());
     let a: serde_json::Value = serde_json::from_str(&stored).unwrap();
     let b: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
@@ -304,7 +316,7 @@ fn works_from_a_subdirectory_and_with_repo_flag() {
     let list = baton_in(&repo, &sub, &["--json", "plan", "list"])
         .expect_code(0)
         .json();
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list["plans"].as_array().unwrap().len(), 1);
     let elsewhere = repo.scratch("elsewhere");
     let list = baton_in(
         &repo,
@@ -319,17 +331,22 @@ fn works_from_a_subdirectory_and_with_repo_flag() {
     )
     .expect_code(0)
     .json();
-    assert_eq!(list[0]["title"], "Two batches");
+    assert_eq!(list["plans"][0]["title"], "Two batches");
 }
 
 #[test]
 fn concurrent_stores_get_distinct_ids() {
     let repo = TestRepo::new();
-    write_file(repo.path(), "p.toml", GOOD);
+    // eight different plans (the same content twice is one plan: see the test above)
+    for i in 0..8 {
+        let plan = GOOD.replacen("title = \"", &format!("title = \"{i} "), 1);
+        assert_ne!(plan, GOOD);
+        write_file(repo.path(), &format!("p{i}.toml"), &plan);
+    }
     let children: Vec<_> = (0..8)
-        .map(|_| {
+        .map(|i| {
             repo.command(crate::support::BATON, repo.path())
-                .args(["plan", "new", "--from", "p.toml"])
+                .args(["plan", "new", "--from", &format!("p{i}.toml")])
                 .output()
         })
         .collect();
@@ -385,6 +402,93 @@ task_type = "test"
     error: bad.toml: batch B1: depends on B9, which is not a batch of this plan [missing_dependency]
     error: bad.toml: batch B1: depends_on forms a cycle: B1 -> B2 -> B1 (each depends on the next); remove one of these dependencies [dependency_cycle]
     warning: bad.toml: agent a: may write the same files as agent b ("src/**" overlaps "src/db/*.rs"; both in parallel batch B1); make the batch sequential or split the scopes [overlapping_write_scopes]
-    error: bad.toml: invalid plan: 2 error(s), 1 warning(s)
+    error: bad.toml: invalid plan: 2 errors, 1 warning
     "#);
+}
+
+/// `plan new --title` without `-o` prints the skeleton and leaves the checkout as it was.
+#[test]
+fn skeleton_goes_to_stdout_and_the_checkout_stays_clean() {
+    let repo = TestRepo::new();
+    let run = baton(&repo, &["plan", "new", "--title", "T"]).expect_code(0);
+    assert!(run.stdout.starts_with("# A baton plan."), "{}", run.stdout);
+    assert!(run.stdout.contains("baton plan schema"), "{}", run.stdout);
+    assert_eq!(repo.git(&["status", "--porcelain", "--ignored"]), "");
+    let json = baton(&repo, &["--json", "plan", "new", "--title", "T"])
+        .expect_code(0)
+        .json();
+    assert_eq!(json["schema_version"], 1);
+    assert!(json["toml"].as_str().unwrap().contains("title = \"T\""));
+}
+
+/// `plan rm` removes the plan and its execution; a running execution needs --force; the id
+/// may be a suffix; an unknown one is bad input.
+#[test]
+fn rm_removes_a_plan_and_refuses_a_running_one() {
+    let repo = TestRepo::new();
+    write_file(repo.path(), "p.toml", GOOD);
+    let id = baton(&repo, &["plan", "new", "--from", "p.toml"])
+        .expect_code(0)
+        .stdout
+        .trim()
+        .to_owned();
+    let exec = repo.path().join(format!(".baton/executions/{id}.json"));
+    std::fs::create_dir_all(exec.parent().unwrap()).unwrap();
+    let plan_id = baton_plan::PlanId::new(&id).unwrap();
+    let plan = baton_plan::store::load_stored(
+        &baton_store::StateDir::new(repo.path().join(".baton")),
+        &plan_id,
+    )
+    .unwrap();
+    let mut execution = baton_plan::Execution::new(plan_id, &plan, "2026-01-01T00:00:00Z");
+    let first = plan.batches[0].id.clone();
+    execution
+        .start_batch(&plan, &first, "2026-01-01T00:00:01Z")
+        .unwrap();
+    baton_store::write_json(&exec, &execution).unwrap();
+
+    let refused = baton(&repo, &["plan", "rm", &id[id.len() - 6..]]).expect_code(2);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert!(exec.exists() && repo.path().join(format!(".baton/plans/{id}.json")).exists());
+
+    let out = baton(&repo, &["--json", "plan", "rm", &id, "--force"])
+        .expect_code(0)
+        .json();
+    assert_eq!(out["id"], id.as_str());
+    assert!(out["removed_execution"].is_string(), "{out}");
+    assert!(!exec.exists());
+    assert!(state_files(&repo).iter().all(|f| !f.starts_with("plans/")));
+    baton(&repo, &["plan", "rm", &id]).expect_code(2);
+}
+
+/// `baton config` names each value's source; `--json` is an object with schema_version.
+#[test]
+fn config_shows_values_and_where_they_came_from() {
+    let repo = TestRepo::new();
+    write_file(
+        repo.path(),
+        ".config/baton.toml",
+        "[verify]\nstale_lock_secs = 5\n",
+    );
+    let out = baton(&repo, &["--json", "config"]).expect_code(0).json();
+    assert_eq!(out["schema_version"], 1);
+    let setting = |key: &str| {
+        out["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .clone()
+    };
+    assert_eq!(setting("verify.stale_lock_secs")["value"], 5);
+    assert_eq!(setting("verify.stale_lock_secs")["source"], "file");
+    assert_eq!(setting("state.dir")["value"], ".baton");
+    assert_eq!(setting("state.dir")["source"], "default");
+    let human = baton(&repo, &["config"]).expect_code(0).stdout;
+    let line = human
+        .lines()
+        .find(|l| l.starts_with("verify.stale_lock_secs"))
+        .unwrap();
+    assert!(line.ends_with(".config/baton.toml"), "{line}");
 }

@@ -214,7 +214,7 @@ fn create_from_plan_with_forward_dependencies_links_both_ways() {
     assert_eq!(task_files(&repo), files);
     let human = baton(&repo, &["task", "create-from-plan", &plan]).expect_code(0);
     assert!(
-        human.stderr.contains("0 task(s) created, 4 already there"),
+        human.stderr.contains("0 tasks created, 4 already there"),
         "{}",
         human.stderr
     );
@@ -306,14 +306,12 @@ fn a_damaged_task_file_is_an_error_naming_it() {
 }
 
 #[test]
-fn beads_is_refused_with_a_reason() {
+fn only_available_backends_are_offered() {
     let repo = TestRepo::new();
-    let run = baton(&repo, &["task", "list", "--backend", "beads"]).expect_code(3);
-    assert!(
-        run.stderr.contains("beads backend is not available"),
-        "{}",
-        run.stderr
-    );
+    let help = baton(&repo, &["task", "list", "--help"]).expect_code(0);
+    assert!(help.stdout.contains("taskwarrior"), "{}", help.stdout);
+    assert!(!help.stdout.contains("beads"), "{}", help.stdout);
+    baton(&repo, &["task", "list", "--backend", "beads"]).expect_code(2);
     baton(&repo, &["task", "list", "--backend", "jira"]).expect_code(2);
 }
 
@@ -350,4 +348,64 @@ fn concurrent_create_from_plan_runs_create_one_set_of_tasks() {
     let stored: Value =
         serde_json::from_str(&std::fs::read_to_string(plan_path(&repo, &plan)).unwrap()).unwrap();
     assert_eq!(stored["tasks"].as_array().unwrap().len(), 4);
+}
+
+/// `task done` takes a unique suffix of a task id (as plans take a suffix of theirs); an
+/// ambiguous or unknown one is bad input naming the candidates. `task ready` then shows the
+/// next task without naming the done one as a blocker.
+#[test]
+fn done_by_unique_suffix_and_ready_names_only_open_blockers() {
+    let repo = TestRepo::new();
+    let plan = store_plan(&repo, FORWARD_PLAN);
+    let created = baton(&repo, &["task", "create-from-plan", &plan, "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(created["schema_version"], 1);
+    let tasks = created["created"].as_array().unwrap();
+    let id_of = |batch: &str| {
+        tasks.iter().find(|t| t["batch"] == batch).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let b2 = id_of("B2");
+    let b1 = id_of("B1");
+    // a second plan's tasks end in -001, -002, … too: "001" is ambiguous
+    let other = store_plan(&repo, &FORWARD_PLAN.replace("Cache layer", "Other"));
+    baton(&repo, &["task", "create-from-plan", &other]).expect_code(0);
+    let ambiguous = baton(&repo, &["task", "done", "001"]).expect_code(2);
+    assert!(
+        ambiguous.stderr.contains("type more of the id"),
+        "{}",
+        ambiguous.stderr
+    );
+    let unknown = baton(&repo, &["task", "done", "nosuch"]).expect_code(2);
+    assert!(
+        unknown.stderr.contains("no task \"nosuch\""),
+        "{}",
+        unknown.stderr
+    );
+
+    // the random part and the number: unique across the two plans
+    let suffix = &b2[b2.len() - 12..];
+    let done = baton(&repo, &["task", "done", suffix, "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(done["id"], b2.as_str());
+    assert_eq!(done["status"], "done");
+
+    let ready = baton(&repo, &["task", "ready"]).expect_code(0).stdout;
+    assert!(ready.contains(&b1), "{ready}");
+    assert!(
+        !ready.contains("blocked by"),
+        "a done task named as a blocker:\n{ready}"
+    );
+    // the list still names B3's open blocker (B1), never the done one
+    let list = baton(&repo, &["task", "list"]).expect_code(0).stdout;
+    let b3_line = list
+        .lines()
+        .find(|l| l.contains(&format!("[{plan} B3]")))
+        .unwrap();
+    assert!(b3_line.contains(&format!("blocked by {b1}")), "{b3_line}");
+    assert!(!b3_line.contains(&b2), "{b3_line}");
 }

@@ -10,31 +10,41 @@ mod synth;
 mod verify;
 mod worktree;
 
-/// The benchmarks there are, with what each measures.
-const BENCHES: &[(&str, &str)] = &[
+/// The benchmarks there are, with what each measures and its options.
+const BENCHES: &[(&str, &str, &str)] = &[
     (
         "merged",
         "verify --merged on an unchanged batch reuses its build: vs cargo test in the checkout",
+        "[--samples N]",
     ),
     (
         "metrics",
         "summary of a 1,000,000-event log (time, peak RSS); append throughput, 4 writers",
+        "",
     ),
     (
         "run",
         "baton run: 8 sleeping agents parallel vs sequential, 200 no-ops vs xargs -P 8, 16 worktrees vs git, peak RSS",
+        "[--samples N] [--skip-sleep] [--files N]",
     ),
     (
         "verify",
         "git and conflicts checks on a 20k-file repo with 32 agent branches, vs git",
+        "[--worktrees N] [--keep]",
     ),
     (
         "worktree",
         "create 8 / reuse 1 / cleanup 8 worktrees vs the git CLI on a ~20k-file repo",
+        "[--files N] [--samples N]",
     ),
 ];
 
 pub fn run(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        let what = args.first().filter(|a| !a.starts_with('-'));
+        println!("{}", help(what.map(String::as_str)));
+        return ExitCode::SUCCESS;
+    }
     let Some(what) = args.first() else {
         return usage();
     };
@@ -52,9 +62,31 @@ pub fn run(args: &[String]) -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask bench <what>");
-    for (name, about) in BENCHES {
-        eprintln!("  {name:<10} {about}");
-    }
+    eprintln!("{}", help(None));
     ExitCode::from(2)
+}
+
+/// Usage of one benchmark, or of all of them.
+fn help(what: Option<&str>) -> String {
+    let mut out = String::from(
+        "Benchmarks: medians and ratios against git (or the shell) measured in the same run.\n\n",
+    );
+    let selected: Vec<_> = BENCHES
+        .iter()
+        .filter(|(name, _, _)| what.is_none_or(|w| w == *name))
+        .collect();
+    let selected = if selected.is_empty() {
+        BENCHES.iter().collect()
+    } else {
+        selected
+    };
+    out.push_str("Usage: cargo xtask bench <what> [options]\n\n");
+    for (name, about, options) in selected {
+        out.push_str(&format!("  {name:<10} {about}\n"));
+        if !options.is_empty() {
+            out.push_str(&format!("  {:<10} options: {options}\n", ""));
+        }
+    }
+    out.push_str("\nBuild with --release first: cargo build --release -p xtask && ./target/release/xtask bench <what>");
+    out
 }

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
-        _ => baton_cli::main(),
+        _ => baton_cli::main_as("cargo xtask"),
     }
 }
 

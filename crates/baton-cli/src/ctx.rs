@@ -22,6 +22,8 @@ pub struct Ctx {
     pub style: Style,
     /// Colours for stderr.
     pub err_style: Style,
+    /// The command the user typed (`baton`, `cargo xtask`), for messages.
+    pub program: String,
     repo_arg: Option<PathBuf>,
     repo: OnceCell<RepoPaths>,
     config: OnceCell<Config>,
@@ -36,8 +38,9 @@ fn color_enabled(choice: ColorChoice, is_tty: bool) -> bool {
 }
 
 impl Ctx {
-    pub fn new(global: &GlobalArgs) -> Self {
+    pub fn new(global: &GlobalArgs, program: &str) -> Self {
         Ctx {
+            program: program.to_owned(),
             json: global.json,
             quiet: global.quiet,
             verbose: global.verbose,
@@ -111,6 +114,16 @@ impl Ctx {
         Ok(dir)
     }
 
+    /// `text` with every "`baton " (a command quoted in a message, here or in a library's
+    /// error) naming the command the user typed instead, e.g. "`cargo xtask ".
+    pub fn with_program<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.program == "baton" || !text.contains("`baton ") {
+            std::borrow::Cow::Borrowed(text)
+        } else {
+            std::borrow::Cow::Owned(text.replace("`baton ", &format!("`{} ", self.program)))
+        }
+    }
+
     /// Print a value as pretty JSON on stdout.
     pub fn print_json<T: Serialize + ?Sized>(&self, value: &T) -> CliResult<()> {
         let mut out = std::io::stdout().lock();
@@ -121,17 +134,43 @@ impl Ctx {
         Ok(())
     }
 
+    /// Print `value` (a JSON object) with `schema_version` added, for documents whose type does
+    /// not carry one itself. Keys come out sorted.
+    pub fn print_versioned<T: Serialize + ?Sized>(&self, version: u32, value: &T) -> CliResult<()> {
+        let mut json = serde_json::to_value(value)
+            .map_err(|e| CliError::env(format!("cannot serialize output: {e}")))?;
+        match json.as_object_mut() {
+            Some(map) => {
+                map.insert("schema_version".into(), version.into());
+            }
+            None => {
+                return Err(CliError::env(
+                    "internal error: a --json document must be an object".to_owned(),
+                ));
+            }
+        }
+        self.print_json(&json)
+    }
+
     /// Print a line of human output on stdout (never in --json mode).
     pub fn say(&self, line: impl AsRef<str>) {
         if !self.json {
-            let _ = writeln!(std::io::stdout().lock(), "{}", line.as_ref());
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                self.with_program(line.as_ref())
+            );
         }
     }
 
     /// Print a progress or note line on stderr, unless --quiet.
     pub fn note(&self, line: impl AsRef<str>) {
         if !self.quiet {
-            let _ = writeln!(std::io::stderr().lock(), "{}", line.as_ref());
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{}",
+                self.with_program(line.as_ref())
+            );
         }
     }
 
@@ -141,7 +180,7 @@ impl Ctx {
             std::io::stderr().lock(),
             "{} {}",
             self.err_style.yellow("warning:"),
-            line.as_ref()
+            self.with_program(line.as_ref())
         );
     }
 
@@ -150,7 +189,7 @@ impl Ctx {
             std::io::stderr().lock(),
             "{} {}",
             self.err_style.red("error:"),
-            err.message
+            self.with_program(&err.message)
         );
     }
 }

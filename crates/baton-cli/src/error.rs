@@ -90,7 +90,9 @@ impl From<baton_plan::store::PlanStoreError> for CliError {
         use baton_plan::store::PlanStoreError as E;
         match e {
             E::Store(s) => s.into(),
-            E::Exists(_) | E::NotFound { .. } => CliError::input(e.to_string()),
+            E::Exists(_) | E::NotFound { .. } | E::Duplicate(_) | E::Running { .. } => {
+                CliError::input(e.to_string())
+            }
             E::Random(_) => CliError::env(e.to_string()),
         }
     }

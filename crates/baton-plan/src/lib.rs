@@ -8,6 +8,7 @@
 //! - [`glob`]: scope globs: matching and overlap.
 //! - [`execution`], [`ExecutionTracker`]: the live state of a run, persisted after every
 //!   transition.
+//! - [`schema`]: the JSON Schema of a plan, generated from the model's types.
 //! - [`store`]: storing plans under `.baton/plans/`.
 
 pub mod dag;
@@ -17,6 +18,7 @@ pub mod glob;
 pub mod ids;
 pub mod load;
 pub mod model;
+pub mod schema;
 pub mod status;
 pub mod store;
 mod tracker;

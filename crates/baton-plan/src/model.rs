@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::HumanDuration;
@@ -12,7 +13,7 @@ use crate::ids::{AgentId, BatchId, PlanId};
 use crate::status::{AgentResult, Status};
 
 /// A plan: batches of agents with dependencies between batches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     pub schema_version: u32,
@@ -114,7 +115,7 @@ impl baton_store::Versioned for Plan {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Goal {
     #[serde(default)]
@@ -124,7 +125,7 @@ pub struct Goal {
 }
 
 /// Settings every agent inherits unless it sets its own.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,7 +150,7 @@ pub struct Defaults {
 
 /// How to tell that an agent stopped because its provider rate-limited it: an exit code, or a
 /// line of its output containing one of `patterns` (plain substrings, case-insensitive).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -166,7 +167,7 @@ impl Defaults {
 
 /// A named way to start an agent. `command` is argv: placeholders such as `{prompt}` are
 /// replaced element by element, never through a shell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub command: Vec<String>,
@@ -178,7 +179,7 @@ pub struct Profile {
     pub rate_limit: Option<RateLimit>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Isolation {
     /// Each agent in its own git worktree (the default).
@@ -187,7 +188,7 @@ pub enum Isolation {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     pub id: BatchId,
@@ -203,7 +204,7 @@ pub struct Batch {
     pub status: Status,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BatchKind {
     /// All agents of the batch may run at the same time.
@@ -213,7 +214,9 @@ pub enum BatchKind {
     Sequential,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskType {
     Research,
@@ -233,7 +236,7 @@ impl TaskType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Agent {
     pub id: AgentId,
@@ -266,7 +269,7 @@ pub struct Agent {
 
 /// What an agent may read and write. `files_write` globs are checked against the files the
 /// agent really changed (`scope_violation`) and against each other (overlapping writers).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scope {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -278,10 +281,10 @@ pub struct Scope {
 }
 
 /// A link from the plan (or one of its batches) to a task in a task system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskLink {
-    /// `file`, `taskwarrior`, `beads`, …
+    /// `file` or `taskwarrior`.
     pub backend: String,
     pub task_id: String,
     /// The batch the task stands for; `None` for the plan's parent task.

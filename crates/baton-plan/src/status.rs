@@ -1,10 +1,22 @@
 //! Statuses and results shared by plans and executions.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The life of a batch or an agent.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -42,7 +54,9 @@ impl Status {
 }
 
 /// Why an agent failed, for metrics and retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// Ran past its timeout and was killed.
@@ -71,7 +85,7 @@ pub enum ErrorClass {
 }
 
 /// What became of one agent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]

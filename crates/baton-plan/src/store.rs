@@ -17,13 +17,26 @@ pub enum PlanStoreError {
     NotFound { id: String, dir: std::path::PathBuf },
     #[error("cannot generate a plan id: {0}")]
     Random(getrandom::Error),
+    #[error(
+        "the same plan is already stored as {0}; use that id, or `baton plan rm {0}` and store it again"
+    )]
+    Duplicate(PlanId),
+    #[error("plan {id} has an execution that is {status}; wait for it to finish, or pass --force")]
+    Running { id: PlanId, status: &'static str },
 }
 
 /// Store a (validated) plan. A plan without an id gets a fresh one; a clash with a plan stored
 /// at the same second by another process just draws another id. Returns the stored plan.
+///
+/// A plan without an id whose content (everything but `id` and `created_at`) equals a stored
+/// plan's is refused with [`PlanStoreError::Duplicate`] naming the stored id, so storing the
+/// same file twice does not make two plans.
 pub fn store_plan(dir: &StateDir, mut plan: Plan, now: SystemTime) -> Result<Plan, PlanStoreError> {
-    plan.created_at.get_or_insert_with(|| rfc3339_now(now));
     let explicit = plan.id.is_some();
+    if !explicit && let Some(existing) = find_same(dir, &plan)? {
+        return Err(PlanStoreError::Duplicate(existing));
+    }
+    plan.created_at.get_or_insert_with(|| rfc3339_now(now));
     loop {
         let id = match &plan.id {
             Some(id) => id.clone(),
@@ -39,6 +52,83 @@ pub fn store_plan(dir: &StateDir, mut plan: Plan, now: SystemTime) -> Result<Pla
             Err(StoreError::AlreadyExists { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// The stored plan with the same content as `plan` (ignoring `id` and `created_at`), if any.
+/// Stored plans that do not read are skipped: they cannot be the same plan.
+fn find_same(dir: &StateDir, plan: &Plan) -> Result<Option<PlanId>, PlanStoreError> {
+    let strip = |p: &Plan| Plan {
+        id: None,
+        created_at: None,
+        ..p.clone()
+    };
+    let wanted = strip(plan);
+    for id in list_ids(dir)? {
+        if let Ok(stored) = load_stored(dir, &id)
+            && strip(&stored) == wanted
+        {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// What `remove_plan` removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub plan: std::path::PathBuf,
+    /// The execution state file, when there was one.
+    pub execution: Option<std::path::PathBuf>,
+}
+
+/// Remove a stored plan and its execution state. A plan whose execution is running (or
+/// pending with an execution file) is refused unless `force`; worktrees, branches, logs and
+/// metrics are left alone. The execution file goes first, under its lock, so a crash between
+/// the two removals leaves a plan that was never run, not an orphaned execution.
+pub fn remove_plan(dir: &StateDir, id: &PlanId, force: bool) -> Result<Removed, PlanStoreError> {
+    let plan_path = dir.plan(id.as_str());
+    if !plan_path.exists() {
+        return Err(PlanStoreError::NotFound {
+            id: id.to_string(),
+            dir: dir.plans_dir(),
+        });
+    }
+    let exec_path = dir.execution(id.as_str());
+    let mut execution = None;
+    if exec_path.exists() {
+        let _guard = baton_store::lock_exclusive(&exec_path)?;
+        if !force {
+            // an execution that does not read is treated as running: refuse without --force
+            let status = baton_store::read_versioned::<crate::Execution>(&exec_path)
+                .map(|e| e.status)
+                .unwrap_or(crate::Status::Running);
+            if status == crate::Status::Running {
+                return Err(PlanStoreError::Running {
+                    id: id.clone(),
+                    status: status.as_str(),
+                });
+            }
+        }
+        remove_file(&exec_path)?;
+        execution = Some(exec_path);
+    }
+    remove_file(&plan_path)?;
+    Ok(Removed {
+        plan: plan_path,
+        execution,
+    })
+}
+
+fn remove_file(path: &std::path::Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Io {
+            action: "remove",
+            path: path.to_owned(),
+            source: e,
+        }),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The verify report, `schema_version` 1.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The whole report of one `baton verify` run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VerifyReport {
     pub schema_version: u32,
     /// True when no check failed or errored (with `--strict`, also no warnings).
@@ -37,7 +38,7 @@ pub struct VerifyReport {
 
 /// Which tree the tests ran on: the checkout (its HEAD, and whether it had uncommitted
 /// changes) or the agents' work merged onto the base (the merged tree's id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TestedTree {
     /// `checkout` or `merged`.
     pub kind: String,
@@ -62,7 +63,7 @@ pub struct TestedTree {
 
 /// How many findings of each severity all checks produced; `errors` also counts every
 /// failed test, and a failed check with nothing else to count counts as one error.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Totals {
     pub errors: u64,
     pub warnings: u64,
@@ -96,7 +97,7 @@ impl VerifyReport {
 }
 
 /// One check (`git`, `conflicts`, `tests`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Check {
     pub name: String,
     pub status: CheckStatus,
@@ -114,7 +115,7 @@ pub struct Check {
 }
 
 /// One agent as the conflicts check saw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AgentChanges {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,7 +132,9 @@ pub struct AgentChanges {
     pub uncommitted: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     Pass,
@@ -142,7 +145,9 @@ pub enum CheckStatus {
     Error,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -151,7 +156,7 @@ pub enum Severity {
 }
 
 /// One thing a check found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     /// Stable machine code, e.g. `unmerged_paths`, `multi_writer`, `scope_violation`.
     pub code: String,
@@ -175,14 +180,14 @@ pub struct Finding {
 }
 
 /// How two agents' versions of one file combine under git's three-way rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
     Conflict,
     Clean,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TestsSummary {
     pub passed: u64,
     pub failed: u64,
@@ -224,7 +229,7 @@ fn yes() -> bool {
 }
 
 /// One test that ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TestCase {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +264,7 @@ impl Default for TestsSummary {
 }
 
 /// One failed test (or a failed command), with its cause where it is known.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TestFailure {
     pub name: String,
     /// The test binary or suite (`package::binary` for nextest).

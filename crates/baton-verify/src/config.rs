@@ -1,6 +1,7 @@
 //! The `[verify]` section of `.config/baton.toml`.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Settings of `baton verify`; every key is optional.
 ///
@@ -15,7 +16,7 @@ use serde::Deserialize;
 /// merged_target_max_mb = 4096            # the `--merged` build directory is emptied above this
 /// stale_lock_secs = 60
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyConfig {
     /// The nextest filterset of `--quick` in Cargo workspaces.
@@ -46,7 +47,7 @@ pub struct VerifyConfig {
 }
 
 /// `[verify] runner`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunnerChoice {
     /// cargo-nextest (process per test).

@@ -161,8 +161,11 @@ pub fn run_setup(argv: &[String], dir: &Path) -> Result<String> {
     if out.status.success() {
         Ok(text)
     } else {
-        let last = text.lines().last().unwrap_or("").to_owned();
-        Err(fail(format!("{}: {last}", out.status)))
+        // the last line that says something; none when the command printed nothing
+        match text.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+            Some(last) => Err(fail(format!("{}: {last}", out.status))),
+            None => Err(fail(format!("{} (it printed nothing)", out.status))),
+        }
     }
 }
 

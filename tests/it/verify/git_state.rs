@@ -293,7 +293,7 @@ fn problems_in_a_linked_worktree_are_reported_with_its_path() {
     assert!(
         human
             .stdout
-            .contains("verify FAILED (git): 1 error(s), 1 warning(s)"),
+            .contains("verify FAILED (git): 1 error, 1 warning"),
         "{}",
         human.stdout
     );

@@ -210,6 +210,7 @@ pub fn run(ctx: &Ctx, args: DemoArgs) -> CliResult {
     flow(&demo)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({
+            "schema_version": 1,
             "ok": true,
             "repo": root,
             "kept": tmp.is_none(),

@@ -28,17 +28,22 @@ pub struct RecordArgs {
     /// agent_complete, verification, replan, worktree, cache, task.
     #[arg(long, value_name = "TYPE")]
     event: String,
+    /// The plan the event belongs to (a plan id).
     #[arg(long, value_name = "ID")]
     plan: Option<String>,
+    /// The batch the event belongs to (a batch id such as B1).
     #[arg(long, value_name = "ID")]
     batch: Option<String>,
+    /// The agent the event is about (an agent id).
     #[arg(long, value_name = "ID")]
     agent: Option<String>,
     /// research, implement, test or verify.
     #[arg(long, value_name = "T")]
     task_type: Option<String>,
+    /// How long the work took, in milliseconds.
     #[arg(long, value_name = "N")]
     duration_ms: Option<u64>,
+    /// Whether it succeeded: true or false.
     #[arg(long, value_name = "BOOL", value_parser = clap::value_parser!(bool))]
     success: Option<bool>,
     /// Why it failed, e.g. timeout, exit_nonzero, gate_failed.
@@ -161,8 +166,10 @@ fn warn_bad_lines(ctx: &Ctx, log: &MetricsLog, bad: u64, first: &[u64]) {
             format!(" (first: line {})", lines.join(", "))
         };
         ctx.warn(format!(
-            "{}: skipped {bad} line(s) that do not parse{which}",
-            log.path().display()
+            "{}: skipped {} that {} not parse{which}",
+            log.path().display(),
+            crate::table::count(bad as usize, "line", "lines"),
+            if bad == 1 { "does" } else { "do" }
         ));
     }
 }
@@ -252,9 +259,9 @@ fn print_summary(ctx: &Ctx, s: &Summary) {
     let sp = &s.speedup;
     match (sp.mean, sp.min, sp.max) {
         (Some(mean), Some(min), Some(max)) => ctx.say(format!(
-            "{} {} batch(es), mean {mean:.2}x (min {min:.2}x, max {max:.2}x)",
+            "{} {}, mean {mean:.2}x (min {min:.2}x, max {max:.2}x)",
             st.bold("speed-up:"),
-            sp.batches
+            crate::table::count(sp.batches as usize, "batch", "batches")
         )),
         _ => ctx.say(format!(
             "{} no batch with agent and wall time",
@@ -274,10 +281,10 @@ fn batch_line(b: &BatchStats) -> String {
         .speedup
         .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}x"));
     format!(
-        "{} {}: {} agent(s), {} agent time / {} wall = {speed}",
+        "{} {}: {}, {} agent time / {} wall = {speed}",
         b.plan,
         b.batch,
-        b.agents,
+        crate::table::count(b.agents as usize, "agent", "agents"),
         ms(Some(b.agent_ms)),
         ms(b.wall_ms)
     )

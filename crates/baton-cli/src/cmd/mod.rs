@@ -1,5 +1,6 @@
 //! One module per subcommand; `dispatch` only routes.
 
+pub mod config;
 pub mod demo;
 pub mod logs;
 pub mod metrics;
@@ -23,6 +24,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
         Command::Supervise(a) => run::supervise(a),
         Command::Status(a) => status::run(ctx, a),
         Command::Demo(a) => demo::run(ctx, a),
+        Command::Config(a) => config::run(ctx, a),
         Command::Metrics(c) => metrics::run(ctx, c),
         Command::Task(c) => task::run(ctx, c),
         Command::Verify(a) => verify::run(ctx, a),

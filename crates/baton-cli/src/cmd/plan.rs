@@ -1,4 +1,4 @@
-//! `baton plan new|validate|show|list`.
+//! `baton plan new|validate|show|list|rm|schema`.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
+use crate::table::{Align, Cell, Table, count};
 
 #[derive(Debug, Subcommand)]
 pub enum PlanCommand {
@@ -22,6 +23,22 @@ pub enum PlanCommand {
     Show(ShowArgs),
     /// List the stored plans.
     List,
+    /// Remove a stored plan and its execution state (worktrees, branches and metrics stay).
+    Rm(RmArgs),
+    /// Print the JSON Schema of a plan file (for editors: taplo, VS Code, and for checks).
+    Schema,
+}
+
+/// The version of every `plan … --json` document that is not a plan itself.
+pub const PLAN_OUTPUT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// A plan id, a unique suffix of one, or `latest`.
+    plan: String,
+    /// Remove it even if its execution is still marked running.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -33,7 +50,7 @@ pub struct NewArgs {
     /// Validate FILE (.toml or .json) and store it under the state directory; prints its id.
     #[arg(long, value_name = "FILE")]
     from: Option<PathBuf>,
-    /// Where to write the skeleton (default `<plan-id>.toml` in the current directory; `-` for stdout).
+    /// Write the skeleton to FILE (refuses to overwrite); without it the skeleton goes to stdout.
     #[arg(short, long, value_name = "FILE", requires = "title")]
     output: Option<PathBuf>,
     /// Refuse to store the plan if validation gives warnings too (errors always refuse).
@@ -62,6 +79,11 @@ pub fn run(ctx: &Ctx, command: PlanCommand) -> CliResult {
         PlanCommand::Validate(a) => validate_cmd(ctx, a),
         PlanCommand::Show(a) => show(ctx, a),
         PlanCommand::List => list(ctx),
+        PlanCommand::Rm(a) => rm(ctx, a),
+        PlanCommand::Schema => {
+            ctx.print_json(&baton_plan::schema::plan_schema())?;
+            Ok(exit::OK)
+        }
     }
 }
 
@@ -70,6 +92,8 @@ pub fn skeleton(id: &PlanId, title: &str) -> String {
     let title = toml_string(title);
     format!(
         r#"# A baton plan. Check it with `baton plan validate FILE`, store it with `baton plan new --from FILE`.
+# Every field: docs/plan.md. For completion and checks in editors (taplo, VS Code):
+# `baton plan schema > plan.schema.json`, then make the first line `#:schema ./plan.schema.json`.
 schema_version = 1
 id = "{id}"
 title = {title}
@@ -122,6 +146,7 @@ fn toml_string(s: &str) -> String {
 
 #[derive(Serialize)]
 struct NewOutput<'a> {
+    schema_version: u32,
     id: &'a PlanId,
     path: &'a Path,
     stored: bool,
@@ -135,10 +160,14 @@ fn new(ctx: &Ctx, args: NewArgs) -> CliResult {
         let warnings = validation.warnings().count();
         if errors > 0 || (args.strict && warnings > 0) {
             return Err(CliError::input(format!(
-                "{}: not stored: {errors} error(s){}; fix them and run again",
+                "{}: not stored: {}{}; fix them and run again",
                 file.display(),
+                count(errors, "error", "errors"),
                 if args.strict && warnings > 0 {
-                    format!(" and {warnings} warning(s) under --strict")
+                    format!(
+                        " and {} under --strict",
+                        count(warnings, "warning", "warnings")
+                    )
                 } else {
                     String::new()
                 }
@@ -151,6 +180,7 @@ fn new(ctx: &Ctx, args: NewArgs) -> CliResult {
         let path = dir.plan(id.as_str());
         if ctx.json {
             ctx.print_json(&NewOutput {
+                schema_version: PLAN_OUTPUT_SCHEMA_VERSION,
                 id,
                 path: &path,
                 stored: true,
@@ -169,23 +199,28 @@ fn new(ctx: &Ctx, args: NewArgs) -> CliResult {
     let id = PlanId::generate(SystemTime::now())
         .map_err(|e| CliError::env(format!("cannot generate a plan id: {e}")))?;
     let text = skeleton(&id, &title);
-    match args.output.as_deref() {
-        Some(p) if p == Path::new("-") => {
+    match args.output.as_deref().filter(|p| *p != Path::new("-")) {
+        None => {
             if ctx.json {
-                ctx.print_json(&serde_json::json!({ "id": id, "toml": text }))?;
+                ctx.print_json(&serde_json::json!({
+                    "schema_version": PLAN_OUTPUT_SCHEMA_VERSION,
+                    "id": id,
+                    "toml": text,
+                }))?;
             } else {
                 print!("{text}");
+                ctx.note(format!(
+                    "plan {id}: save it (`-o FILE` writes it for you), edit it, then `baton plan new --from FILE`"
+                ));
             }
         }
-        out => {
-            let path = out
-                .map(Path::to_owned)
-                .unwrap_or_else(|| PathBuf::from(format!("{id}.toml")));
-            write_new_file(&path, &text)?;
+        Some(path) => {
+            write_new_file(path, &text)?;
             if ctx.json {
                 ctx.print_json(&NewOutput {
+                    schema_version: PLAN_OUTPUT_SCHEMA_VERSION,
                     id: &id,
-                    path: &path,
+                    path,
                     stored: false,
                 })?;
             } else {
@@ -238,6 +273,7 @@ fn report_diagnostics(ctx: &Ctx, file: &Path, validation: &Validation) {
 
 #[derive(Serialize)]
 struct ValidateOutput<'a> {
+    schema_version: u32,
     file: &'a Path,
     ok: bool,
     errors: usize,
@@ -252,6 +288,7 @@ fn validate_cmd(ctx: &Ctx, args: ValidateArgs) -> CliResult {
         Err(e) => {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({
+                    "schema_version": PLAN_OUTPUT_SCHEMA_VERSION,
                     "file": args.file, "ok": false, "errors": 1, "warnings": 0,
                     "diagnostics": [{"severity": "error", "code": "syntax", "subject": "file", "message": e.to_string()}],
                     "levels": [],
@@ -267,6 +304,7 @@ fn validate_cmd(ctx: &Ctx, args: ValidateArgs) -> CliResult {
     report_diagnostics(ctx, &args.file, &validation);
     if ctx.json {
         ctx.print_json(&ValidateOutput {
+            schema_version: PLAN_OUTPUT_SCHEMA_VERSION,
             file: &args.file,
             ok,
             errors,
@@ -277,13 +315,13 @@ fn validate_cmd(ctx: &Ctx, args: ValidateArgs) -> CliResult {
     } else if ok {
         let agents = plan.agents().count();
         ctx.say(format!(
-            "{}: {} — {} batch(es), {} agent(s){}",
+            "{}: {} — {}, {}{}",
             args.file.display(),
             ctx.style.green("valid"),
-            plan.batches.len(),
-            agents,
+            count(plan.batches.len(), "batch", "batches"),
+            count(agents, "agent", "agents"),
             if warnings > 0 {
-                format!(", {warnings} warning(s)")
+                format!(", {}", count(warnings, "warning", "warnings"))
             } else {
                 String::new()
             }
@@ -294,8 +332,10 @@ fn validate_cmd(ctx: &Ctx, args: ValidateArgs) -> CliResult {
         Ok(exit::OK)
     } else {
         Err(CliError::input(format!(
-            "{}: invalid plan: {errors} error(s), {warnings} warning(s){}",
+            "{}: invalid plan: {}, {}{}",
             args.file.display(),
+            count(errors, "error", "errors"),
+            count(warnings, "warning", "warnings"),
             if errors == 0 { " (--strict)" } else { "" }
         )))
     }
@@ -421,21 +461,57 @@ fn list(ctx: &Ctx) -> CliResult {
         });
     }
     if ctx.json {
-        ctx.print_json(&entries)?;
+        ctx.print_json(&serde_json::json!({
+            "schema_version": PLAN_OUTPUT_SCHEMA_VERSION,
+            "plans": entries,
+        }))?;
         return Ok(exit::OK);
     }
     if entries.is_empty() {
-        ctx.say("no plans stored yet; create one with `baton plan new --title T` and store it with `baton plan new --from FILE`");
+        ctx.say("no plans stored yet; write one with `baton plan new --title T -o plan.toml`, edit it, and store it with `baton plan new --from plan.toml`");
         return Ok(exit::OK);
     }
+    let mut table = Table::new([
+        ("ID", Align::Left),
+        ("EXECUTION", Align::Left),
+        ("BATCHES", Align::Right),
+        ("AGENTS", Align::Right),
+        ("TITLE", Align::Left),
+    ]);
     for e in entries {
+        table.row([
+            Cell::plain(e.id.to_string()),
+            Cell::plain(e.execution.map_or("not run", |s| s.as_str())),
+            Cell::plain(e.batches.to_string()),
+            Cell::plain(e.agents.to_string()),
+            Cell::plain(e.title),
+        ]);
+    }
+    for line in table.render(&ctx.style) {
+        ctx.say(line);
+    }
+    Ok(exit::OK)
+}
+
+fn rm(ctx: &Ctx, args: RmArgs) -> CliResult {
+    let dir = ctx.state_dir()?;
+    let id = plan_store::resolve_plan_id(&dir, &args.plan)?;
+    let removed = plan_store::remove_plan(&dir, &id, args.force)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "schema_version": PLAN_OUTPUT_SCHEMA_VERSION,
+            "id": id,
+            "removed_plan": removed.plan,
+            "removed_execution": removed.execution,
+        }))?;
+    } else {
         ctx.say(format!(
-            "{}  {:<10}  {:>2} batches  {:>3} agents  {}",
-            e.id,
-            e.execution.map_or("not run", |s| s.as_str()),
-            e.batches,
-            e.agents,
-            e.title
+            "removed plan {id}{}",
+            if removed.execution.is_some() {
+                " and its execution state"
+            } else {
+                ""
+            }
         ));
     }
     Ok(exit::OK)

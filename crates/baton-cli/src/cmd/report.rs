@@ -1,4 +1,5 @@
-//! `baton report merge REPORT...`: combine the JSON reports of CI shards into one.
+//! `baton report merge REPORT...`: combine the JSON reports of CI shards into one;
+//! `baton report schema`: the JSON Schema of a verify report.
 
 use std::path::PathBuf;
 
@@ -20,10 +21,18 @@ pub enum ReportCommand {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Print the JSON Schema of the verify report (`verify --json`, `--report FILE`).
+    Schema,
 }
 
 pub fn run(ctx: &Ctx, cmd: ReportCommand) -> CliResult {
-    let ReportCommand::Merge { reports, output } = cmd;
+    let (reports, output) = match cmd {
+        ReportCommand::Merge { reports, output } => (reports, output),
+        ReportCommand::Schema => {
+            ctx.print_json(&schemars::schema_for!(VerifyReport))?;
+            return Ok(exit::OK);
+        }
+    };
     let mut loaded = Vec::new();
     for path in reports {
         let text = std::fs::read_to_string(&path)

@@ -6,9 +6,11 @@ use std::io::Write;
 use baton_plan::{Execution, Plan, PlanId, Status};
 use baton_report::exit;
 use clap::Args;
+use std::time::Duration;
 
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
+use crate::table::{Align, Cell, Paint, Table, count};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -24,12 +26,21 @@ pub struct StatusArgs {
     watch: bool,
 }
 
+/// The version of `status --json` (an object: `plan_id`, `title`, `execution`; all null when no
+/// plan is stored).
+pub const STATUS_SCHEMA_VERSION: u32 = 1;
+
 pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     let dir = ctx.state_dir()?;
     let given = args.plan.as_deref().unwrap_or("latest");
     if args.plan.is_none() && plan_store::list_ids(&dir)?.is_empty() {
         if ctx.json {
-            ctx.print_json(&serde_json::Value::Null)?;
+            ctx.print_json(&serde_json::json!({
+                "schema_version": STATUS_SCHEMA_VERSION,
+                "plan_id": null,
+                "title": null,
+                "execution": null,
+            }))?;
         } else {
             ctx.say("no plans stored yet; nothing has run");
         }
@@ -71,6 +82,7 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     };
     if ctx.json {
         ctx.print_json(&serde_json::json!({
+            "schema_version": STATUS_SCHEMA_VERSION,
             "plan_id": id,
             "title": plan.title,
             "execution": execution,
@@ -101,7 +113,7 @@ fn watch(ctx: &Ctx, dir: &baton_store::StateDir, id: &PlanId, plan: &Plan) -> Cl
             last = revision;
             if ctx.json {
                 let line =
-                    serde_json::json!({ "plan_id": id, "title": plan.title, "execution": exec });
+                    serde_json::json!({ "schema_version": STATUS_SCHEMA_VERSION, "plan_id": id, "title": plan.title, "execution": exec });
                 let _ = writeln!(std::io::stdout().lock(), "{line}");
             } else {
                 ctx.say("");
@@ -119,16 +131,18 @@ fn watch(ctx: &Ctx, dir: &baton_store::StateDir, id: &PlanId, plan: &Plan) -> Cl
 
 fn render(ctx: &Ctx, id: &PlanId, plan: &Plan, execution: Option<&Execution>) {
     let s = &ctx.style;
-    let paint = |status: Status| -> String {
+    let paint = |status: Status| -> Cell {
         let text = status.as_str();
-        match status {
-            Status::Succeeded => s.green(text),
-            Status::Failed => s.red(text),
-            Status::Running => s.cyan(text),
-            Status::Skipped | Status::Cancelled => s.yellow(text),
-            Status::Pending => s.dim(text),
-        }
+        let colour = match status {
+            Status::Succeeded => Paint::Green,
+            Status::Failed => Paint::Red,
+            Status::Running => Paint::Cyan,
+            Status::Skipped | Status::Cancelled => Paint::Yellow,
+            Status::Pending => Paint::Dim,
+        };
+        Cell::new(text, colour)
     };
+    let mut table = Table::headless([Align::Left, Align::Left, Align::Left]).indent("  ");
     let Some(exec) = execution else {
         ctx.say(format!(
             "{} {} — not run yet",
@@ -136,7 +150,13 @@ fn render(ctx: &Ctx, id: &PlanId, plan: &Plan, execution: Option<&Execution>) {
             plan.title
         ));
         for b in &plan.batches {
-            ctx.say(format!("  {} {}", b.id, paint(Status::Pending)));
+            table.row([
+                Cell::new(b.id.as_str(), Paint::Bold),
+                paint(Status::Pending),
+            ]);
+        }
+        for line in table.render(s) {
+            ctx.say(line);
         }
         return;
     };
@@ -157,39 +177,51 @@ fn render(ctx: &Ctx, id: &PlanId, plan: &Plan, execution: Option<&Execution>) {
         _ => String::new(),
     };
     ctx.say(format!(
-        "{} {} — {} ({done}/{total} agents finished, revision {}{driver})",
+        "{} {} — {} ({done} of {} finished, revision {}{driver})",
         s.bold(id.as_str()),
         plan.title,
-        paint(exec.status),
+        paint(exec.status).paint.apply(s, exec.status.as_str()),
+        count(total, "agent", "agents"),
         exec.revision
     ));
     for b in &exec.batches {
-        ctx.say(format!("  {} {}", s.bold(b.id.as_str()), paint(b.status)));
+        table.row([Cell::new(b.id.as_str(), Paint::Bold), paint(b.status)]);
         for a in &b.agents {
-            let mut line = format!("    {} {}", a.id, paint(a.status));
+            let mut detail = Vec::new();
             if a.attempt > 1 {
-                line.push_str(&format!(" (attempt {})", a.attempt));
+                detail.push(format!("attempt {}", a.attempt));
             }
             if let Some(r) = &a.result {
-                line.push_str(&format!(" {}ms", r.duration_ms));
+                detail.push(
+                    humantime::format_duration(Duration::from_millis(r.duration_ms)).to_string(),
+                );
                 if let Some(code) = r.exit_code {
-                    line.push_str(&format!(" exit {code}"));
+                    detail.push(format!("exit {code}"));
                 }
                 if let Some(class) = r.error_class {
-                    line.push_str(&format!(
-                        " [{}]",
+                    detail.push(
                         serde_json::to_value(class)
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
-                    ));
+                            .unwrap_or_default(),
+                    );
                 }
                 if !r.files_changed.is_empty() {
-                    line.push_str(&format!(" {} file(s) changed", r.files_changed.len()));
+                    detail.push(format!(
+                        "{} changed",
+                        count(r.files_changed.len(), "file", "files")
+                    ));
                 }
             }
-            ctx.say(line);
+            table.row([
+                Cell::plain(format!("  {}", a.id)),
+                paint(a.status),
+                Cell::plain(detail.join(", ")),
+            ]);
         }
+    }
+    for line in table.render(s) {
+        ctx.say(line);
     }
     if !exec.replans.is_empty() {
         ctx.say(format!("  replans: {}", exec.replans.len()));

@@ -1,5 +1,6 @@
 //! `baton task create-from-plan|link|list|ready`: plans linked to a task system.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::time::SystemTime;
 
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
+use crate::table::{Align, Cell, Paint, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
@@ -32,7 +34,7 @@ pub enum TaskCommand {
 
 #[derive(Debug, Args)]
 pub struct DoneArgs {
-    /// The task's id in the backend.
+    /// The task's id in the backend, or a unique suffix of it (e.g. `-001`, or the end of a UUID).
     task: String,
     /// Cancel it instead: it no longer blocks anything either.
     #[arg(long)]
@@ -47,9 +49,10 @@ pub enum Backend {
     File,
     /// Taskwarrior's `task` (TASKDATA and TASKRC are passed on).
     Taskwarrior,
-    /// beads' `bd` (not available in this build).
-    Beads,
 }
+
+/// The version of the `task … --json` documents that are not a task itself.
+pub const TASK_OUTPUT_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Args)]
 pub struct BackendArgs {
@@ -106,29 +109,83 @@ fn store(ctx: &Ctx, backend: Backend) -> CliResult<Box<dyn TaskStore>> {
                 .collect();
             Ok(Box::new(Taskwarrior::new("task", env)))
         }
-        Backend::Beads => Err(CliError::env(
-            "the beads backend is not available in this build (its `bd` CLI is not packaged for Debian); use --backend file or taskwarrior",
-        )),
     }
 }
 
-fn task_line(ctx: &Ctx, t: &Task) -> String {
-    let status = match t.status {
-        baton_tasks::TaskStatus::Open => ctx.style.yellow("open"),
-        baton_tasks::TaskStatus::Done => ctx.style.green("done"),
-        baton_tasks::TaskStatus::Cancelled => ctx.style.dim("cancelled"),
-    };
-    let mut line = format!("{}  {status:<9}  {}", t.id, t.title);
-    if let Some(p) = &t.plan {
-        line.push_str(&format!(
-            "  [{p}{}]",
-            t.batch.as_ref().map_or(String::new(), |b| format!(" {b}"))
-        ));
+/// One aligned row per task; `open` holds the ids of open tasks, so only blockers still open
+/// are named.
+fn task_lines(ctx: &Ctx, tasks: &[&Task], open: &BTreeSet<&str>) -> Vec<String> {
+    let mut table = Table::headless([
+        Align::Left,
+        Align::Left,
+        Align::Left,
+        Align::Left,
+        Align::Left,
+    ]);
+    for t in tasks {
+        let status = match t.status {
+            baton_tasks::TaskStatus::Open => Cell::new("open", Paint::Yellow),
+            baton_tasks::TaskStatus::Done => Cell::new("done", Paint::Green),
+            baton_tasks::TaskStatus::Cancelled => Cell::new("cancelled", Paint::Dim),
+        };
+        let plan = t.plan.as_ref().map_or(String::new(), |p| {
+            format!(
+                "[{p}{}]",
+                t.batch.as_ref().map_or(String::new(), |b| format!(" {b}"))
+            )
+        });
+        let blockers: Vec<&str> = t
+            .blocked_by
+            .iter()
+            .map(String::as_str)
+            .filter(|b| open.contains(b))
+            .collect();
+        let blocked = if blockers.is_empty() {
+            String::new()
+        } else {
+            format!("blocked by {}", blockers.join(", "))
+        };
+        table.row([
+            Cell::plain(t.id.as_str()),
+            status,
+            Cell::plain(t.title.as_str()),
+            Cell::plain(plan),
+            Cell::plain(blocked),
+        ]);
     }
-    if !t.blocked_by.is_empty() {
-        line.push_str(&format!("  blocked by {}", t.blocked_by.join(", ")));
+    table.render(&ctx.style)
+}
+
+/// The ids of the open tasks among `tasks`.
+fn open_ids(tasks: &[Task]) -> BTreeSet<&str> {
+    tasks
+        .iter()
+        .filter(|t| t.status == baton_tasks::TaskStatus::Open)
+        .map(|t| t.id.as_str())
+        .collect()
+}
+
+/// The task a user named: its full id, or the only id that ends with what they typed.
+fn resolve_task(tasks: &[Task], given: &str) -> CliResult<String> {
+    if tasks.iter().any(|t| t.id == given) {
+        return Ok(given.to_owned());
     }
-    line
+    let matches: Vec<&str> = tasks
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|id| !given.is_empty() && id.ends_with(given))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => Err(CliError::input(format!(
+            "no task {given:?}; `baton task list` shows the tasks"
+        ))),
+        many => Err(CliError::input(format!(
+            "{given:?} matches {} tasks ({}); type more of the id",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
 }
 
 fn create(ctx: &Ctx, a: PlanArgs) -> CliResult {
@@ -138,15 +195,30 @@ fn create(ctx: &Ctx, a: PlanArgs) -> CliResult {
     let plan = plan_store::load_stored(&state, &id)?;
     let outcome = create_from_plan(store.as_ref(), &state, &plan, SystemTime::now())?;
     if ctx.json {
-        ctx.print_json(&outcome)?;
+        ctx.print_json(&CreateOutput {
+            schema_version: TASK_OUTPUT_SCHEMA_VERSION,
+            plan: &outcome.plan,
+            backend: outcome.backend,
+            created: &outcome.created,
+            existing: &outcome.existing,
+            links: &outcome.links,
+        })?;
     } else {
-        for t in &outcome.created {
-            ctx.say(task_line(ctx, t));
+        let all: Vec<Task> = outcome
+            .created
+            .iter()
+            .chain(&outcome.existing)
+            .cloned()
+            .collect();
+        let open = open_ids(&all);
+        let created: Vec<&Task> = outcome.created.iter().collect();
+        for line in task_lines(ctx, &created, &open) {
+            ctx.say(line);
         }
         ctx.note(format!(
-            "plan {}: {} task(s) created, {} already there ({} backend)",
+            "plan {}: {} created, {} already there ({} backend)",
             outcome.plan,
-            outcome.created.len(),
+            crate::table::count(outcome.created.len(), "task", "tasks"),
             outcome.existing.len(),
             outcome.backend
         ));
@@ -155,7 +227,18 @@ fn create(ctx: &Ctx, a: PlanArgs) -> CliResult {
 }
 
 #[derive(Serialize)]
+struct CreateOutput<'a> {
+    schema_version: u32,
+    plan: &'a baton_plan::PlanId,
+    backend: &'static str,
+    created: &'a [Task],
+    existing: &'a [Task],
+    links: &'a [baton_plan::model::TaskLink],
+}
+
+#[derive(Serialize)]
 struct LinkOutput<'a> {
+    schema_version: u32,
     plan: &'a baton_plan::PlanId,
     backend: &'static str,
     task: &'a Task,
@@ -169,6 +252,7 @@ fn link(ctx: &Ctx, a: LinkArgs) -> CliResult {
     let (task, links) = link_task(store.as_ref(), &state, &id, &a.task)?;
     if ctx.json {
         ctx.print_json(&LinkOutput {
+            schema_version: TASK_OUTPUT_SCHEMA_VERSION,
             plan: &id,
             backend: store.backend(),
             task: &task,
@@ -182,19 +266,29 @@ fn link(ctx: &Ctx, a: LinkArgs) -> CliResult {
 
 #[derive(Serialize)]
 struct ListOutput<'a> {
+    schema_version: u32,
     backend: &'static str,
     tasks: Vec<&'a Task>,
 }
 
-fn print_tasks(ctx: &Ctx, backend: &'static str, tasks: Vec<&Task>) -> CliResult<()> {
+fn print_tasks(
+    ctx: &Ctx,
+    backend: &'static str,
+    tasks: Vec<&Task>,
+    open: &BTreeSet<&str>,
+) -> CliResult<()> {
     if ctx.json {
-        return ctx.print_json(&ListOutput { backend, tasks });
+        return ctx.print_json(&ListOutput {
+            schema_version: TASK_OUTPUT_SCHEMA_VERSION,
+            backend,
+            tasks,
+        });
     }
     if tasks.is_empty() {
         ctx.note("no tasks");
     }
-    for t in tasks {
-        ctx.say(task_line(ctx, t));
+    for line in task_lines(ctx, &tasks, open) {
+        ctx.say(line);
     }
     Ok(())
 }
@@ -210,14 +304,19 @@ fn list(ctx: &Ctx, a: ListArgs) -> CliResult {
         .iter()
         .filter(|t| plan.is_none() || t.plan == plan)
         .collect();
-    print_tasks(ctx, store.backend(), shown)?;
+    print_tasks(ctx, store.backend(), shown, &open_ids(&tasks))?;
     Ok(exit::OK)
 }
 
 fn ready(ctx: &Ctx, a: BackendArgs) -> CliResult {
     let store = store(ctx, a.backend)?;
     let tasks = store.list()?;
-    print_tasks(ctx, store.backend(), baton_tasks::ready(&tasks))?;
+    print_tasks(
+        ctx,
+        store.backend(),
+        baton_tasks::ready(&tasks),
+        &open_ids(&tasks),
+    )?;
     Ok(exit::OK)
 }
 
@@ -228,11 +327,17 @@ fn done(ctx: &Ctx, a: DoneArgs) -> CliResult {
     } else {
         baton_tasks::TaskStatus::Done
     };
-    let task = store.set_status(&a.task, status)?;
+    let tasks = store.list()?;
+    let id = resolve_task(&tasks, &a.task)?;
+    let task = store.set_status(&id, status)?;
     if ctx.json {
         ctx.print_json(&task)?;
     } else {
-        ctx.say(task_line(ctx, &task));
+        let mut open = open_ids(&tasks);
+        open.remove(task.id.as_str());
+        for line in task_lines(ctx, &[&task], &open) {
+            ctx.say(line);
+        }
     }
     Ok(exit::OK)
 }

@@ -17,6 +17,9 @@ mod list;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
+/// The version of every `worktree … --json` document (list, create, cleanup, prune, lock, unlock).
+pub const WORKTREE_OUTPUT_SCHEMA_VERSION: u32 = 1;
+
 #[derive(Debug, Subcommand)]
 pub enum WorktreeCommand {
     /// Create worktrees: one per agent of a plan (--plan), or one named NAME.
@@ -152,7 +155,7 @@ pub fn run(ctx: &Ctx, command: WorktreeCommand) -> CliResult {
 
 fn json_or_say(ctx: &Ctx, value: &serde_json::Value, line: String) -> CliResult {
     if ctx.json {
-        ctx.print_json(value)?;
+        ctx.print_versioned(WORKTREE_OUTPUT_SCHEMA_VERSION, value)?;
     } else {
         ctx.say(line);
     }
@@ -240,7 +243,10 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
     drop(progress);
     let created = created?;
     if ctx.json {
-        ctx.print_json(&serde_json::json!({ "created": created }))?;
+        ctx.print_versioned(
+            WORKTREE_OUTPUT_SCHEMA_VERSION,
+            &serde_json::json!({ "created": created }),
+        )?;
         return Ok(exit::OK);
     }
     for c in &created {
@@ -264,6 +270,7 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
 }
 
 fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
+    let nothing = nothing_to_clean(&a);
     let opts = CleanupOptions {
         force: a.force,
         dry_run: a.dry_run,
@@ -280,7 +287,7 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
         exit::OK
     };
     if ctx.json {
-        ctx.print_json(&report)?;
+        ctx.print_versioned(WORKTREE_OUTPUT_SCHEMA_VERSION, &report)?;
         return Ok(code);
     }
     let would = if report.dry_run { "would " } else { "" };
@@ -304,13 +311,22 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
             .merge
             .map(|m| format!(" [{}]", m.as_str()))
             .unwrap_or_default();
+        let discards = if act.discards_changes {
+            format!("; {would}discard its uncommitted changes (--force)")
+        } else {
+            String::new()
+        };
+        let stale = act
+            .stale_owner
+            .map(|o| format!("; its owner (pid {}) is gone", o.pid))
+            .unwrap_or_default();
         let fail = act
             .error
             .as_deref()
             .map(|e| format!(" — FAILED: {e}"))
             .unwrap_or_default();
         ctx.say(format!(
-            "{would}{verb} {} ({}){merged}{branch}{fail}",
+            "{would}{verb} {} ({}){merged}{discards}{branch}{stale}{fail}",
             act.name,
             act.path.display()
         ));
@@ -327,7 +343,7 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
         ctx.say(format!("{would}delete leftover {}", p.display()));
     }
     if report.actions.is_empty() && report.kept.is_empty() && report.swept.is_empty() {
-        ctx.say("no linked worktrees to clean up");
+        ctx.say(nothing);
     }
     if report.refused {
         ctx.warn("some worktrees you named were kept or could not be removed");
@@ -335,10 +351,22 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
     Ok(code)
 }
 
+/// What "nothing to do" means under the filters given: `no worktrees of plan X older than 2h`.
+fn nothing_to_clean(a: &CleanupArgs) -> String {
+    let mut line = String::from("nothing to clean up: no linked worktrees");
+    if let Some(plan) = &a.plan {
+        line.push_str(&format!(" of plan {plan}"));
+    }
+    if let Some(age) = &a.older_than {
+        line.push_str(&format!(" older than {age}"));
+    }
+    line
+}
+
 fn prune(ctx: &Ctx, wt: &Worktrees, a: PruneArgs) -> CliResult {
     let report = baton_worktree::prune(wt, a.dry_run)?;
     if ctx.json {
-        ctx.print_json(&report)?;
+        ctx.print_versioned(WORKTREE_OUTPUT_SCHEMA_VERSION, &report)?;
         return Ok(exit::OK);
     }
     let would = if a.dry_run { "would prune" } else { "pruned" };

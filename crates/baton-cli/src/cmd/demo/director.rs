@@ -153,7 +153,12 @@ impl Director {
         let note = if ok {
             format!("changed {}", files_changed.join(", "))
         } else {
-            format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim())
+            // the last line that says something; none when the agent printed nothing
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            match stderr.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+                Some(last) => format!("failed ({}): {last}", out.status),
+                None => format!("failed ({}, no output)", out.status),
+            }
         };
         (self.say)(format!("  agent {agent_id} attempt {attempt}: {note}"));
         Ok(ok)

@@ -5,19 +5,27 @@
 use baton_report::{CheckStatus, Severity, VerifyReport};
 
 use crate::ctx::Ctx;
+use crate::table::{Align, Cell, Paint, Table, count};
 
 /// One line per check, one line per finding, then the verdict with totals.
 pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
     let s = &ctx.style;
-    // --quiet: only the verdict
-    for c in rep.checks.iter().filter(|_| !ctx.quiet) {
+    // one aligned row per check (padded before colouring); findings go under their check
+    let mut table = Table::headless([Align::Left, Align::Left, Align::Left, Align::Right]);
+    for c in &rep.checks {
         let status = match c.status {
-            CheckStatus::Pass => s.green("pass"),
-            CheckStatus::Warn => s.yellow("warn"),
-            CheckStatus::Fail => s.red("FAIL"),
-            CheckStatus::Skip => s.dim("skip"),
-            CheckStatus::Error => s.red("ERROR"),
+            CheckStatus::Pass => Cell::new("pass", Paint::Green),
+            CheckStatus::Warn => Cell::new("warn", Paint::Yellow),
+            CheckStatus::Fail => Cell::new("FAIL", Paint::Red),
+            CheckStatus::Skip => Cell::new("skip", Paint::Dim),
+            CheckStatus::Error => Cell::new("ERROR", Paint::Red),
         };
+        let shown = c
+            .findings
+            .iter()
+            .filter(|f| f.severity != Severity::Info || ctx.verbose > 0)
+            .count();
+        let hidden = c.findings.len() - shown;
         let detail = match (&c.tests, &c.message) {
             (Some(t), _) if !t.counted => format!(
                 "`{}` {} (exit code {}; one check, no per-test counts without [verify] junit)",
@@ -34,19 +42,36 @@ pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
                 t.passed, t.failed, t.skipped
             ),
             (None, Some(m)) => m.clone(),
-            (None, None) if c.findings.is_empty() => "no findings".to_owned(),
-            (None, None) => format!("{} finding(s)", c.findings.len()),
+            (None, None) if shown == 0 => "no findings".to_owned(),
+            (None, None) => count(shown, "finding", "findings"),
+        };
+        let detail = if hidden > 0 {
+            format!(
+                "{detail} ({} hidden; -v shows them)",
+                count(hidden, "info", "infos")
+            )
+        } else {
+            detail
         };
         let detail = if c.agents.is_empty() {
             detail
         } else {
-            format!("{} agent(s) compared, {detail}", c.agents.len())
+            format!(
+                "{} compared, {detail}",
+                count(c.agents.len(), "agent", "agents")
+            )
         };
-        ctx.say(format!(
-            "{:<10} {status:<5} {detail} {}",
-            s.bold(&c.name),
-            s.dim(&format!("({} ms)", c.duration_ms))
-        ));
+        table.row([
+            Cell::new(c.name.as_str(), Paint::Bold),
+            status,
+            Cell::plain(detail),
+            Cell::new(format!("{} ms", c.duration_ms), Paint::Dim),
+        ]);
+    }
+    let rows = table.render(s);
+    // --quiet: only the verdict
+    for (c, row) in rep.checks.iter().zip(rows).filter(|_| !ctx.quiet) {
+        ctx.say(row);
         if ctx.verbose > 0 {
             for a in &c.agents {
                 let place = match (&a.branch, &a.worktree) {
@@ -56,10 +81,10 @@ pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
                     (None, None) => "shared tree".to_owned(),
                 };
                 ctx.say(format!(
-                    "  {} {} ({place}): {} file(s) changed, {} not committed",
+                    "  {} {} ({place}): {} changed, {} not committed",
                     s.dim("agent"),
                     a.id,
-                    a.files.len(),
+                    count(a.files.len(), "file", "files"),
                     a.uncommitted
                 ));
             }
@@ -85,8 +110,8 @@ pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
                 let why = fail
                     .message
                     .as_deref()
-                    .and_then(|m| m.lines().next())
-                    .map(|m| format!(": {m}"))
+                    .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
+                    .map(|m| format!(": {}", m.trim()))
                     .unwrap_or_default();
                 ctx.say(format!("  {} {}{place}{why}", s.red("failed"), fail.name));
             }
@@ -145,8 +170,10 @@ pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
         }
     };
     ctx.say(format!(
-        "{verdict}: {} error(s), {} warning(s) in {} ms",
-        rep.totals.errors, rep.totals.warnings, rep.duration_ms
+        "{verdict}: {}, {} in {} ms",
+        count(rep.totals.errors as usize, "error", "errors"),
+        count(rep.totals.warnings as usize, "warning", "warnings"),
+        rep.duration_ms
     ));
 }
 

@@ -8,83 +8,90 @@ use baton_worktree::Worktrees;
 use super::ListArgs;
 use crate::ctx::Ctx;
 use crate::error::CliResult;
+use crate::table::{Align, Cell, Paint, Table};
 
 pub fn run(ctx: &Ctx, wt: &Worktrees, a: ListArgs) -> CliResult {
     let listing = baton_worktree::list(wt, a.target.as_deref(), SystemTime::now())?;
     if ctx.json {
-        ctx.print_json(&listing)?;
+        ctx.print_versioned(super::WORKTREE_OUTPUT_SCHEMA_VERSION, &listing)?;
         return Ok(exit::OK);
     }
-    let s = &ctx.style;
-    ctx.say(s.dim(&format!(
-        "{:<20} {:<28} {:<10} {:<9} {:<14} {:>7} {:<14} {:>6}  PATH",
-        "NAME", "BRANCH", "HEAD", "CHANGES", "MERGED", "+/-", "LOCK", "AGE"
-    )));
+    let mut table = Table::new([
+        ("NAME", Align::Left),
+        ("BRANCH", Align::Left),
+        ("HEAD", Align::Left),
+        ("CHANGES", Align::Left),
+        ("MERGED", Align::Left),
+        ("COMMITS", Align::Left),
+        ("OWNER", Align::Left),
+        ("AGE", Align::Right),
+        ("PATH", Align::Left),
+    ]);
     for w in &listing.worktrees {
         let name = w.name.clone().unwrap_or_else(|| "(main)".into());
         let branch = w.branch.clone().unwrap_or_else(|| "(detached)".into());
-        let head = w
-            .head
-            .as_deref()
-            .map_or("-", |h| &h[..h.len().min(10)])
-            .to_owned();
+        let head = w.head.as_deref().map_or("-", |h| &h[..h.len().min(10)]);
         let changes = match (w.exists, w.dirty) {
-            (false, _) => s.red("missing"),
-            (true, None) => s.red("unknown"),
-            (true, Some(d)) if d.is_clean() => s.green("clean"),
-            (true, Some(d)) => s.yellow(&format!("{}M {}U", d.modified, d.untracked)),
+            (false, _) => Cell::new("missing", Paint::Red),
+            (true, None) => Cell::new("unknown", Paint::Red),
+            (true, Some(d)) if d.is_clean() => Cell::new("clean", Paint::Green),
+            (true, Some(d)) => Cell::new(changes_text(d.modified, d.untracked), Paint::Yellow),
         };
         let merged = match w.merge {
-            Some(m) if m.is_integrated() => s.green(m.as_str()),
-            Some(m) => s.yellow(m.as_str()),
-            None => "-".into(),
+            Some(m) if m.is_integrated() => Cell::new(m.as_str(), Paint::Green),
+            Some(m) => Cell::new(m.as_str(), Paint::Yellow),
+            None => Cell::plain("-"),
         };
-        let ab = match (w.ahead, w.behind) {
-            (Some(x), Some(y)) => format!("+{x}/-{y}"),
+        let vs_target = match (w.ahead, w.behind) {
+            (Some(a), Some(b)) => ahead_behind(a, b),
             _ => "-".into(),
         };
-        let lock = match (&w.owner, w.locked) {
-            (Some(o), _) if w.owner_alive => s.cyan(&format!("pid {} live", o.pid)),
-            (Some(o), _) => format!("pid {} dead", o.pid),
-            (None, true) => s.yellow("locked"),
-            (None, false) => "-".into(),
+        let owner = match (&w.owner, w.locked) {
+            (Some(o), _) if w.owner_alive => Cell::new(format!("pid {} live", o.pid), Paint::Cyan),
+            (Some(o), _) => Cell::plain(format!("pid {} dead", o.pid)),
+            (None, true) => Cell::new("locked", Paint::Yellow),
+            (None, false) => Cell::plain("-"),
         };
         let age = w.age_secs.map_or("-".into(), short_age);
         let prunable = if w.prunable { " (prunable)" } else { "" };
-        ctx.say(format!(
-            "{:<20} {:<28} {:<10} {:<9} {:<14} {:>7} {:<14} {:>6}  {}{prunable}",
-            name,
-            branch,
-            head,
-            pad(&changes, 9),
-            pad(&merged, 14),
-            ab,
-            pad(&lock, 14),
-            age,
-            w.path.display()
-        ));
+        table.row([
+            Cell::plain(name),
+            Cell::plain(branch),
+            Cell::plain(head),
+            changes,
+            merged,
+            Cell::plain(vs_target),
+            owner,
+            Cell::plain(age),
+            Cell::plain(format!("{}{prunable}", w.path.display())),
+        ]);
+    }
+    for line in table.render(&ctx.style) {
+        ctx.say(line);
     }
     Ok(exit::OK)
 }
 
-/// Pad a possibly coloured cell to `width` visible characters.
-fn pad(cell: &str, width: usize) -> String {
-    let visible = strip_ansi(cell).chars().count();
-    format!("{cell}{}", " ".repeat(width.saturating_sub(visible)))
+/// `2 modified, 1 untracked` (only the non-zero parts).
+pub fn changes_text(modified: usize, untracked: usize) -> String {
+    let mut parts = Vec::new();
+    if modified > 0 {
+        parts.push(format!("{modified} modified"));
+    }
+    if untracked > 0 {
+        parts.push(format!("{untracked} untracked"));
+    }
+    parts.join(", ")
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut in_escape = false;
-    for c in s.chars() {
-        match (in_escape, c) {
-            (false, '\u{1b}') => in_escape = true,
-            (true, 'm') => in_escape = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
+/// Commits ahead of and behind the target: `2 ahead, 1 behind`, `even`.
+pub fn ahead_behind(ahead: usize, behind: usize) -> String {
+    match (ahead, behind) {
+        (0, 0) => "even".into(),
+        (a, 0) => format!("{a} ahead"),
+        (0, b) => format!("{b} behind"),
+        (a, b) => format!("{a} ahead, {b} behind"),
     }
-    out
 }
 
 fn short_age(secs: u64) -> String {

@@ -1,11 +1,12 @@
 //! `baton worktree create|list|cleanup|prune|lock|unlock`: the CLI face of `baton-worktree`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use baton_plan::duration::HumanDuration;
 use baton_plan::store as plan_store;
-use baton_plan::{AgentId, PlanId};
+use baton_plan::{AgentId, Execution, PlanId, Status};
 use baton_report::exit;
 use baton_worktree::{
     ActionKind, CleanupOptions, CreateOptions, CreateRequest, Worktrees, process,
@@ -85,6 +86,14 @@ pub struct CleanupArgs {
     /// Only worktrees older than this (e.g. 2h, 1d).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     older_than: Option<HumanDuration>,
+    /// Keep *new* worktrees (no commits of their own yet) younger than this, unless --force
+    /// (default: [worktree] min_age, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    min_age: Option<HumanDuration>,
+    /// Also worktrees baton did not make (plain `git worktree add`); by default they are
+    /// listed as kept and left alone.
+    #[arg(long)]
+    all: bool,
     /// Only worktrees made for this plan.
     #[arg(long, value_name = "ID")]
     plan: Option<String>,
@@ -210,8 +219,14 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
             }
             Err(e) => return Err(e.into()),
         };
+        let mut seen = BTreeSet::new();
         for agent in agents {
             AgentId::new(agent.clone()).map_err(|e| CliError::input(e.to_string()))?;
+            if !seen.insert(agent.clone()) {
+                return Err(CliError::input(format!(
+                    "--agent {agent} is given twice; name each agent once"
+                )));
+            }
             reqs.push(CreateRequest {
                 dir: PathBuf::from(plan_id.as_str()).join(&agent),
                 branch: wt.config.agent_branch(plan_id.as_str(), &agent),
@@ -263,15 +278,55 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
     Ok(exit::OK)
 }
 
+/// (plan, agent) pairs that an unfinished execution lists as pending or running.
+fn active_agents(ctx: &Ctx) -> CliResult<BTreeSet<(String, String)>> {
+    let dir = ctx.state_dir()?;
+    let mut out = BTreeSet::new();
+    let Ok(read) = std::fs::read_dir(dir.executions_dir()) else {
+        return Ok(out);
+    };
+    for e in read.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let exec: Execution = baton_store::read_json(&path)?;
+        if exec.status.is_finished() {
+            continue;
+        }
+        for b in &exec.batches {
+            for ag in &b.agents {
+                if matches!(ag.status, Status::Pending | Status::Running) {
+                    out.insert((exec.plan_id.to_string(), ag.id.as_str().to_owned()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
+    // A plan given by a unique prefix or `latest` resolves to its stored id; an id that is not
+    // stored is still fine if worktrees were made for it (the library checks that).
+    let (plan, plan_stored) = match &a.plan {
+        None => (None, false),
+        Some(given) => match plan_store::resolve_plan_id(&ctx.state_dir()?, given) {
+            Ok(id) => (Some(id.to_string()), true),
+            Err(_) => (Some(given.clone()), false),
+        },
+    };
     let opts = CleanupOptions {
         force: a.force,
         dry_run: a.dry_run,
         older_than: a.older_than.map(|d| d.0),
         keep_branches: a.keep_branches,
         only: a.worktrees,
-        plan: a.plan,
+        plan,
+        plan_stored,
         target: a.target,
+        all: a.all,
+        min_age: Some(a.min_age.unwrap_or(wt.config.min_age).0),
+        active_agents: active_agents(ctx)?,
     };
     let report = baton_worktree::cleanup(wt, &opts, SystemTime::now())?;
     let code = if report.refused {
@@ -309,11 +364,24 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
             .as_deref()
             .map(|e| format!(" — FAILED: {e}"))
             .unwrap_or_default();
+        let recovered = act
+            .recovered_ref
+            .as_deref()
+            .map(|r| format!("; keep its head as {r}"))
+            .unwrap_or_default();
         ctx.say(format!(
-            "{would}{verb} {} ({}){merged}{branch}{fail}",
+            "{would}{verb} {} ({}){merged}{branch}{recovered}{fail}",
             act.name,
             act.path.display()
         ));
+        for line in discard_lines(act) {
+            ctx.say(format!("    {would}discard {line}"));
+        }
+    }
+    for d in &report.debris {
+        for step in &d.steps {
+            ctx.say(format!("{would}{step} ({})", d.journal.display()));
+        }
     }
     for k in &report.kept {
         let line = format!("keep {} ({}): {}", k.name, k.path.display(), k.message);
@@ -329,10 +397,48 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
     if report.actions.is_empty() && report.kept.is_empty() && report.swept.is_empty() {
         ctx.say("no linked worktrees to clean up");
     }
+    if report.scope == "all" {
+        ctx.note("--all: worktrees baton did not make were included");
+    }
     if report.refused {
         ctx.warn("some worktrees you named were kept or could not be removed");
     }
     Ok(code)
+}
+
+/// What removing a worktree throws away, one line per kind.
+fn discard_lines(act: &baton_worktree::Action) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(d) = act.dirty {
+        if d.modified > 0 {
+            out.push(format!("{} uncommitted change(s)", d.modified));
+        }
+        if d.untracked > 0 {
+            out.push(format!("{} untracked file(s)", d.untracked));
+        }
+    }
+    if let Some(h) = &act.hidden {
+        if h.ignored > 0 {
+            out.push(format!(
+                "{} ignored file(s), e.g. {}",
+                h.ignored,
+                h.ignored_sample.join(", ")
+            ));
+        }
+        if !h.nested_repos.is_empty() {
+            out.push(format!("nested repositories {}", h.nested_repos.join(", ")));
+        }
+        if !h.hidden_edits.is_empty() {
+            out.push(format!(
+                "edits hidden by assume-unchanged/skip-worktree in {}",
+                h.hidden_edits.join(", ")
+            ));
+        }
+        if !h.caches.is_empty() {
+            out.push(format!("build caches {}", h.caches.join(", ")));
+        }
+    }
+    out
 }
 
 fn prune(ctx: &Ctx, wt: &Worktrees, a: PruneArgs) -> CliResult {
@@ -343,7 +449,16 @@ fn prune(ctx: &Ctx, wt: &Worktrees, a: PruneArgs) -> CliResult {
     }
     let would = if a.dry_run { "would prune" } else { "pruned" };
     for p in &report.pruned {
-        ctx.say(format!("{would} {} ({} is gone)", p.name, p.path.display()));
+        let recovered = p
+            .recovered_ref
+            .as_deref()
+            .map(|r| format!("; its head is kept as {r}"))
+            .unwrap_or_default();
+        ctx.say(format!(
+            "{would} {} ({} is gone){recovered}",
+            p.name,
+            p.path.display()
+        ));
     }
     for p in &report.held {
         ctx.say(format!(

@@ -191,7 +191,10 @@ fn module_stores(repo: &TestRepo) -> Vec<PathBuf> {
     );
     for line in String::from_utf8_lossy(&urls.stdout).lines() {
         if let Some((_, url)) = line.split_once(' ') {
-            out.push(PathBuf::from(url));
+            let url = PathBuf::from(url);
+            // a non-bare origin keeps its objects in `.git`
+            let dotgit = url.join(".git");
+            out.push(if dotgit.is_dir() { dotgit } else { url });
         }
     }
     out

@@ -139,6 +139,8 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
         active_agents: opts.active_agents.clone(),
     };
     let repo = wt.open()?;
+    let target_oid = git2::Oid::from_str(&listing.target_commit)
+        .map_err(crate::WorktreeError::git("read the target commit"))?;
     let mut actions = Vec::new();
     let mut kept = Vec::new();
     for info in listing.worktrees.iter().filter(|i| !i.main) {
@@ -176,16 +178,30 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
                 actions.push(a);
             }
             Decision::Remove {
-                branch_kept,
+                mut branch_kept,
                 detached,
-            } => actions.push(action(info, ActionKind::Remove, branch_kept, detached)),
+            } => {
+                // The target must stay held by another ref: `--target <sha>` (or `feature~0`)
+                // of this branch's tip names only a commit, and deleting the one branch that
+                // holds it would orphan it. Decided here so a dry run says the same.
+                if branch_kept.is_none()
+                    && !detached
+                    && let Some(b) = &info.branch
+                    && !refs::reachable_from_any_ref(
+                        &repo,
+                        target_oid,
+                        &[format!("refs/heads/{b}")],
+                    )?
+                {
+                    branch_kept = Some(BranchKept::IsTarget);
+                }
+                actions.push(action(info, ActionKind::Remove, branch_kept, detached));
+            }
         }
     }
     let swept = remove::leftovers(&wt.root);
     if !opts.dry_run {
-        let target = git2::Oid::from_str(&listing.target_commit)
-            .map_err(crate::WorktreeError::git("read the target commit"))?;
-        execute(wt, &listing.worktrees, target, &mut actions)?;
+        execute(wt, &listing.worktrees, target_oid, &mut actions)?;
         for p in &swept {
             remove::remove_tree(p)?;
         }

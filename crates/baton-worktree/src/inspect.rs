@@ -255,7 +255,12 @@ fn inspect(
     let created = entry
         .meta
         .as_ref()
-        .map(|m| SystemTime::UNIX_EPOCH + Duration::from_secs(m.created_at))
+        // a `created_at` past what the clock can hold (a hand-edited file) reads as "now"
+        .map(|m| {
+            SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_secs(m.created_at))
+                .unwrap_or(now)
+        })
         .or_else(|| {
             std::fs::metadata(&entry.admin_dir)
                 .and_then(|m| m.modified())

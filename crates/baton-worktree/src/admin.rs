@@ -94,7 +94,12 @@ pub fn entries(common_dir: &Path) -> Result<Vec<Entry>> {
 pub fn read_entry(admin_dir: &Path) -> Option<Entry> {
     let name = admin_dir.file_name()?.to_string_lossy().into_owned();
     let gitdir = std::fs::read_to_string(admin_dir.join("gitdir")).ok()?;
-    let gitdir = PathBuf::from(gitdir.trim_end_matches(['\n', '\r']));
+    let gitdir = gitdir.trim_end_matches(['\n', '\r']);
+    if gitdir.is_empty() {
+        // a `gitdir` write cut short: not (yet) an entry
+        return None;
+    }
+    let gitdir = PathBuf::from(gitdir);
     let gitdir = if gitdir.is_relative() {
         admin_dir.join(gitdir)
     } else {

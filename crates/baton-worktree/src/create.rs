@@ -139,11 +139,16 @@ pub fn create(
                 branch: p.req.branch.clone(),
                 base_commit: p.base_oid.to_string(),
                 path: p.path.clone(),
+                plan: p.req.plan.clone(),
+                agent: p.req.agent.clone(),
                 admin: admin_name,
-                reused: p
-                    .reuse
-                    .as_ref()
-                    .map(|c| (c.admin_dir.clone(), c.path.clone())),
+                reused: p.reuse.as_ref().map(|c| journal::Reused {
+                    admin_dir: c.admin_dir.clone(),
+                    path: c.path.clone(),
+                    branch: c.branch.clone(),
+                    head: c.head.to_string(),
+                    delete_branch: c.delete_old_branch,
+                }),
             });
         }
         journal_file = Some(journal::begin(wt.common_dir(), me, items.clone())?);

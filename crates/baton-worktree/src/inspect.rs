@@ -291,7 +291,8 @@ fn inspect(
         prunable: !exists && !held,
         branch_checked_out_elsewhere: Vec::new(),
         age_secs,
-        created_by_baton: entry.meta.is_some(),
+        // baton's metadata, or baton's lock (a create killed before it wrote its metadata)
+        created_by_baton: entry.meta.is_some() || owner.is_some(),
         presence,
         fresh,
         hidden,

@@ -38,12 +38,29 @@ pub struct Item {
     pub branch: String,
     pub base_commit: String,
     pub path: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// The admin dir name of a fresh worktree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
-    /// The worktree being reused: its admin dir and path before the switch.
+    /// The worktree being reused, as it was before the switch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reused: Option<(PathBuf, PathBuf)>,
+    pub reused: Option<Reused>,
+}
+
+/// A reused worktree before the switch: where it was, and its old branch, which the switch
+/// deletes (it was integrated) when `delete_branch`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reused {
+    pub admin_dir: PathBuf,
+    pub path: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub head: String,
+    pub delete_branch: bool,
 }
 
 pub fn dir(common_dir: &Path) -> PathBuf {
@@ -108,10 +125,17 @@ pub fn recover(wt: &Worktrees, dry_run: bool) -> Result<Vec<Debris>> {
         if process::is_alive(&journal.owner) {
             continue;
         }
-        let steps = undo(wt, &journal, dry_run)?;
-        if !dry_run {
-            end(&file);
-        }
+        // A step that fails keeps the record, so the next command tries again and cleanup
+        // keeps showing it; it never stops the command that found it.
+        let steps = match undo(wt, &journal, dry_run) {
+            Ok(steps) => {
+                if !dry_run {
+                    end(&file);
+                }
+                steps
+            }
+            Err(e) => vec![format!("could not finish rolling back: {e}")],
+        };
         out.push(Debris {
             journal: file,
             steps,
@@ -125,13 +149,20 @@ fn undo(wt: &Worktrees, journal: &Journal, dry_run: bool) -> Result<Vec<String>>
     let mut steps = Vec::new();
     let dead_creator = process::lock_reason(&journal.owner);
     for item in &journal.items {
-        let entries = wt.entries()?;
         let Ok(base) = Oid::from_str(&item.base_commit) else {
             continue;
         };
-        // Complete: its metadata is written. Roll forward (drop the dead creator's lock).
+        let entries = wt.entries()?;
+        // Complete: its own metadata is written (a reused worktree carries its donor's until
+        // then). Roll forward: drop the dead creator's lock.
         let complete = entries.iter().find(|e| {
-            e.path == item.path && e.meta.is_some() && e.branch() == Some(item.branch.as_str())
+            e.path == item.path
+                && e.branch() == Some(item.branch.as_str())
+                && e.meta.as_ref().is_some_and(|m| {
+                    m.base_commit == item.base_commit
+                        && m.plan == item.plan
+                        && m.agent == item.agent
+                })
         });
         if let Some(e) = complete {
             if e.locked.as_deref() == Some(dead_creator.as_str()) {
@@ -140,18 +171,54 @@ fn undo(wt: &Worktrees, journal: &Journal, dry_run: bool) -> Result<Vec<String>>
                     admin::set_lock(&e.admin_dir, None)?;
                 }
             }
-            continue;
+        } else {
+            let undo = Undo {
+                wt,
+                repo: &repo,
+                item,
+                base,
+                dead_creator: &dead_creator,
+                dry_run,
+            };
+            undo.roll_back(&entries, &mut steps)?;
         }
-        // Incomplete: every admin dir that belongs to this item, and its directory.
+        finish_old_branch(wt, &repo, item, dry_run, &mut steps)?;
+    }
+    Ok(steps)
+}
+
+struct Undo<'a> {
+    wt: &'a Worktrees,
+    repo: &'a git2::Repository,
+    item: &'a Item,
+    base: Oid,
+    dead_creator: &'a str,
+    dry_run: bool,
+}
+
+impl Undo<'_> {
+    /// Remove what an incomplete item made: its directory (proven its own), admin dirs the
+    /// dead creator still holds, stale ref locks, and its branch while at its base.
+    fn roll_back(&self, entries: &[admin::Entry], steps: &mut Vec<String>) -> Result<()> {
+        let (wt, item, dry_run) = (self.wt, self.item, self.dry_run);
         let mut admins: Vec<PathBuf> = Vec::new();
         if let Some(a) = &item.admin {
             admins.push(admin::worktrees_dir(wt.common_dir()).join(a));
         }
-        if let Some((admin_dir, _)) = &item.reused {
-            admins.push(admin_dir.clone());
+        if let Some(r) = &item.reused {
+            admins.push(r.admin_dir.clone());
         }
-        for e in &entries {
-            let old_path = item.reused.as_ref().map(|(_, p)| p);
+        let old_path = item.reused.as_ref().map(|r| &r.path);
+        // Any admin dir of this item's path or branch that the dead creator still locks.
+        for e in entries {
+            if (e.path == item.path || e.branch() == Some(item.branch.as_str()))
+                && e.locked.as_deref() == Some(self.dead_creator)
+                && !admins.contains(&e.admin_dir)
+            {
+                admins.push(e.admin_dir.clone());
+            }
+        }
+        for e in entries {
             if (e.path == item.path || Some(&e.path) == old_path) && !admins.contains(&e.admin_dir)
             {
                 admins.push(e.admin_dir.clone());
@@ -167,38 +234,47 @@ fn undo(wt: &Worktrees, journal: &Journal, dry_run: bool) -> Result<Vec<String>>
             }
         }
         // Only what the dead creator still holds: a live create of the same path or branch
-        // (a concurrent, refused create wrote the same item) is not touched.
-        admins.retain(|a| {
-            std::fs::read_to_string(a.join("locked")).is_ok_and(|r| r.trim_end() == dead_creator)
+        // (a concurrent, refused create wrote the same item) is not touched. The admin dir
+        // named in the record was free when the record was written under the lock, so one
+        // whose `locked` file is missing or empty was cut short while being written: ours too.
+        let own_admin = item
+            .admin
+            .as_ref()
+            .map(|a| admin::worktrees_dir(wt.common_dir()).join(a));
+        admins.retain(|a| match std::fs::read_to_string(a.join("locked")) {
+            Ok(r) if r.trim_end() == self.dead_creator => true,
+            Ok(r) if r.trim().is_empty() => Some(a) == own_admin.as_ref(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(a) == own_admin.as_ref(),
+            _ => false,
         });
         let mut paths = vec![item.path.clone()];
-        if let Some((_, p)) = &item.reused {
+        if let Some(p) = old_path {
             paths.push(p.clone());
         }
         for p in &paths {
             for a in &admins {
-                match safety::presence(p, a) {
-                    Presence::Owned => {
-                        steps.push(format!("remove {} (interrupted create)", p.display()));
-                        if !dry_run {
-                            remove::remove_tree(p)?;
-                        }
+                let owned = match safety::presence(p, a) {
+                    Presence::Owned => true,
+                    // made but its `.git` cut short: nothing in it but a prefix of ours
+                    Presence::Foreign(_) => item.reused.is_none() && only_partial_dotgit(p, a),
+                    _ => false,
+                };
+                if owned {
+                    steps.push(format!("remove {} (interrupted create)", p.display()));
+                    if !dry_run {
+                        remove::remove_tree(p)?;
                     }
-                    Presence::Foreign(_) if is_empty_dir(p) && item.reused.is_none() => {
-                        steps.push(format!("remove empty {}", p.display()));
-                        if !dry_run {
-                            remove::remove_tree(p)?;
-                        }
-                    }
-                    _ => {}
                 }
             }
         }
         for a in &admins {
+            // gone: its directory is missing, or (for the dir this record named) its `gitdir`
+            // does not yet name the path it was written for (a write cut short)
             let entry_path = admin::read_entry(a).map(|e| e.path);
-            let gone = entry_path
-                .as_deref()
-                .is_none_or(|p| safety::presence(p, a) == Presence::Missing);
+            let gone = entry_path.as_deref().is_none_or(|p| {
+                safety::presence(p, a) == Presence::Missing
+                    || (Some(a) == own_admin.as_ref() && p != item.path)
+            });
             if a.exists() && gone {
                 steps.push(format!("remove admin dir {}", a.display()));
                 if !dry_run {
@@ -206,23 +282,88 @@ fn undo(wt: &Worktrees, journal: &Journal, dry_run: bool) -> Result<Vec<String>>
                 }
             }
         }
+        // A ref write cut short leaves git's `<ref>.lock`: ours, since the branch is this
+        // item's and its writer is dead (we hold the admin lock); it would block every later
+        // write of that branch.
+        let old_branch = item.reused.as_ref().and_then(|r| r.branch.as_deref());
+        for b in std::iter::once(item.branch.as_str()).chain(old_branch) {
+            let lock = wt.common_dir().join(format!("refs/heads/{b}.lock"));
+            if lock.is_file() {
+                steps.push(format!("remove stale {}", lock.display()));
+                if !dry_run {
+                    let _ = std::fs::remove_file(&lock);
+                }
+            }
+        }
         let checked_out = wt
             .entries()?
             .iter()
             .any(|e| e.branch() == Some(item.branch.as_str()));
-        let at_base = repo
+        let at_base = self
+            .repo
             .find_branch(&item.branch, git2::BranchType::Local)
             .ok()
             .and_then(|b| b.get().target())
-            == Some(base);
+            == Some(self.base);
         if at_base && !checked_out {
             steps.push(format!("delete branch {} (still at its base)", item.branch));
             if !dry_run {
-                refs::delete_branch_if_at(&repo, &item.branch, base)?;
+                refs::delete_branch_if_at(self.repo, &item.branch, self.base)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reused worktree's old branch was integrated and was being deleted: finish that once
+/// nothing has it checked out, and only while it is where it was.
+fn finish_old_branch(
+    wt: &Worktrees,
+    repo: &git2::Repository,
+    item: &Item,
+    dry_run: bool,
+    steps: &mut Vec<String>,
+) -> Result<()> {
+    if let Some(r) = &item.reused
+        && r.delete_branch
+        && let (Some(old), Ok(head)) = (&r.branch, Oid::from_str(&r.head))
+    {
+        let held = wt
+            .entries()?
+            .iter()
+            .any(|e| e.branch() == Some(old.as_str()));
+        let still = repo
+            .find_branch(old, git2::BranchType::Local)
+            .ok()
+            .and_then(|b| b.get().target())
+            == Some(head);
+        if still && !held {
+            steps.push(format!(
+                "delete branch {old} (integrated, its worktree was reused)"
+            ));
+            if !dry_run {
+                refs::delete_branch_if_at(repo, old, head)?;
             }
         }
     }
-    Ok(steps)
+    Ok(())
+}
+
+/// `p` holds nothing, or nothing but a `.git` file whose text is a prefix of the one `create`
+/// writes for admin dir `admin` (a write cut short).
+fn only_partial_dotgit(p: &Path, admin: &Path) -> bool {
+    let Ok(read) = std::fs::read_dir(p) else {
+        return false;
+    };
+    let names: Vec<_> = read.flatten().map(|e| e.file_name()).collect();
+    match names.as_slice() {
+        [] => true,
+        [only] if only == ".git" => {
+            let full = format!("gitdir: {}\n", admin.display());
+            std::fs::read_to_string(p.join(".git")).is_ok_and(|t| full.starts_with(&t))
+        }
+        _ => false,
+    }
 }
 
 fn is_empty_dir(p: &Path) -> bool {

@@ -243,6 +243,15 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
         ),
         None => None,
     };
+    // Debris of creates that were killed: rolled back (or forward) first, and said so.
+    for d in baton_worktree::journal::recover(wt, false)? {
+        for step in &d.steps {
+            ctx.note(format!(
+                "interrupted create ({}): {step}",
+                d.journal.display()
+            ));
+        }
+    }
     let progress = crate::progress::Counter::new(ctx, "checking out", "files");
     let opts = CreateOptions {
         owner,

@@ -268,6 +268,7 @@ fn missing_gets_a_recovery_ref_and_unreadable_is_kept() {
         .expect_code(0)
         .json();
     assert_eq!(dry["pruned"].as_array().unwrap().len(), 1, "{dry:#}");
+    assert_eq!(dry["unreadable"][0]["name"], "a", "{dry:#}");
     let report = cleanup(&repo, &["--force", "--min-age", "0s"], 0);
     let got = outcome(&report);
     assert_eq!(got["moved"], "prune");

@@ -288,11 +288,21 @@ fn execute(
         let Some(admin_dir) = info.admin_dir.as_deref() else {
             return;
         };
-        // An owner may have taken the worktree since it was inspected.
+        // An owner may have taken the worktree since it was inspected, or its HEAD moved (a
+        // detached commit made meanwhile would go with the admin dir).
         if let Some(entry) = admin::read_entry(admin_dir) {
             let owner = entry.locked.as_deref().and_then(process::parse_lock_reason);
             if owner.as_ref().is_some_and(process::is_alive) {
                 a.error = Some("an owner process locked it meanwhile".into());
+                return;
+            }
+            let moved = match (&entry.head, info.head_oid) {
+                (admin::Head::Detached(now), Some(then)) => *now != then,
+                (admin::Head::Branch(r), _) => Some(r.as_str()) != info.branch_ref().as_deref(),
+                _ => false,
+            };
+            if moved {
+                a.error = Some("its HEAD changed since it was inspected; run cleanup again".into());
                 return;
             }
         }

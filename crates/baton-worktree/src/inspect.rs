@@ -87,6 +87,11 @@ pub struct WorktreeInfo {
 }
 
 impl WorktreeInfo {
+    /// The full ref of its branch, if on one.
+    pub fn branch_ref(&self) -> Option<String> {
+        self.branch.as_ref().map(|b| format!("refs/heads/{b}"))
+    }
+
     /// A lock baton cannot attribute to a live or dead baton owner (a person's lock).
     pub fn foreign_lock(&self) -> bool {
         self.locked && self.owner.is_none()

@@ -38,6 +38,8 @@ pub struct Pruned {
     pub branch: Option<String>,
     /// The ref written to keep its detached head reachable.
     pub recovered_ref: Option<String>,
+    /// Why it is kept, when it is.
+    pub reason: Option<String>,
     pub done: bool,
 }
 
@@ -47,6 +49,8 @@ pub struct PruneReport {
     pub pruned: Vec<Pruned>,
     /// Entries with a vanished directory that a lock holds.
     pub held: Vec<Pruned>,
+    /// Entries whose directory cannot be read: not missing, so kept (with why).
+    pub unreadable: Vec<Pruned>,
 }
 
 pub fn prune(wt: &Worktrees, dry_run: bool) -> Result<PruneReport> {
@@ -54,12 +58,26 @@ pub fn prune(wt: &Worktrees, dry_run: bool) -> Result<PruneReport> {
         dry_run,
         pruned: Vec::new(),
         held: Vec::new(),
+        unreadable: Vec::new(),
     };
     let repo = wt.open()?;
     let entries = wt.entries()?;
     for e in &entries {
-        if safety::presence(&e.path, &e.admin_dir) != Presence::Missing {
-            continue;
+        match safety::presence(&e.path, &e.admin_dir) {
+            Presence::Missing => {}
+            Presence::Unreadable(why) => {
+                let item = Pruned {
+                    name: e.name.clone(),
+                    path: e.path.clone(),
+                    branch: e.branch().map(str::to_owned),
+                    recovered_ref: None,
+                    reason: Some(why),
+                    done: false,
+                };
+                report.unreadable.push(item);
+                continue;
+            }
+            Presence::Owned | Presence::Foreign(_) => continue,
         }
         let held = match e.locked.as_deref() {
             None => false,
@@ -72,6 +90,7 @@ pub fn prune(wt: &Worktrees, dry_run: bool) -> Result<PruneReport> {
             path: e.path.clone(),
             branch: e.branch().map(str::to_owned),
             recovered_ref: None,
+            reason: None,
             done: false,
         };
         if held {

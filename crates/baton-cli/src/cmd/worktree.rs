@@ -24,7 +24,10 @@ pub enum WorktreeCommand {
     Create(CreateArgs),
     /// Every worktree: branch, head, dirty, ahead/behind, merged state, lock, owner, age.
     List(ListArgs),
-    /// Remove worktrees whose work is integrated; keep (and say why) everything else.
+    /// Remove worktrees baton made whose work is integrated (merging them into the target
+    /// changes nothing); keep, and say why, everything else. --dry-run --json names what each
+    /// removal would discard (ignored files as a count and a sample, nested repositories,
+    /// hidden edits) and rolls back nothing; interrupted creates are listed and rolled back.
     Cleanup(CleanupArgs),
     /// Remove the administrative entries of worktrees whose directory is gone.
     Prune(PruneArgs),
@@ -79,8 +82,9 @@ pub struct CleanupArgs {
     /// Show what would be done, do nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Also remove dirty, unmerged and person-locked worktrees (unmerged branches are still kept;
-    /// worktrees of live owners are still kept).
+    /// Also remove dirty, unmerged, new and person-locked worktrees (unmerged branches are still
+    /// kept; worktrees of live owners, of live executions, with a process inside, unreadable,
+    /// not proven theirs, or holding submodule commits found nowhere else are still kept).
     #[arg(long)]
     force: bool,
     /// Only worktrees older than this (e.g. 2h, 1d).
@@ -476,7 +480,14 @@ fn prune(ctx: &Ctx, wt: &Worktrees, a: PruneArgs) -> CliResult {
             p.path.display()
         ));
     }
-    if report.pruned.is_empty() && report.held.is_empty() {
+    for p in &report.unreadable {
+        let why = p.reason.as_deref().unwrap_or("cannot be read");
+        ctx.say(format!(
+            "kept {} ({why}: unreadable is not missing)",
+            p.name
+        ));
+    }
+    if report.pruned.is_empty() && report.held.is_empty() && report.unreadable.is_empty() {
         ctx.say("nothing to prune");
     }
     Ok(exit::OK)

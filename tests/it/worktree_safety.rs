@@ -435,3 +435,27 @@ fn write_execution(repo: &TestRepo, plan: &str, status: &str, agent: &str) {
     )
     .unwrap();
 }
+
+/// A neighbour of class 5: a commit made on a detached HEAD and left behind lives only in the
+/// worktree's HEAD reflog, which goes with its admin dir.
+#[test]
+fn commits_only_the_worktree_reflog_holds_keep_it_even_with_force() {
+    let repo = TestRepo::new();
+    let p = merged(&repo, "left");
+    repo.git_in(&p, &["checkout", "-q", "--detach"]);
+    write_file(&p, "lost.txt", "left behind\n");
+    let behind = repo.commit_all_in(&p, "a commit left on a detached HEAD");
+    repo.git_in(&p, &["checkout", "-q", "left"]);
+    let audit = Audit::before(&repo);
+    let report = cleanup(&repo, &["--force"], 0);
+    assert_eq!(outcome(&report)["left"], "keep:reflog_only_commits");
+    assert!(kept_message(&report, "left").contains(&behind[..10]));
+    repo.git_in(&p, &["cat-file", "-e", &behind]);
+    audit.after(&repo, "main");
+    // with a branch for it, the worktree can go and the commit stays
+    repo.git(&["branch", "keep-it", &behind]);
+    let report = cleanup(&repo, &["--force"], 0);
+    assert_eq!(outcome(&report)["left"], "remove+branch");
+    audit.after(&repo, "main");
+    repo.git(&["cat-file", "-e", &behind]);
+}

@@ -10,7 +10,8 @@
 //! unreadable status keeps it; too young (`--older-than`) keeps it; *new* (no commits of its
 //! own) and younger than the minimum age keeps it unless `--force`; uncommitted, untracked,
 //! hidden (`assume-unchanged`/`skip-worktree`) edits or nested repositories keep it unless
-//! `--force`; submodule commits that only its module store holds keep it even with `--force`;
+//! `--force`; submodule commits that only its module store holds, or commits only its HEAD
+//! reflog holds (left behind on a detached HEAD), keep it even with `--force`;
 //! integrated work is removed and its branch deleted (unless it is the target or checked out
 //! elsewhere); unmerged work is kept, or with `--force` removed while its branch is kept; a
 //! detached head whose commits are on no branch or tag is kept even with `--force`.
@@ -60,6 +61,7 @@ pub enum KeepReason {
     HiddenEdits,
     NestedRepository,
     SubmoduleCommits,
+    ReflogOnlyCommits,
     Unmerged,
     DetachedUnreachable,
     NoHead,
@@ -239,6 +241,20 @@ pub fn decide(
             ),
         );
     }
+    if !info.reflog_orphans.is_empty() {
+        let short: Vec<&str> = info
+            .reflog_orphans
+            .iter()
+            .map(|c| &c[..c.len().min(10)])
+            .collect();
+        return keep(
+            K::ReflogOnlyCommits,
+            format!(
+                "commits only its HEAD reflog holds (left on a detached HEAD): {}; create a branch for them first",
+                short.join(", ")
+            ),
+        );
+    }
     let Some(merge) = info.merge else {
         return keep(K::NoHead, "its HEAD cannot be read".into());
     };
@@ -337,6 +353,7 @@ mod tests {
             fresh: false,
             hidden: None,
             submodule_losses: Vec::new(),
+            reflog_orphans: Vec::new(),
             processes_inside: Vec::new(),
             admin_dir: None,
             head_oid: None,
@@ -543,6 +560,12 @@ mod tests {
         assert_eq!(
             keep_reason(decide(&i, &rules(true), false, || true)),
             Some(KeepReason::SubmoduleCommits)
+        );
+        i.submodule_losses.clear();
+        i.reflog_orphans = vec!["0123456789abcdef".into()];
+        assert_eq!(
+            keep_reason(decide(&i, &rules(true), false, || true)),
+            Some(KeepReason::ReflogOnlyCommits)
         );
     }
 

@@ -76,6 +76,8 @@ pub struct WorktreeInfo {
     pub hidden: Option<Hidden>,
     /// Submodules whose commits live only in this worktree's module store.
     pub submodule_losses: Vec<String>,
+    /// Commits only this worktree's HEAD reflog holds (left behind on a detached HEAD).
+    pub reflog_orphans: Vec<String>,
     /// Processes whose working directory is inside it.
     pub processes_inside: Vec<u32>,
     #[serde(skip)]
@@ -165,6 +167,7 @@ pub fn list(wt: &Worktrees, target: Option<&str>, now: SystemTime) -> Result<Lis
         fresh: false,
         hidden: None,
         submodule_losses: Vec::new(),
+        reflog_orphans: Vec::new(),
         processes_inside: Vec::new(),
         admin_dir: None,
         head_oid: main_head.as_ref().and_then(|h| h.target()),
@@ -219,6 +222,7 @@ fn inspect(
     let held = entry.locked.is_some() && (owner.is_none() || owner_alive);
     let (mut dirty, mut status_error, mut hidden, mut submodule_losses) =
         (None, None, None, Vec::new());
+    let mut reflog_orphans = Vec::new();
     if owned {
         match Repository::open(&entry.path) {
             Ok(r) => {
@@ -231,6 +235,10 @@ fn inspect(
                     Err(e) => status_error = Some(e.message().to_owned()),
                 }
                 submodule_losses = safety::submodule_losses(&r, &entry.admin_dir, wt.common_dir());
+                reflog_orphans = not_integrated(repo, safety::reflog_orphans(&r), target.commit)
+                    .into_iter()
+                    .map(|o| o.to_string())
+                    .collect();
             }
             Err(e) => status_error = Some(e.message().to_owned()),
         }
@@ -302,11 +310,30 @@ fn inspect(
         fresh,
         hidden,
         submodule_losses,
+        reflog_orphans,
         processes_inside,
         admin_dir: Some(entry.admin_dir.clone()),
         head_oid,
         status_error,
     })
+}
+
+/// The commits of `orphans` whose content is not in the target: neither integrated themselves
+/// nor an ancestor of an integrated one (a squash-merged branch's earlier commits).
+fn not_integrated(repo: &Repository, orphans: Vec<Oid>, target: Oid) -> Vec<Oid> {
+    let integrated: Vec<Oid> = orphans
+        .iter()
+        .copied()
+        .filter(|&c| integrated::classify(repo, c, target).is_ok_and(|v| v.state.is_integrated()))
+        .collect();
+    orphans
+        .into_iter()
+        .filter(|&c| {
+            !integrated
+                .iter()
+                .any(|&i| i == c || repo.graph_descendant_of(i, c).unwrap_or(false))
+        })
+        .collect()
 }
 
 /// Count uncommitted changes of the worktree `repo` is open on.

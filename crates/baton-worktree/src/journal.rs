@@ -267,6 +267,26 @@ impl Undo<'_> {
                 }
             }
         }
+        // A reused worktree caught between renames: its `.git` still names the admin dir it
+        // had (now renamed), while the renamed admin dir, which the dead creator locks, names
+        // its old or its new path.
+        if let Some(r) = &item.reused {
+            let old_admin_ours = !r.admin_dir.exists() || admins.contains(&r.admin_dir);
+            for p in &paths {
+                let Some(t) = safety::dotgit_target(p) else {
+                    continue;
+                };
+                let claimed = admins
+                    .iter()
+                    .any(|a| admin::read_entry(a).is_some_and(|e| paths.contains(&e.path)));
+                if t == r.admin_dir && old_admin_ours && claimed {
+                    steps.push(format!("remove {} (interrupted reuse)", p.display()));
+                    if !dry_run {
+                        remove::remove_tree(p)?;
+                    }
+                }
+            }
+        }
         for a in &admins {
             // gone: its directory is missing, or (for the dir this record named) its `gitdir`
             // does not yet name the path it was written for (a write cut short)

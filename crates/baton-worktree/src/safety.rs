@@ -92,6 +92,17 @@ pub fn presence(path: &Path, admin_dir: &Path) -> Presence {
     }
 }
 
+/// The admin dir `<path>/.git` names (relative names resolved), if it is a gitdir file.
+pub fn dotgit_target(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path.join(".git")).ok()?;
+    let pointed = PathBuf::from(text.lines().next()?.strip_prefix("gitdir:")?.trim());
+    Some(if pointed.is_relative() {
+        path.join(pointed)
+    } else {
+        pointed
+    })
+}
+
 /// What removing a worktree would discard besides what `git status` shows as changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Hidden {
@@ -259,5 +270,49 @@ pub fn submodule_losses(repo: &Repository, admin_dir: &Path, common_dir: &Path) 
     }
     out.sort();
     out.dedup();
+    out
+}
+
+/// How many of a worktree's latest HEAD moves are checked for commits only its reflog holds.
+const REFLOG_DEPTH: usize = 100;
+
+/// Commits a worktree's HEAD reflog (kept in its admin dir, so removed with it) holds that no
+/// ref and not its own HEAD reach: work committed on a detached HEAD and then left behind.
+/// `repo` is the worktree's repository.
+pub fn reflog_orphans(repo: &Repository) -> Vec<git2::Oid> {
+    let Ok(log) = repo.reflog("HEAD") else {
+        return Vec::new();
+    };
+    let mut tips: Vec<git2::Oid> = Vec::new();
+    if let Ok(refs) = repo.references() {
+        for r in refs.flatten() {
+            let keep = r.name().is_some_and(|n| {
+                n.starts_with("refs/heads/")
+                    || n.starts_with("refs/tags/")
+                    || n.starts_with("refs/remotes/")
+                    || n.starts_with("refs/baton/")
+            });
+            if keep && let Ok(c) = r.peel_to_commit() {
+                tips.push(c.id());
+            }
+        }
+    }
+    if let Ok(h) = repo.head().and_then(|h| h.peel_to_commit()) {
+        tips.push(h.id());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for e in log.iter().take(REFLOG_DEPTH) {
+        let c = e.id_new();
+        if c.is_zero() || !seen.insert(c) || repo.find_commit(c).is_err() {
+            continue;
+        }
+        let held = tips
+            .iter()
+            .any(|&t| t == c || repo.graph_descendant_of(t, c).unwrap_or(false));
+        if !held {
+            out.push(c);
+        }
+    }
     out
 }

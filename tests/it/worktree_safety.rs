@@ -273,7 +273,7 @@ fn missing_gets_a_recovery_ref_and_unreadable_is_kept() {
     let got = outcome(&report);
     assert_eq!(got["moved"], "prune");
     assert_eq!(got["a"], "keep:unreadable");
-    let recovered = report["actions"][0]["recovered_ref"].as_str().unwrap();
+    let recovered = report["actions"][0]["recovered_refs"][0].as_str().unwrap();
     assert_eq!(repo.git(&["rev-parse", recovered]), orphan);
     audit.after(&repo, "main");
     baton(&repo, &["worktree", "prune"]).expect_code(0);
@@ -437,9 +437,9 @@ fn write_execution(repo: &TestRepo, plan: &str, status: &str, agent: &str) {
 }
 
 /// A neighbour of class 5: a commit made on a detached HEAD and left behind lives only in the
-/// worktree's HEAD reflog, which goes with its admin dir.
+/// worktree's HEAD reflog, which goes with its admin dir: it gets a recovery ref.
 #[test]
-fn commits_only_the_worktree_reflog_holds_keep_it_even_with_force() {
+fn commits_only_the_worktree_reflog_holds_get_a_recovery_ref() {
     let repo = TestRepo::new();
     let p = merged(&repo, "left");
     repo.git_in(&p, &["checkout", "-q", "--detach"]);
@@ -447,15 +447,9 @@ fn commits_only_the_worktree_reflog_holds_keep_it_even_with_force() {
     let behind = repo.commit_all_in(&p, "a commit left on a detached HEAD");
     repo.git_in(&p, &["checkout", "-q", "left"]);
     let audit = Audit::before(&repo);
-    let report = cleanup(&repo, &["--force"], 0);
-    assert_eq!(outcome(&report)["left"], "keep:reflog_only_commits");
-    assert!(kept_message(&report, "left").contains(&behind[..10]));
-    repo.git_in(&p, &["cat-file", "-e", &behind]);
-    audit.after(&repo, "main");
-    // with a branch for it, the worktree can go and the commit stays
-    repo.git(&["branch", "keep-it", &behind]);
-    let report = cleanup(&repo, &["--force"], 0);
+    let report = cleanup(&repo, &[], 0);
     assert_eq!(outcome(&report)["left"], "remove+branch");
+    let r = report["actions"][0]["recovered_refs"][0].as_str().unwrap();
+    assert_eq!(repo.git(&["rev-parse", r]), behind);
     audit.after(&repo, "main");
-    repo.git(&["cat-file", "-e", &behind]);
 }

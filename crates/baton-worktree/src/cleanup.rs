@@ -75,8 +75,9 @@ pub struct Action {
     pub dirty: Option<crate::Dirty>,
     /// Ignored files (count and sample), caches, nested repositories, hidden edits discarded.
     pub hidden: Option<Hidden>,
-    /// The ref written to keep a pruned entry's detached head reachable.
-    pub recovered_ref: Option<String>,
+    /// Refs written to keep commits reachable that only this entry held: a pruned entry's
+    /// detached head, or commits only a removed worktree's HEAD reflog held.
+    pub recovered_refs: Vec<String>,
     /// Done (false in a dry run, or when it failed).
     pub done: bool,
     pub error: Option<String>,
@@ -173,7 +174,7 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
             Decision::Prune { recover } => {
                 let mut a = action(info, ActionKind::Prune, None, true);
                 if recover && let Some(h) = info.head_oid {
-                    a.recovered_ref = Some(recovery_ref(&name, h));
+                    a.recovered_refs.push(recovery_ref(&name, h));
                 }
                 actions.push(a);
             }
@@ -240,7 +241,21 @@ fn action(
             || info.hidden.as_ref().is_some_and(Hidden::loses_anything),
         dirty: info.dirty,
         hidden: info.hidden.clone(),
-        recovered_ref: None,
+        // commits only the worktree's HEAD reflog holds go with its admin dir: keep them
+        recovered_refs: if kind == ActionKind::Remove {
+            info.reflog_orphans
+                .iter()
+                .map(|c| {
+                    format!(
+                        "refs/baton/recovered/{}-{}",
+                        info.name.as_deref().unwrap_or("wt"),
+                        &c[..12.min(c.len())]
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         done: false,
         error: None,
     }
@@ -307,14 +322,23 @@ fn execute(
             }
         }
         let result = match a.kind {
-            ActionKind::Remove => remove::remove_worktree(&a.path, admin_dir),
+            ActionKind::Remove => info
+                .reflog_orphans
+                .iter()
+                .zip(&a.recovered_refs)
+                .try_for_each(|(c, r)| {
+                    let oid = git2::Oid::from_str(c)
+                        .map_err(crate::WorktreeError::git("read a reflog commit"))?;
+                    write_recovery_ref(wt, r, oid)
+                })
+                .and_then(|()| remove::remove_worktree(&a.path, admin_dir)),
             ActionKind::Prune
                 if crate::safety::presence(&a.path, admin_dir) != Presence::Missing =>
             {
                 a.error = Some("its directory reappeared or cannot be read".into());
                 return;
             }
-            ActionKind::Prune => match (&a.recovered_ref, info.head_oid) {
+            ActionKind::Prune => match (a.recovered_refs.first(), info.head_oid) {
                 (Some(r), Some(h)) => {
                     write_recovery_ref(wt, r, h).and_then(|()| admin::remove_entry(admin_dir))
                 }

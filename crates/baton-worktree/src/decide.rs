@@ -10,8 +10,8 @@
 //! unreadable status keeps it; too young (`--older-than`) keeps it; *new* (no commits of its
 //! own) and younger than the minimum age keeps it unless `--force`; uncommitted, untracked,
 //! hidden (`assume-unchanged`/`skip-worktree`) edits or nested repositories keep it unless
-//! `--force`; submodule commits that only its module store holds, or commits only its HEAD
-//! reflog holds (left behind on a detached HEAD), keep it even with `--force`;
+//! `--force`; submodule commits that only its module store holds keep it even with `--force`
+//! (commits only its HEAD reflog holds get recovery refs when it goes, see `cleanup.rs`);
 //! integrated work is removed and its branch deleted (unless it is the target or checked out
 //! elsewhere); unmerged work is kept, or with `--force` removed while its branch is kept; a
 //! detached head whose commits are on no branch or tag is kept even with `--force`.
@@ -61,7 +61,6 @@ pub enum KeepReason {
     HiddenEdits,
     NestedRepository,
     SubmoduleCommits,
-    ReflogOnlyCommits,
     Unmerged,
     DetachedUnreachable,
     NoHead,
@@ -238,20 +237,6 @@ pub fn decide(
             format!(
                 "submodule commits exist only in this worktree's module store: {}; push them first",
                 info.submodule_losses.join("; ")
-            ),
-        );
-    }
-    if !info.reflog_orphans.is_empty() {
-        let short: Vec<&str> = info
-            .reflog_orphans
-            .iter()
-            .map(|c| &c[..c.len().min(10)])
-            .collect();
-        return keep(
-            K::ReflogOnlyCommits,
-            format!(
-                "commits only its HEAD reflog holds (left on a detached HEAD): {}; create a branch for them first",
-                short.join(", ")
             ),
         );
     }
@@ -560,12 +545,6 @@ mod tests {
         assert_eq!(
             keep_reason(decide(&i, &rules(true), false, || true)),
             Some(KeepReason::SubmoduleCommits)
-        );
-        i.submodule_losses.clear();
-        i.reflog_orphans = vec!["0123456789abcdef".into()];
-        assert_eq!(
-            keep_reason(decide(&i, &rules(true), false, || true)),
-            Some(KeepReason::ReflogOnlyCommits)
         );
     }
 

@@ -377,11 +377,14 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
             .as_deref()
             .map(|e| format!(" — FAILED: {e}"))
             .unwrap_or_default();
-        let recovered = act
-            .recovered_ref
-            .as_deref()
-            .map(|r| format!("; keep its head as {r}"))
-            .unwrap_or_default();
+        let recovered = if act.recovered_refs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; keep commits only it held as {}",
+                act.recovered_refs.join(", ")
+            )
+        };
         ctx.say(format!(
             "{would}{verb} {} ({}){merged}{branch}{recovered}{fail}",
             act.name,

@@ -91,18 +91,19 @@ fn a_directory_that_is_no_longer_the_entrys_is_never_removed() {
     std::fs::remove_file(own.join(".git")).unwrap();
     repo.git_in(&own, &["init", "-q", "-b", "mine"]);
     let mine = repo.commit_all_in(&own, "the agent's own history");
-    // a stale entry whose path a newer worktree took over
+    // baton refuses to put a worktree where a stale entry still points
+    let gone = create(&repo, "gone");
+    std::fs::remove_dir_all(&gone).unwrap();
+    let run = baton(&repo, &["worktree", "create", "gone", "--branch", "newer"]).expect_code(2);
+    assert!(
+        run.stderr.contains("stale worktree entry gone"),
+        "{}",
+        run.stderr
+    );
+    // a stale entry whose path a newer worktree took over (git can be made to do it)
     let reused = create(&repo, "reused");
-    std::fs::remove_dir_all(&reused).unwrap();
-    let out = baton(
-        &repo,
-        &[
-            "--json", "worktree", "create", "reused", "--branch", "newer",
-        ],
-    )
-    .expect_code(0)
-    .json();
-    assert_eq!(out["created"][0]["path"], reused.to_str().unwrap());
+    let admin = repo.path().join(".git/worktrees");
+    copy_dir(&admin.join("reused"), &admin.join("stale"));
     write_file(&reused, "README.md", "live work of the newer worktree\n");
     // a path replaced by a file
     let filed = merged(&repo, "filed");
@@ -112,9 +113,9 @@ fn a_directory_that_is_no_longer_the_entrys_is_never_removed() {
     let audit = Audit::before(&repo);
     let report = cleanup(&repo, &["--min-age", "0s"], 0);
     let got = outcome(&report);
-    assert_eq!(got["reused1"], "keep:dirty");
+    assert_eq!(got["reused"], "keep:dirty");
     assert_eq!(got["own"], "keep:not_its_directory");
-    assert_eq!(got["reused"], "keep:not_its_directory");
+    assert_eq!(got["stale"], "keep:not_its_directory");
     assert_eq!(got["filed"], "keep:not_its_directory");
     assert_eq!(repo.git_in(&own, &["rev-parse", "HEAD"]), mine);
     assert_eq!(
@@ -124,7 +125,7 @@ fn a_directory_that_is_no_longer_the_entrys_is_never_removed() {
     assert_eq!(std::fs::read_to_string(&filed).unwrap(), "not a worktree\n");
     audit.after(&repo, "main");
     // named, with --force: still refused (exit 1), still there
-    let report = cleanup(&repo, &["own", "reused", "filed", "--force"], 1);
+    let report = cleanup(&repo, &["own", "stale", "filed", "--force"], 1);
     assert_eq!(report["kept"].as_array().unwrap().len(), 3, "{report:#}");
     assert!(own.join(".git").is_dir() && reused.join("README.md").exists() && filed.is_file());
     audit.after(&repo, "main");
@@ -452,4 +453,15 @@ fn commits_only_the_worktree_reflog_holds_get_a_recovery_ref() {
     let r = report["actions"][0]["recovered_refs"][0].as_str().unwrap();
     assert_eq!(repo.git(&["rev-parse", r]), behind);
     audit.after(&repo, "main");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }

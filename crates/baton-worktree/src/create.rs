@@ -232,6 +232,7 @@ pub fn create(
 }
 
 fn validate(wt: &Worktrees, repo: &Repository, reqs: Vec<CreateRequest>) -> Result<Vec<Planned>> {
+    let entries = wt.entries()?;
     let mut branches = BTreeSet::new();
     let mut paths = BTreeSet::new();
     let mut out = Vec::new();
@@ -263,6 +264,14 @@ fn validate(wt: &Worktrees, repo: &Repository, reqs: Vec<CreateRequest>) -> Resu
         }
         if path.symlink_metadata().is_ok() {
             return Err(WorktreeError::PathExists { path });
+        }
+        // A stale entry whose directory is gone still claims the path: a new worktree there
+        // would later look like that entry's directory.
+        if let Some(e) = entries.iter().find(|e| e.path == path) {
+            return Err(WorktreeError::PathClaimed {
+                path,
+                name: e.name.clone(),
+            });
         }
         out.push(Planned {
             req,

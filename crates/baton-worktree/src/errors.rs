@@ -16,6 +16,11 @@ pub enum WorktreeError {
     DetachedMain,
     #[error("the repository has no commits yet; make a first commit, then create worktrees")]
     NoCommits,
+    #[error(
+        "{} is still claimed by the stale worktree entry {name}; run `baton worktree prune` first",
+        path.display()
+    )]
+    PathClaimed { path: PathBuf, name: String },
     #[error("{} is not removed: {why}", path.display())]
     NotOurs { path: PathBuf, why: String },
     #[error("no stored plan and no worktree for plan {given:?}; see `baton plan list`")]
@@ -99,6 +104,7 @@ impl WorktreeError {
             | WorktreeError::NoCommits
             | WorktreeError::Duplicate { .. }
             | WorktreeError::UnknownPlan { .. }
+            | WorktreeError::PathClaimed { .. }
             | WorktreeError::BranchExists { .. }
             | WorktreeError::PathExists { .. }
             | WorktreeError::BadName { .. }

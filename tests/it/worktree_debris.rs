@@ -274,3 +274,56 @@ fn secrets_never_travel(repo: &TestRepo) {
 fn is_git_dir(p: &Path) -> bool {
     p.file_name().is_some_and(|n| n == ".git")
 }
+
+/// Cleanup lists the debris of a create killed mid-way (`--dry-run` changes nothing) and then
+/// removes it: a branch at its base, an admin dir cut short before `gitdir`, a directory with
+/// half a `.git` file.
+#[test]
+fn cleanup_lists_then_removes_the_debris_of_a_killed_create() {
+    let repo = TestRepo::new();
+    let base = repo.git(&["rev-parse", "main"]);
+    let branch = format!("baton/{PLAN}/a1");
+    repo.git(&["branch", &branch, "main"]);
+    let common = repo.path().join(".git");
+    // pid 4294967295 cannot exist: the creator is gone
+    let dead = "baton owner pid=4294967295 start=1";
+    let admin = common.join("worktrees/a1");
+    write_file(&admin, "locked", &format!("{dead}\n"));
+    write_file(&admin, "commondir", "../..\n");
+    write_file(&admin, "HEAD", &format!("ref: refs/heads/{branch}\n"));
+    let path = root(&repo).join(PLAN).join("a1");
+    write_file(&path, ".git", "gitdir: ");
+    let journal = serde_json::json!({
+        "schema_version": 1,
+        "owner": {"pid": 4294967295u32, "start_time": 1},
+        "items": [{
+            "branch": branch, "base_commit": base, "path": path,
+            "plan": PLAN, "agent": "a1", "admin": "a1"
+        }]
+    });
+    let record = common.join("baton-journal/4294967295-1.json");
+    write_file(
+        record.parent().unwrap(),
+        "4294967295-1.json",
+        &journal.to_string(),
+    );
+
+    let dry = baton(&repo, &["--json", "worktree", "cleanup", "--dry-run"])
+        .expect_code(0)
+        .json();
+    let steps = dry["debris"][0]["steps"].to_string();
+    for what in ["remove", "admin dir", "delete branch"] {
+        assert!(steps.contains(what), "{what} missing from {steps}");
+    }
+    assert!(record.exists() && admin.exists() && path.exists());
+    assert!(branch_exists(&repo, &branch));
+
+    let real = baton(&repo, &["--json", "worktree", "cleanup"])
+        .expect_code(0)
+        .json();
+    assert_eq!(real["debris"][0]["steps"], dry["debris"][0]["steps"]);
+    assert!(!record.exists() && !admin.exists() && !path.exists());
+    assert_clean_slate(&repo);
+    // and the plan can be created again
+    baton(&repo, &strs(&create_plan_args(PLAN, 1, false))).expect_code(0);
+}

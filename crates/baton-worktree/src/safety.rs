@@ -300,19 +300,30 @@ pub fn reflog_orphans(repo: &Repository) -> Vec<git2::Oid> {
     if let Ok(h) = repo.head().and_then(|h| h.peel_to_commit()) {
         tips.push(h.id());
     }
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
+    let mut candidates = std::collections::BTreeSet::new();
     for e in log.iter().take(REFLOG_DEPTH) {
         let c = e.id_new();
-        if c.is_zero() || !seen.insert(c) || repo.find_commit(c).is_err() {
-            continue;
-        }
-        let held = tips
-            .iter()
-            .any(|&t| t == c || repo.graph_descendant_of(t, c).unwrap_or(false));
-        if !held {
-            out.push(c);
+        if !c.is_zero() && !tips.contains(&c) && repo.find_commit(c).is_ok() {
+            candidates.insert(c);
         }
     }
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    // One walk: what the candidates reach that no tip reaches. A candidate it yields is held
+    // by nothing (the walk stops where the tips' history begins, so it stays short).
+    let Ok(mut walk) = repo.revwalk() else {
+        return Vec::new();
+    };
+    for &c in &candidates {
+        if walk.push(c).is_err() {
+            return Vec::new();
+        }
+    }
+    for &t in &tips {
+        let _ = walk.hide(t);
+    }
+    let mut out: Vec<git2::Oid> = walk.flatten().filter(|c| candidates.contains(c)).collect();
+    out.sort();
     out
 }

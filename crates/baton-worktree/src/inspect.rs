@@ -226,12 +226,11 @@ fn inspect(
     if owned {
         match Repository::open(&entry.path) {
             Ok(r) => {
-                match dirty_of(&r) {
-                    Ok(d) => dirty = Some(d),
-                    Err(e) => status_error = Some(e.to_string()),
-                }
-                match safety::hidden(&r, caches) {
-                    Ok(h) => hidden = Some(h),
+                match safety::scan(&r, caches) {
+                    Ok((d, h)) => {
+                        dirty = Some(d);
+                        hidden = Some(h);
+                    }
                     Err(e) => status_error = Some(e.message().to_owned()),
                 }
                 submodule_losses = safety::submodule_losses(&r, &entry.admin_dir, wt.common_dir());

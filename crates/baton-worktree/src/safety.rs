@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use git2::{Repository, StatusOptions};
 use serde::Serialize;
 
+use crate::inspect::Dirty;
 use crate::setup::Includes;
 
 /// Is `<path>` this entry's worktree?
@@ -129,10 +130,15 @@ impl Hidden {
     }
 }
 
-/// Scan the worktree `repo` is open on.
-pub fn hidden(repo: &Repository, caches: &Includes) -> Result<Hidden, git2::Error> {
+/// Scan the worktree `repo` is open on, in one status pass: its uncommitted changes (what
+/// [`crate::inspect::dirty_of`] counts) and what else removing it would discard.
+pub fn scan(repo: &Repository, caches: &Includes) -> Result<(Dirty, Hidden), git2::Error> {
+    let mut dirty = Dirty {
+        modified: 0,
+        untracked: 0,
+    };
     let Some(workdir) = repo.workdir().map(Path::to_owned) else {
-        return Ok(Hidden::default());
+        return Ok((dirty, Hidden::default()));
     };
     let mut out = Hidden::default();
     let mut opts = StatusOptions::new();
@@ -140,13 +146,18 @@ pub fn hidden(repo: &Repository, caches: &Includes) -> Result<Hidden, git2::Erro
         .recurse_untracked_dirs(false)
         .include_ignored(true)
         .recurse_ignored_dirs(false)
-        .exclude_submodules(true);
+        .exclude_submodules(false);
     let statuses = repo.statuses(Some(&mut opts))?;
     for s in statuses.iter() {
         let st = s.status();
         let Some(rel) = s.path() else { continue };
-        let untracked = st.contains(git2::Status::WT_NEW);
+        let untracked = st == git2::Status::WT_NEW;
         let ignored = st.contains(git2::Status::IGNORED);
+        if untracked {
+            dirty.untracked += 1;
+        } else if !st.is_empty() && !ignored {
+            dirty.modified += 1;
+        }
         if !(untracked || ignored) {
             continue;
         }
@@ -188,7 +199,7 @@ pub fn hidden(repo: &Repository, caches: &Includes) -> Result<Hidden, git2::Erro
             out.hidden_edits.push(rel);
         }
     }
-    Ok(out)
+    Ok((dirty, out))
 }
 
 /// Repositories (a `.git` file or directory) at or below `dir`, relative to `workdir`.

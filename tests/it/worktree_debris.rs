@@ -292,7 +292,13 @@ fn cleanup_lists_then_removes_the_debris_of_a_killed_create() {
     write_file(&admin, "commondir", "../..\n");
     write_file(&admin, "HEAD", &format!("ref: refs/heads/{branch}\n"));
     let path = root(&repo).join(PLAN).join("a1");
-    write_file(&path, ".git", "gitdir: ");
+    // the checkout was cut short: the entry is complete, its files are not
+    write_file(
+        &admin,
+        "gitdir",
+        &format!("{}\n", path.join(".git").display()),
+    );
+    write_file(&path, ".git", &format!("gitdir: {}\n", admin.display()));
     let journal = serde_json::json!({
         "schema_version": 1,
         "owner": {"pid": 4294967295u32, "start_time": 1},
@@ -322,6 +328,7 @@ fn cleanup_lists_then_removes_the_debris_of_a_killed_create() {
         .expect_code(0)
         .json();
     assert_eq!(real["debris"][0]["steps"], dry["debris"][0]["steps"]);
+    assert_eq!(outcome(&real), outcome(&dry));
     assert!(!record.exists() && !admin.exists() && !path.exists());
     assert_clean_slate(&repo);
     // and the plan can be created again

@@ -144,7 +144,14 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
         .map_err(crate::WorktreeError::git("read the target commit"))?;
     let mut actions = Vec::new();
     let mut kept = Vec::new();
-    for info in listing.worktrees.iter().filter(|i| !i.main) {
+    // What the rollback of interrupted creates removes is not there for the real run to decide
+    // on; a dry run leaves it out too, so both say the same.
+    let rolled_back: Vec<&PathBuf> = debris.iter().flat_map(|d| &d.rolled_back).collect();
+    for info in listing
+        .worktrees
+        .iter()
+        .filter(|i| !i.main && !rolled_back.contains(&&i.path))
+    {
         let name = info.name.clone().unwrap_or_default();
         let requested = wanted.contains(&name);
         if !wanted.is_empty() && !requested {

@@ -97,6 +97,9 @@ pub struct Debris {
     pub journal: PathBuf,
     /// One line per thing rolled back or forward.
     pub steps: Vec<String>,
+    /// Worktree paths of the items rolled back (a reused one's old path too): a dry run
+    /// leaves them out of its decisions, as the real run will not find them.
+    pub rolled_back: Vec<PathBuf>,
 }
 
 /// Roll back (or forward) every create whose process is gone. Takes the admin lock.
@@ -127,6 +130,14 @@ pub fn recover(wt: &Worktrees, dry_run: bool) -> Result<Vec<Debris>> {
         }
         // A step that fails keeps the record, so the next command tries again and cleanup
         // keeps showing it; it never stops the command that found it.
+        let rolled_back = journal
+            .items
+            .iter()
+            .filter(|i| !is_complete(wt, i))
+            .flat_map(|i| {
+                std::iter::once(i.path.clone()).chain(i.reused.iter().map(|r| r.path.clone()))
+            })
+            .collect();
         let steps = match undo(wt, &journal, dry_run) {
             Ok(steps) => {
                 if !dry_run {
@@ -139,9 +150,28 @@ pub fn recover(wt: &Worktrees, dry_run: bool) -> Result<Vec<Debris>> {
         out.push(Debris {
             journal: file,
             steps,
+            rolled_back,
         });
     }
     Ok(out)
+}
+
+/// Is `item` complete: its own metadata written (a reused worktree carries its donor's
+/// until then)?
+fn is_complete(wt: &Worktrees, item: &Item) -> bool {
+    wt.entries()
+        .map(|entries| complete_entry(&entries, item).is_some())
+        .unwrap_or(false)
+}
+
+fn complete_entry<'e>(entries: &'e [admin::Entry], item: &Item) -> Option<&'e admin::Entry> {
+    entries.iter().find(|e| {
+        e.path == item.path
+            && e.branch() == Some(item.branch.as_str())
+            && e.meta.as_ref().is_some_and(|m| {
+                m.base_commit == item.base_commit && m.plan == item.plan && m.agent == item.agent
+            })
+    })
 }
 
 fn undo(wt: &Worktrees, journal: &Journal, dry_run: bool) -> Result<Vec<String>> {
@@ -153,17 +183,8 @@ fn undo(wt: &Worktrees, journal: &Journal, dry_run: bool) -> Result<Vec<String>>
             continue;
         };
         let entries = wt.entries()?;
-        // Complete: its own metadata is written (a reused worktree carries its donor's until
-        // then). Roll forward: drop the dead creator's lock.
-        let complete = entries.iter().find(|e| {
-            e.path == item.path
-                && e.branch() == Some(item.branch.as_str())
-                && e.meta.as_ref().is_some_and(|m| {
-                    m.base_commit == item.base_commit
-                        && m.plan == item.plan
-                        && m.agent == item.agent
-                })
-        });
+        // Complete: roll forward (drop the dead creator's lock). Otherwise back.
+        let complete = complete_entry(&entries, item);
         if let Some(e) = complete {
             if e.locked.as_deref() == Some(dead_creator.as_str()) {
                 steps.push(format!("unlock {} (complete)", e.path.display()));
@@ -251,8 +272,14 @@ impl Undo<'_> {
         if let Some(p) = old_path {
             paths.push(p.clone());
         }
+        // What this rollback removes (or, in a dry run, would): later steps see it gone.
+        let mut gone_paths: Vec<PathBuf> = Vec::new();
+        let mut gone_admins: Vec<PathBuf> = Vec::new();
         for p in &paths {
             for a in &admins {
+                if gone_paths.contains(p) {
+                    continue;
+                }
                 let owned = match safety::presence(p, a) {
                     Presence::Owned => true,
                     // made but its `.git` cut short: nothing in it but a prefix of ours
@@ -261,6 +288,7 @@ impl Undo<'_> {
                 };
                 if owned {
                     steps.push(format!("remove {} (interrupted create)", p.display()));
+                    gone_paths.push(p.clone());
                     if !dry_run {
                         remove::remove_tree(p)?;
                     }
@@ -273,6 +301,9 @@ impl Undo<'_> {
         if let Some(r) = &item.reused {
             let old_admin_ours = !r.admin_dir.exists() || admins.contains(&r.admin_dir);
             for p in &paths {
+                if gone_paths.contains(p) {
+                    continue;
+                }
                 let Some(t) = safety::dotgit_target(p) else {
                     continue;
                 };
@@ -281,6 +312,7 @@ impl Undo<'_> {
                     .any(|a| admin::read_entry(a).is_some_and(|e| paths.contains(&e.path)));
                 if t == r.admin_dir && old_admin_ours && claimed {
                     steps.push(format!("remove {} (interrupted reuse)", p.display()));
+                    gone_paths.push(p.clone());
                     if !dry_run {
                         remove::remove_tree(p)?;
                     }
@@ -292,11 +324,13 @@ impl Undo<'_> {
             // does not yet name the path it was written for (a write cut short)
             let entry_path = admin::read_entry(a).map(|e| e.path);
             let gone = entry_path.as_deref().is_none_or(|p| {
-                safety::presence(p, a) == Presence::Missing
+                gone_paths.iter().any(|g| g == p)
+                    || safety::presence(p, a) == Presence::Missing
                     || (Some(a) == own_admin.as_ref() && p != item.path)
             });
             if a.exists() && gone {
                 steps.push(format!("remove admin dir {}", a.display()));
+                gone_admins.push(a.clone());
                 if !dry_run {
                     admin::remove_entry(a)?;
                 }
@@ -318,6 +352,7 @@ impl Undo<'_> {
         let checked_out = wt
             .entries()?
             .iter()
+            .filter(|e| !gone_admins.contains(&e.admin_dir))
             .any(|e| e.branch() == Some(item.branch.as_str()));
         let at_base = self
             .repo

@@ -214,11 +214,15 @@ fn relocate(wt: &Worktrees, c: &Candidate, new_path: &Path) -> Result<(String, P
         std::fs::rename(&c.admin_dir, &admin_dir)
             .map_err(WorktreeError::io("move", &c.admin_dir))?;
     }
-    let gitdir = admin_dir.join("gitdir");
-    std::fs::write(&gitdir, format!("{}\n", new_path.join(".git").display()))
-        .map_err(WorktreeError::io("write", gitdir))?;
-    let dotgit = new_path.join(".git");
-    std::fs::write(&dotgit, format!("gitdir: {}\n", admin_dir.display()))
-        .map_err(WorktreeError::io("write", dotgit))?;
+    // Atomic rewrites: a kill between them leaves each file old or new, never half written,
+    // so the next command can still prove which directory is whose.
+    baton_store::write_atomic(
+        &admin_dir.join("gitdir"),
+        format!("{}\n", new_path.join(".git").display()).as_bytes(),
+    )?;
+    baton_store::write_atomic(
+        &new_path.join(".git"),
+        format!("gitdir: {}\n", admin_dir.display()).as_bytes(),
+    )?;
     Ok((name, admin_dir))
 }

@@ -25,9 +25,9 @@ pub enum WorktreeCommand {
     /// Every worktree: branch, head, dirty, ahead/behind, merged state, lock, owner, age.
     List(ListArgs),
     /// Remove worktrees baton made whose work is integrated (merging them into the target
-    /// changes nothing); keep, and say why, everything else. --dry-run --json names what each
-    /// removal would discard (ignored files as a count and a sample, nested repositories,
-    /// hidden edits) and rolls back nothing; interrupted creates are listed and rolled back.
+    /// changes nothing); keep, and say why, everything else. The debris of interrupted creates
+    /// is rolled back. --json names what each removal discards (ignored files as a count and a
+    /// sample, nested repositories, hidden edits); --dry-run says all of it and changes nothing.
     Cleanup(CleanupArgs),
     /// Remove the administrative entries of worktrees whose directory is gone.
     Prune(PruneArgs),

@@ -216,6 +216,9 @@ fn the_target_branch_is_never_deleted_however_it_is_spelled() {
             "--target {target}"
         );
     }
+    // HEAD of the main checkout, followed, names main: feature is merely unmerged there
+    let report = cleanup(&repo, &["--dry-run", "--target", "HEAD"], 0);
+    assert_eq!(outcome(&report)["feature"], "keep:unmerged");
     let report = cleanup(&repo, &["--target", &tip], 0);
     assert_eq!(outcome(&report)["feature"], "remove keep-branch:is_target");
     assert!(branch_exists(&repo, "feature"));

@@ -109,8 +109,10 @@ impl Worktrees {
                     }
                 }
             })?;
+        // symbolic refs (`HEAD`) are followed to the branch they name
         let branch_ref = repo
             .resolve_reference_from_short_name(&name)
+            .and_then(|r| r.resolve())
             .ok()
             .and_then(|r| r.name().map(str::to_owned))
             .filter(|n| n.starts_with("refs/heads/"));

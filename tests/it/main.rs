@@ -17,5 +17,8 @@ mod tasks_taskwarrior;
 mod verify;
 mod worktree_cleanup;
 mod worktree_create;
+mod worktree_debris;
+mod worktree_inputs;
+mod worktree_safety;
 mod worktree_setup;
 mod worktree_support;

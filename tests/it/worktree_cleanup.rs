@@ -142,8 +142,11 @@ fn expect(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> 
 fn each_case_gets_the_right_treatment_and_no_commit_is_lost() {
     let c = cases();
     let repo = &c.repo;
-    let before = commits_off_main(repo);
-    assert!(!before["unmerged"].is_empty() && before["squashed"].len() == 2);
+    let audit = Audit::before(repo);
+    assert_eq!(
+        repo.git(&["rev-list", "unmerged", "^main"]).lines().count(),
+        1
+    );
 
     let list = baton(repo, &["--json", "worktree", "list"])
         .expect_code(0)
@@ -178,14 +181,37 @@ fn each_case_gets_the_right_treatment_and_no_commit_is_lost() {
 
     // A dry run says exactly what the real run then does, and changes nothing.
     let git_before = git_worktrees(repo);
-    let dry = baton(repo, &["--json", "worktree", "cleanup", "--dry-run"])
+    // By default only baton's worktrees are candidates; the others are listed, not touched,
+    // and a worktree with no commits of its own is new, not merged.
+    let scoped = baton(repo, &["--json", "worktree", "cleanup", "--dry-run"])
         .expect_code(0)
         .json();
+    assert_eq!(scoped["scope"], "baton");
+    let scoped = outcome(&scoped);
+    for other in ["elsewhere", "det", "detclean"] {
+        assert_eq!(scoped[other], "keep:not_created_by_baton", "{other}");
+    }
+    assert_eq!(scoped["dead"], "keep:new");
+    let wide = ["--all", "--min-age", "0s"];
+    let dry = baton(
+        repo,
+        &[
+            &["--json", "worktree", "cleanup", "--dry-run"][..],
+            &wide[..],
+        ]
+        .concat(),
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(dry["scope"], "all");
     assert_eq!(git_worktrees(repo), git_before);
-    assert_eq!(commits_off_main(repo), before);
-    let real = baton(repo, &["--json", "worktree", "cleanup"])
-        .expect_code(0)
-        .json();
+    audit.after(repo, "main");
+    let real = baton(
+        repo,
+        &[&["--json", "worktree", "cleanup"][..], &wide[..]].concat(),
+    )
+    .expect_code(0)
+    .json();
     assert_eq!(outcome(&dry), outcome(&real));
     assert_eq!(
         outcome(&real),
@@ -204,7 +230,7 @@ fn each_case_gets_the_right_treatment_and_no_commit_is_lost() {
             ("detclean", "remove"),
         ])
     );
-    assert_nothing_lost(repo, &before, &["squashed"]);
+    audit.after(repo, "main");
     for gone in ["merged", "squashed", "dead", "shared", "detclean"] {
         assert!(!c.paths[gone].exists(), "{gone} should be removed");
     }
@@ -235,7 +261,7 @@ fn each_case_gets_the_right_treatment_and_no_commit_is_lost() {
 
     // --force: dirty and unmerged go (the unmerged branch stays); live owners and detached
     // commits that are on no branch still stay.
-    let forced = baton(repo, &["--json", "worktree", "cleanup", "--force"])
+    let forced = baton(repo, &["--json", "worktree", "cleanup", "--force", "--all"])
         .expect_code(0)
         .json();
     assert_eq!(
@@ -249,7 +275,7 @@ fn each_case_gets_the_right_treatment_and_no_commit_is_lost() {
             ("det", "keep:detached_unreachable"),
         ])
     );
-    assert_nothing_lost(repo, &before, &["squashed"]);
+    audit.after(repo, "main");
     assert!(branch_exists(repo, "unmerged"));
     assert_eq!(
         repo.git(&["rev-list", "unmerged", "^main"]).lines().count(),
@@ -276,8 +302,10 @@ fn naming_a_worktree_that_must_be_kept_exits_1_and_removes_nothing_else() {
     );
     // an unknown name is bad input
     baton(&repo, &["worktree", "cleanup", "nope"]).expect_code(2);
-    // the other one, named, goes
-    baton(&repo, &["worktree", "cleanup", "other"]).expect_code(0);
+    // the other one, named, goes once it is old enough to be more than new
+    baton(&repo, &["worktree", "cleanup", "other"]).expect_code(1);
+    assert!(other.exists());
+    baton(&repo, &["worktree", "cleanup", "other", "--min-age", "0s"]).expect_code(0);
     assert!(!other.exists() && keep.exists());
 }
 

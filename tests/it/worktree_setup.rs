@@ -58,9 +58,9 @@ fn setup_copies_include_files_and_runs_the_setup_command() {
 }
 
 #[test]
-fn reuse_moves_a_finished_worktree_to_the_new_agent_and_keeps_ignored_files() {
+fn reuse_moves_a_finished_worktree_to_the_new_agent_and_keeps_only_build_caches() {
     let repo = repo_with_files();
-    repo.write(".gitignore", "target/\n");
+    repo.write(".gitignore", "target/\n.env\nnotes/\n");
     repo.commit_all("ignore target");
     let plan = "OP-20260101-000000-0000abcd";
     let out = baton(
@@ -73,6 +73,8 @@ fn reuse_moves_a_finished_worktree_to_the_new_agent_and_keeps_ignored_files() {
     .json();
     let a1 = PathBuf::from(out["created"][0]["path"].as_str().unwrap());
     write_file(&a1, "target/cache.bin", "warm\n");
+    write_file(&a1, ".env", "SECRET=of-plan-a1\n");
+    write_file(&a1, "notes/todo.md", "a1's notes\n");
     write_file(&a1, "src/d1/f1.txt", "changed by a1\n");
     repo.commit_all_in(&a1, "a1 work");
     repo.git(&[
@@ -83,7 +85,7 @@ fn reuse_moves_a_finished_worktree_to_the_new_agent_and_keeps_ignored_files() {
         "merge a1",
         &format!("baton/{plan}/a1"),
     ]);
-    let before = commits_off_main(&repo);
+    let audit = Audit::before(&repo);
     // an old mtime on a file that stays the same shows whether reuse rewrites it
     let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
     let unchanged = a1.join("src/d2/f2.txt");
@@ -126,6 +128,8 @@ fn reuse_moves_a_finished_worktree_to_the_new_agent_and_keeps_ignored_files() {
         std::fs::read_to_string(a2.join("target/cache.bin")).unwrap(),
         "warm\n"
     );
+    // every other ignored file of the previous agent (secrets included) is gone
+    assert!(!a2.join(".env").exists() && !a2.join("notes").exists());
     assert_eq!(
         std::fs::read_to_string(a2.join("src/d1/f1.txt")).unwrap(),
         "changed by a1\n"
@@ -134,7 +138,7 @@ fn reuse_moves_a_finished_worktree_to_the_new_agent_and_keeps_ignored_files() {
         repo.git_in(&a2, &["rev-parse", "HEAD"]),
         repo.git(&["rev-parse", "main"])
     );
-    assert_nothing_lost(&repo, &before, &[]);
+    audit.after(&repo, "main");
     assert_all_valid(&repo, 1);
     assert_eq!(git_worktrees(&repo)[1].1, format!("baton/{plan}/a2"));
 

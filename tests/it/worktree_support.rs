@@ -1,7 +1,7 @@
 //! Helpers shared by the worktree tests: creating worktrees with the real CLI, owner
 //! processes, and the "no commit is ever lost" check, done with the git CLI.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command};
 
@@ -49,51 +49,155 @@ impl Drop for Owner {
     }
 }
 
-/// Every commit on each local branch that is not on `main`, by branch.
-pub fn commits_off_main(repo: &TestRepo) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    for b in repo
-        .git(&["for-each-ref", "--format=%(refname:short)", "refs/heads/"])
-        .lines()
-    {
-        if b == "main" {
+/// The whole-repo audit: every commit reachable before a cleanup (from any ref, any worktree's
+/// HEAD, any submodule's HEAD) is checked afterwards. A commit that became unreachable must be
+/// integrated into the target — merging it changes nothing, with git's own `merge-tree` as the
+/// oracle — and a submodule commit must still exist in some module store or the submodule's
+/// origin. Take it with [`Audit::before`], check it with [`Audit::after`] after every cleanup.
+pub struct Audit {
+    commits: BTreeSet<String>,
+    /// (submodule name, commit it had checked out)
+    submodule_heads: BTreeSet<(String, String)>,
+}
+
+impl Audit {
+    pub fn before(repo: &TestRepo) -> Audit {
+        Audit {
+            commits: reachable(repo),
+            submodule_heads: submodule_heads(repo),
+        }
+    }
+
+    /// Check the repository now against the snapshot; `target` is the branch work may have
+    /// been integrated into.
+    #[track_caller]
+    pub fn after(&self, repo: &TestRepo, target: &str) {
+        let now = reachable(repo);
+        let target_tree = repo.git(&["rev-parse", &format!("{target}^{{tree}}")]);
+        let lost: Vec<&String> = self.commits.difference(&now).collect();
+        let integrated: Vec<&String> = lost
+            .iter()
+            .copied()
+            .filter(|c| {
+                let out = repo.git_output(
+                    repo.path(),
+                    &[
+                        "merge-tree",
+                        "--write-tree",
+                        "--allow-unrelated-histories",
+                        target,
+                        c,
+                    ],
+                );
+                out.status.success()
+                    && String::from_utf8_lossy(&out.stdout).lines().next() == Some(&target_tree)
+            })
+            .collect();
+        for c in &lost {
+            // an earlier commit of an integrated branch is covered by its integrated tip
+            let covered = integrated.iter().any(|d| {
+                d == c
+                    || repo
+                        .git_output(repo.path(), &["merge-base", "--is-ancestor", c, d])
+                        .status
+                        .success()
+            });
+            assert!(
+                covered,
+                "commit {c} became unreachable and its content is not in {target}"
+            );
+        }
+        let stores = module_stores(repo);
+        for (name, c) in &self.submodule_heads {
+            let found = stores.iter().any(|s| {
+                repo.git_output(
+                    repo.path(),
+                    &[
+                        "--git-dir",
+                        s.to_str().expect("utf-8 path"),
+                        "cat-file",
+                        "-e",
+                        &format!("{c}^{{commit}}"),
+                    ],
+                )
+                .status
+                .success()
+            });
+            assert!(
+                found,
+                "submodule {name} commit {c} exists in no module store any more"
+            );
+        }
+        // and git finds the repository sound
+        repo.git(&["fsck", "--no-progress", "--connectivity-only"]);
+    }
+}
+
+/// Every commit reachable from any ref or any worktree's HEAD.
+fn reachable(repo: &TestRepo) -> BTreeSet<String> {
+    let mut args = vec!["rev-list".to_owned(), "--all".to_owned()];
+    for line in repo.git(&["worktree", "list", "--porcelain"]).lines() {
+        if let Some(h) = line.strip_prefix("HEAD ") {
+            args.push(h.to_owned());
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    repo.git(&args).lines().map(str::to_owned).collect()
+}
+
+/// The HEAD of every initialised submodule of every worktree.
+fn submodule_heads(repo: &TestRepo) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (wt, _) in git_worktrees(repo) {
+        if !wt.join(".gitmodules").exists() {
             continue;
         }
-        let commits: Vec<String> = repo
-            .git(&["rev-list", b, "^main"])
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        out.insert(b.to_owned(), commits);
+        let text = repo.git_in(
+            &wt,
+            &[
+                "submodule",
+                "foreach",
+                "--quiet",
+                "echo \"$name $(git rev-parse HEAD)\"",
+            ],
+        );
+        for line in text.lines() {
+            if let Some((name, head)) = line.split_once(' ') {
+                out.insert((name.to_owned(), head.to_owned()));
+            }
+        }
     }
     out
 }
 
-/// After a cleanup: every commit that was on an agent branch is still reachable from some ref,
-/// unless its branch was integrated (`integrated` lists squash-merged branches, whose commits
-/// may go because their content is on main).
-#[track_caller]
-pub fn assert_nothing_lost(
-    repo: &TestRepo,
-    before: &BTreeMap<String, Vec<String>>,
-    integrated: &[&str],
-) {
-    let all: Vec<String> = repo
-        .git(&["rev-list", "--all"])
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    for (branch, commits) in before {
-        if integrated.contains(&branch.as_str()) {
-            continue;
-        }
-        for c in commits {
-            assert!(
-                all.contains(c),
-                "commit {c} of branch {branch} is no longer reachable from any ref"
-            );
+/// Every module store that still exists: the main one, each worktree's, and the submodules'
+/// origins named in `.gitmodules`.
+fn module_stores(repo: &TestRepo) -> Vec<PathBuf> {
+    let common =
+        PathBuf::from(repo.git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]));
+    let mut out = Vec::new();
+    let mut dirs = vec![common.join("modules")];
+    if let Ok(read) = std::fs::read_dir(common.join("worktrees")) {
+        dirs.extend(read.flatten().map(|e| e.path().join("modules")));
+    }
+    for d in dirs {
+        if let Ok(read) = std::fs::read_dir(&d) {
+            out.extend(read.flatten().map(|e| e.path()));
         }
     }
+    let urls = repo.git_output(
+        repo.path(),
+        &["config", "-f", ".gitmodules", "--get-regexp", "url"],
+    );
+    for line in String::from_utf8_lossy(&urls.stdout).lines() {
+        if let Some((_, url)) = line.split_once(' ') {
+            let url = PathBuf::from(url);
+            // a non-bare origin keeps its objects in `.git`
+            let dotgit = url.join(".git");
+            out.push(if dotgit.is_dir() { dotgit } else { url });
+        }
+    }
+    out
 }
 
 /// `git worktree list --porcelain`, as (path, branch-or-detached) pairs.

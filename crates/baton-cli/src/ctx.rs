@@ -92,13 +92,13 @@ impl Ctx {
     /// The state directory of the checkout at `root`, per its config.
     pub fn state_dir_at(root: &std::path::Path) -> CliResult<StateDir> {
         let config = Config::load(root)?;
-        Ok(StateDir::new(root.join(&config.state.dir)))
+        Ok(StateDir::open(root, &config.state.dir)?)
     }
 
     /// The state directory, without creating it.
     pub fn state_dir(&self) -> CliResult<StateDir> {
         let root = self.repo()?.main_workdir();
-        Ok(StateDir::new(root.join(&self.config()?.state.dir)))
+        Ok(StateDir::open(&root, &self.config()?.state.dir)?)
     }
 
     /// The state directory, created if needed and excluded from git so the checkout stays clean.

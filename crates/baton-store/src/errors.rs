@@ -31,6 +31,18 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
+    /// Part of the state directory is a symlink: baton never follows one out of the repo.
+    #[error(
+        "{} is a symlink; baton keeps its state only in real directories inside the repository (remove the link, or set [state] dir)",
+        path.display()
+    )]
+    Symlink { path: PathBuf },
+    /// The state directory (or a parent of it) is a file.
+    #[error(
+        "{} is not a directory; move it away or set [state] dir in .config/baton.toml",
+        path.display()
+    )]
+    NotADirectory { path: PathBuf },
     /// `create_new_json` found the file already there.
     #[error("{} already exists", path.display())]
     AlreadyExists { path: PathBuf },

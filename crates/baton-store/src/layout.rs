@@ -4,6 +4,46 @@ use std::path::{Path, PathBuf};
 
 use crate::{StoreError, write_atomic};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlinked_state_dir_or_metrics_file_is_refused_and_a_file_is_not_a_dir() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let work = tmp.path().join("work");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        assert!(
+            StateDir::open(&work, Path::new(".baton")).is_ok(),
+            "absent is fine"
+        );
+        std::os::unix::fs::symlink(&elsewhere, work.join(".baton")).unwrap();
+        assert!(matches!(
+            StateDir::open(&work, Path::new(".baton")),
+            Err(StoreError::Symlink { .. })
+        ));
+        // a symlinked parent of a nested state dir
+        assert!(matches!(
+            StateDir::open(&work, Path::new(".baton/state")),
+            Err(StoreError::Symlink { .. })
+        ));
+        std::fs::remove_file(work.join(".baton")).unwrap();
+        std::fs::create_dir(work.join(".baton")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("m"), work.join(".baton/metrics.jsonl")).unwrap();
+        assert!(matches!(
+            StateDir::open(&work, Path::new(".baton")),
+            Err(StoreError::Symlink { .. })
+        ));
+        std::fs::write(work.join("file"), "x").unwrap();
+        assert!(matches!(
+            StateDir::open(&work, Path::new("file")),
+            Err(StoreError::NotADirectory { .. })
+        ));
+    }
+}
+
 /// The layout of a state directory (default `<repo>/.baton`).
 ///
 /// ```text
@@ -24,6 +64,32 @@ pub struct StateDir {
 impl StateDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         StateDir { root: root.into() }
+    }
+
+    /// The state directory `rel` of the checkout at `workdir`, refused when any part of it
+    /// inside the checkout — the directory itself, a parent, or `metrics.jsonl`, `plans/`,
+    /// `executions/`, `tasks/` in it — is a symlink (a committed `.baton -> /elsewhere` would
+    /// make baton write wherever it points), or is not a directory. It need not exist yet.
+    pub fn open(workdir: &Path, rel: &Path) -> Result<Self, StoreError> {
+        let root = workdir.join(rel);
+        let mut at = workdir.to_owned();
+        let inside = root.strip_prefix(workdir).unwrap_or(rel).to_owned();
+        for part in inside.components() {
+            at.push(part);
+            if !check_not_symlink(&at, true)? {
+                break;
+            }
+        }
+        let dir = StateDir { root };
+        for inner in [
+            dir.metrics(),
+            dir.plans_dir(),
+            dir.executions_dir(),
+            dir.tasks_dir(),
+        ] {
+            check_not_symlink(&inner, false)?;
+        }
+        Ok(dir)
     }
     pub fn root(&self) -> &Path {
         &self.root
@@ -55,6 +121,22 @@ impl StateDir {
     }
     pub fn task(&self, task_id: &str) -> PathBuf {
         self.tasks_dir().join(format!("{task_id}.json"))
+    }
+}
+
+/// Refuse a symlink at `path` (and, when `dir`, anything that is not a directory). Returns
+/// whether `path` exists.
+fn check_not_symlink(path: &Path, dir: bool) -> Result<bool, StoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(StoreError::Symlink {
+            path: path.to_owned(),
+        }),
+        Ok(m) if dir && !m.is_dir() => Err(StoreError::NotADirectory {
+            path: path.to_owned(),
+        }),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StoreError::io("read", path, e)),
     }
 }
 

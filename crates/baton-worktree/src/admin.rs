@@ -94,7 +94,12 @@ pub fn entries(common_dir: &Path) -> Result<Vec<Entry>> {
 pub fn read_entry(admin_dir: &Path) -> Option<Entry> {
     let name = admin_dir.file_name()?.to_string_lossy().into_owned();
     let gitdir = std::fs::read_to_string(admin_dir.join("gitdir")).ok()?;
-    let gitdir = PathBuf::from(gitdir.trim_end_matches(['\n', '\r']));
+    let gitdir = gitdir.trim_end_matches(['\n', '\r']);
+    if gitdir.is_empty() {
+        // a `gitdir` write cut short: not (yet) an entry
+        return None;
+    }
+    let gitdir = PathBuf::from(gitdir);
     let gitdir = if gitdir.is_relative() {
         admin_dir.join(gitdir)
     } else {
@@ -162,18 +167,42 @@ pub fn write_entry(
     std::fs::create_dir_all(worktrees_dir(common_dir))
         .map_err(WorktreeError::io("create", worktrees_dir(common_dir)))?;
     std::fs::create_dir(&admin).map_err(WorktreeError::io("create", &admin))?;
-    let write = |file: &str, text: String| {
-        let p = admin.join(file);
-        std::fs::write(&p, text).map_err(WorktreeError::io("write", p))
-    };
-    write("locked", format!("{lock_reason}\n"))?;
-    write("commondir", "../..\n".to_owned())?;
-    write("HEAD", format!("ref: {branch_ref}\n"))?;
-    write("gitdir", format!("{}\n", path.join(".git").display()))?;
-    std::fs::create_dir_all(path).map_err(WorktreeError::io("create", path))?;
-    let dotgit = path.join(".git");
-    std::fs::write(&dotgit, format!("gitdir: {}\n", admin.display()))
-        .map_err(WorktreeError::io("write", dotgit))?;
+    let mut made_dir = false;
+    let result = (|| {
+        let write = |file: &str, text: String| {
+            let p = admin.join(file);
+            std::fs::write(&p, text).map_err(WorktreeError::io("write", p))
+        };
+        write("locked", format!("{lock_reason}\n"))?;
+        write("commondir", "../..\n".to_owned())?;
+        write("HEAD", format!("ref: {branch_ref}\n"))?;
+        write("gitdir", format!("{}\n", path.join(".git").display()))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(WorktreeError::io("create", parent))?;
+        }
+        // The directory must be new: a path another create (or anyone) made meanwhile is
+        // theirs, and is never written into or deleted.
+        std::fs::create_dir(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                WorktreeError::PathExists {
+                    path: path.to_owned(),
+                }
+            } else {
+                WorktreeError::io("create", path)(e)
+            }
+        })?;
+        made_dir = true;
+        let dotgit = path.join(".git");
+        std::fs::write(&dotgit, format!("gitdir: {}\n", admin.display()))
+            .map_err(WorktreeError::io("write", dotgit))
+    })();
+    if let Err(e) = result {
+        if made_dir {
+            let _ = std::fs::remove_dir_all(path);
+        }
+        let _ = std::fs::remove_dir_all(&admin);
+        return Err(e);
+    }
     Ok(admin)
 }
 

@@ -1,6 +1,10 @@
 //! `cleanup`: remove worktrees whose work is integrated, prune vanished ones, and report what
 //! was kept and why. Decisions come from [`crate::decide`]; this file selects, executes (in
 //! parallel) and reports. Nothing is removed in a dry run.
+//!
+//! Every removal is preceded by the identity check of [`crate::safety::presence`]; every
+//! branch deletion by proof that the target stays held by another ref; a pruned entry whose
+//! detached head nothing else holds leaves a recovery ref `refs/baton/recovered/<name>-<oid>`.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -18,6 +22,7 @@ use crate::process;
 use crate::refs;
 use crate::remove;
 use crate::repo::Worktrees;
+use crate::safety::{Hidden, Presence};
 
 #[derive(Debug, Clone, Default)]
 pub struct CleanupOptions {
@@ -29,7 +34,15 @@ pub struct CleanupOptions {
     pub only: Vec<String>,
     /// Only worktrees made for this plan.
     pub plan: Option<String>,
+    /// The plan is stored (so a plan with no worktrees is not an unknown plan).
+    pub plan_stored: bool,
     pub target: Option<String>,
+    /// Also worktrees baton did not make.
+    pub all: bool,
+    /// New worktrees (no commits of their own) are kept until this old, unless `--force`.
+    pub min_age: Option<std::time::Duration>,
+    /// (plan, agent) pairs a live execution lists as pending or running.
+    pub active_agents: std::collections::BTreeSet<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,8 +68,16 @@ pub struct Action {
     pub branch_kept: Option<BranchKept>,
     /// A baton lock whose owner is gone, ignored.
     pub stale_owner: Option<ProcessRef>,
-    /// Uncommitted work discarded because of `--force`.
+    /// Anything discarded besides the checked-out commit: uncommitted or untracked work (with
+    /// `--force`), ignored files, nested repositories, hidden edits.
     pub discards_changes: bool,
+    /// Uncommitted and untracked changes discarded.
+    pub dirty: Option<crate::Dirty>,
+    /// Ignored files (count and sample), caches, nested repositories, hidden edits discarded.
+    pub hidden: Option<Hidden>,
+    /// Refs written to keep commits reachable that only this entry held: a pruned entry's
+    /// detached head, or commits only a removed worktree's HEAD reflog held.
+    pub recovered_refs: Vec<String>,
     /// Done (false in a dry run, or when it failed).
     pub done: bool,
     pub error: Option<String>,
@@ -76,16 +97,21 @@ pub struct Kept {
 #[derive(Debug, Clone, Serialize)]
 pub struct CleanupReport {
     pub target: String,
+    /// `baton` (worktrees baton made, and those named) or `all` (`--all`).
+    pub scope: &'static str,
     pub dry_run: bool,
     pub actions: Vec<Action>,
     pub kept: Vec<Kept>,
     /// Leftovers of interrupted removals, deleted (or, in a dry run, to delete).
     pub swept: Vec<PathBuf>,
+    /// Interrupted creates, rolled back or forward (or, in a dry run, to be).
+    pub debris: Vec<crate::journal::Debris>,
     /// A worktree the user named was kept, or an action failed.
     pub refused: bool,
 }
 
 pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result<CleanupReport> {
+    let debris = crate::journal::recover(wt, opts.dry_run)?;
     let listing = inspect::list(wt, opts.target.as_deref(), now)?;
     let entries = wt.entries()?;
     // Resolve names first: an unknown one is bad input and nothing happens.
@@ -93,16 +119,39 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
     for given in &opts.only {
         wanted.push(wt.find_entry(&entries, given)?.name.clone());
     }
+    if let Some(plan) = &opts.plan
+        && !opts.plan_stored
+        && !entries
+            .iter()
+            .any(|e| e.meta.as_ref().and_then(|m| m.plan.as_deref()) == Some(plan.as_str()))
+    {
+        return Err(crate::WorktreeError::UnknownPlan {
+            given: plan.clone(),
+        });
+    }
     let rules = Rules {
         force: opts.force,
         older_than: opts.older_than,
+        min_age: opts.min_age,
         keep_branches: opts.keep_branches,
+        all: opts.all,
         target: listing.target.clone(),
+        target_ref: listing.target_ref.clone(),
+        active_agents: opts.active_agents.clone(),
     };
     let repo = wt.open()?;
+    let target_oid = git2::Oid::from_str(&listing.target_commit)
+        .map_err(crate::WorktreeError::git("read the target commit"))?;
     let mut actions = Vec::new();
     let mut kept = Vec::new();
-    for info in listing.worktrees.iter().filter(|i| !i.main) {
+    // What the rollback of interrupted creates removes is not there for the real run to decide
+    // on; a dry run leaves it out too, so both say the same.
+    let rolled_back: Vec<&PathBuf> = debris.iter().flat_map(|d| &d.rolled_back).collect();
+    for info in listing
+        .worktrees
+        .iter()
+        .filter(|i| !i.main && !rolled_back.contains(&&i.path))
+    {
         let name = info.name.clone().unwrap_or_default();
         let requested = wanted.contains(&name);
         if !wanted.is_empty() && !requested {
@@ -115,10 +164,12 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
             continue;
         }
         let reachable = || {
-            info.head_oid
-                .is_some_and(|h| refs::reachable_from_refs(&repo, h, &[]).unwrap_or(false))
+            info.head_oid.is_some_and(|h| {
+                held_by_other_worktree(&repo, &listing.worktrees, info, h)
+                    || refs::reachable_from_refs(&repo, h, &[]).unwrap_or(false)
+            })
         };
-        match decide::decide(info, &rules, reachable) {
+        match decide::decide(info, &rules, requested, reachable) {
             Decision::Keep(reason, message) => kept.push(Kept {
                 name,
                 path: info.path.clone(),
@@ -127,16 +178,38 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
                 message,
                 requested,
             }),
-            Decision::Prune => actions.push(action(info, ActionKind::Prune, None, true)),
+            Decision::Prune { recover } => {
+                let mut a = action(info, ActionKind::Prune, None, true);
+                if recover && let Some(h) = info.head_oid {
+                    a.recovered_refs.push(recovery_ref(&name, h));
+                }
+                actions.push(a);
+            }
             Decision::Remove {
-                branch_kept,
+                mut branch_kept,
                 detached,
-            } => actions.push(action(info, ActionKind::Remove, branch_kept, detached)),
+            } => {
+                // The target must stay held by another ref: `--target <sha>` (or `feature~0`)
+                // of this branch's tip names only a commit, and deleting the one branch that
+                // holds it would orphan it. Decided here so a dry run says the same.
+                if branch_kept.is_none()
+                    && !detached
+                    && let Some(b) = &info.branch
+                    && !refs::reachable_from_any_ref(
+                        &repo,
+                        target_oid,
+                        &[format!("refs/heads/{b}")],
+                    )?
+                {
+                    branch_kept = Some(BranchKept::IsTarget);
+                }
+                actions.push(action(info, ActionKind::Remove, branch_kept, detached));
+            }
         }
     }
     let swept = remove::leftovers(&wt.root);
     if !opts.dry_run {
-        execute(wt, &listing.worktrees, &mut actions)?;
+        execute(wt, &listing.worktrees, target_oid, &mut actions)?;
         for p in &swept {
             remove::remove_tree(p)?;
         }
@@ -144,10 +217,12 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
     let refused = kept.iter().any(|k| k.requested) || actions.iter().any(|a| a.error.is_some());
     Ok(CleanupReport {
         target: listing.target,
+        scope: if opts.all { "all" } else { "baton" },
         dry_run: opts.dry_run,
         actions,
         kept,
         swept,
+        debris,
         refused,
     })
 }
@@ -169,7 +244,25 @@ fn action(
         delete_branch: has_branch && branch_kept.is_none(),
         branch_kept: if has_branch { branch_kept } else { None },
         stale_owner: info.owner.filter(|_| !info.owner_alive),
-        discards_changes: info.dirty.is_some_and(|d| !d.is_clean()),
+        discards_changes: info.dirty.is_some_and(|d| !d.is_clean())
+            || info.hidden.as_ref().is_some_and(Hidden::loses_anything),
+        dirty: info.dirty,
+        hidden: info.hidden.clone(),
+        // commits only the worktree's HEAD reflog holds go with its admin dir: keep them
+        recovered_refs: if kind == ActionKind::Remove {
+            info.reflog_orphans
+                .iter()
+                .map(|c| {
+                    format!(
+                        "refs/baton/recovered/{}-{}",
+                        info.name.as_deref().unwrap_or("wt"),
+                        &c[..12.min(c.len())]
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         done: false,
         error: None,
     }
@@ -177,7 +270,30 @@ fn action(
 
 const REMOVAL_THREADS: usize = 8;
 
-fn execute(wt: &Worktrees, infos: &[WorktreeInfo], actions: &mut [Action]) -> Result<()> {
+/// `refs/baton/recovered/<name>-<oid>`: where a commit only a pruned entry held is kept.
+pub fn recovery_ref(name: &str, head: git2::Oid) -> String {
+    format!("refs/baton/recovered/{name}-{}", &head.to_string()[..12])
+}
+
+/// Is commit `h` the head of (or an ancestor of the head of) a worktree other than `info`?
+fn held_by_other_worktree(
+    repo: &git2::Repository,
+    all: &[WorktreeInfo],
+    info: &WorktreeInfo,
+    h: git2::Oid,
+) -> bool {
+    all.iter()
+        .filter(|o| o.path != info.path)
+        .filter_map(|o| o.head_oid)
+        .any(|o| o == h || repo.graph_descendant_of(o, h).unwrap_or(false))
+}
+
+fn execute(
+    wt: &Worktrees,
+    infos: &[WorktreeInfo],
+    target: git2::Oid,
+    actions: &mut [Action],
+) -> Result<()> {
     let find = |name: &str| infos.iter().find(|i| i.name.as_deref() == Some(name));
     // Unlinking waits on the filesystem more than on the CPU: more threads than cores keep
     // the disk busy (measured here: 8 threads halve the time of 2 on a 2-core machine).
@@ -194,21 +310,47 @@ fn execute(wt: &Worktrees, infos: &[WorktreeInfo], actions: &mut [Action]) -> Re
         let Some(admin_dir) = info.admin_dir.as_deref() else {
             return;
         };
-        // An owner may have taken the worktree since it was inspected.
+        // An owner may have taken the worktree since it was inspected, or its HEAD moved (a
+        // detached commit made meanwhile would go with the admin dir).
         if let Some(entry) = admin::read_entry(admin_dir) {
             let owner = entry.locked.as_deref().and_then(process::parse_lock_reason);
             if owner.as_ref().is_some_and(process::is_alive) {
                 a.error = Some("an owner process locked it meanwhile".into());
                 return;
             }
-        }
-        let result = match a.kind {
-            ActionKind::Remove => remove::remove_worktree(&a.path, admin_dir),
-            ActionKind::Prune if a.path.join(".git").exists() => {
-                a.error = Some("its directory reappeared".into());
+            let moved = match (&entry.head, info.head_oid) {
+                (admin::Head::Detached(now), Some(then)) => *now != then,
+                (admin::Head::Branch(r), _) => Some(r.as_str()) != info.branch_ref().as_deref(),
+                _ => false,
+            };
+            if moved {
+                a.error = Some("its HEAD changed since it was inspected; run cleanup again".into());
                 return;
             }
-            ActionKind::Prune => admin::remove_entry(admin_dir),
+        }
+        let result = match a.kind {
+            ActionKind::Remove => info
+                .reflog_orphans
+                .iter()
+                .zip(&a.recovered_refs)
+                .try_for_each(|(c, r)| {
+                    let oid = git2::Oid::from_str(c)
+                        .map_err(crate::WorktreeError::git("read a reflog commit"))?;
+                    write_recovery_ref(wt, r, oid)
+                })
+                .and_then(|()| remove::remove_worktree(&a.path, admin_dir)),
+            ActionKind::Prune
+                if crate::safety::presence(&a.path, admin_dir) != Presence::Missing =>
+            {
+                a.error = Some("its directory reappeared or cannot be read".into());
+                return;
+            }
+            ActionKind::Prune => match (a.recovered_refs.first(), info.head_oid) {
+                (Some(r), Some(h)) => {
+                    write_recovery_ref(wt, r, h).and_then(|()| admin::remove_entry(admin_dir))
+                }
+                _ => admin::remove_entry(admin_dir),
+            },
         };
         if result.is_ok()
             && let Some(parent) = a.path.parent()
@@ -247,6 +389,14 @@ fn execute(wt: &Worktrees, infos: &[WorktreeInfo], actions: &mut [Action]) -> Re
         let Ok(oid) = git2::Oid::from_str(head) else {
             continue;
         };
+        // The target must stay held by another ref: `--target <sha>` of this branch's tip
+        // names a commit, and deleting the only branch holding it would orphan it.
+        let full = format!("refs/heads/{branch}");
+        if !refs::reachable_from_any_ref(&repo, target, std::slice::from_ref(&full))? {
+            a.delete_branch = false;
+            a.branch_kept = Some(BranchKept::IsTarget);
+            continue;
+        }
         if elsewhere {
             a.delete_branch = false;
             a.branch_kept = Some(BranchKept::CheckedOutElsewhere);
@@ -265,4 +415,17 @@ fn execute(wt: &Worktrees, infos: &[WorktreeInfo], actions: &mut [Action]) -> Re
         }
     }
     Ok(())
+}
+
+fn write_recovery_ref(wt: &Worktrees, name: &str, head: git2::Oid) -> Result<()> {
+    let repo = wt.open()?;
+    let _lock = admin_lock(wt.common_dir())?;
+    repo.reference(
+        name,
+        head,
+        true,
+        "baton: keep the head of a pruned worktree",
+    )
+    .map(|_| ())
+    .map_err(crate::WorktreeError::git(format!("write {name}")))
 }

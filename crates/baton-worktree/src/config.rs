@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use baton_plan::duration::HumanDuration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,14 @@ pub struct WorktreeConfig {
     /// A command (argv, no shell) run in each new worktree after checkout.
     #[serde(default)]
     pub setup: Vec<String>,
+    /// Ignored files a reused worktree keeps for its next agent (build caches); every other
+    /// ignored file (`.env`, notes, secrets) is deleted first. `.worktreeinclude` syntax.
+    #[serde(default = "default_reuse_keep")]
+    pub reuse_keep: Vec<String>,
+    /// A worktree with no commits of its own is *new*, not merged: cleanup keeps it until it is
+    /// this old (or `--force`).
+    #[serde(default = "default_min_age")]
+    pub min_age: HumanDuration,
 }
 
 impl Default for WorktreeConfig {
@@ -38,8 +47,18 @@ impl Default for WorktreeConfig {
             target: None,
             include: Vec::new(),
             setup: Vec::new(),
+            reuse_keep: default_reuse_keep(),
+            min_age: default_min_age(),
         }
     }
+}
+
+fn default_reuse_keep() -> Vec<String> {
+    vec!["target/".to_owned(), "node_modules/".to_owned()]
+}
+
+fn default_min_age() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(3600))
 }
 
 fn default_branch() -> String {
@@ -65,7 +84,18 @@ impl WorktreeConfig {
                 message: format!("{:?} does not make a valid branch name", self.branch),
             });
         }
+        self.reuse_keep_set()?;
         Ok(())
+    }
+
+    /// The `reuse_keep` patterns, compiled.
+    pub fn reuse_keep_set(&self) -> Result<crate::setup::Includes> {
+        let pairs: Vec<(String, String)> = self
+            .reuse_keep
+            .iter()
+            .map(|p| ("worktree.reuse_keep".to_owned(), p.clone()))
+            .collect();
+        crate::setup::Includes::compile(&pairs)
     }
 
     /// The branch of agent `agent` of plan `plan`.

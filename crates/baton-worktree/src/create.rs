@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::admin::{self, Meta};
 use crate::errors::{Result, WorktreeError};
+use crate::journal::{self, Item};
 use crate::lock::admin_lock;
 use crate::process;
 use crate::repo::Worktrees;
@@ -93,6 +94,8 @@ pub fn create(
     {
         return Err(WorktreeError::NoSuchProcess { pid: o.pid });
     }
+    // Debris of creates that were killed first: their branches and paths block this one.
+    journal::recover(wt, false)?;
     let includes = if opts.setup {
         Some(Includes::load(&wt.main_workdir, &wt.config.include)?)
     } else {
@@ -114,25 +117,50 @@ pub fn create(
 
     // Refs and admin dirs: one writer at a time.
     let mut made: Vec<(Planned, String, PathBuf)> = Vec::new();
+    let journal_file: Option<PathBuf>;
     {
         let _lock = admin_lock(wt.common_dir())?;
+        // Names first, then the journal, then the writes: a kill at any point leaves a record
+        // of everything that may exist.
         let mut taken = Vec::new();
-        for p in planned {
+        let mut items = Vec::new();
+        for p in &planned {
+            let base_name = p
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "wt".to_owned());
+            let admin_name = p.reuse.is_none().then(|| {
+                let n = admin::free_name(wt.common_dir(), &base_name, &taken);
+                taken.push(n.clone());
+                n
+            });
+            items.push(Item {
+                branch: p.req.branch.clone(),
+                base_commit: p.base_oid.to_string(),
+                path: p.path.clone(),
+                plan: p.req.plan.clone(),
+                agent: p.req.agent.clone(),
+                admin: admin_name,
+                reused: p.reuse.as_ref().map(|c| journal::Reused {
+                    admin_dir: c.admin_dir.clone(),
+                    path: c.path.clone(),
+                    branch: c.branch.clone(),
+                    head: c.head.to_string(),
+                    delete_branch: c.delete_old_branch,
+                }),
+            });
+        }
+        journal_file = Some(journal::begin(wt.common_dir(), me, items.clone())?);
+        for (p, item) in planned.into_iter().zip(items) {
             let step = (|| -> Result<(String, PathBuf)> {
                 if let Some(c) = &p.reuse {
                     reuse::claim(c, &creating)?;
                 }
                 refs::create_branch(&repo, &p.req.branch, p.base_oid, &p.req.base)?;
-                if p.reuse.is_some() {
+                let Some(name) = item.admin.clone() else {
                     return Ok((String::new(), PathBuf::new()));
-                }
-                let base_name = p
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "wt".to_owned());
-                let name = admin::free_name(wt.common_dir(), &base_name, &taken);
-                taken.push(name.clone());
+                };
                 let written = admin::write_entry(
                     wt.common_dir(),
                     &name,
@@ -143,9 +171,7 @@ pub fn create(
                 match written {
                     Ok(admin_dir) => Ok((name, admin_dir)),
                     Err(e) => {
-                        let _ = crate::remove::remove_tree(&p.path);
-                        let _ =
-                            admin::remove_entry(&admin::worktrees_dir(wt.common_dir()).join(&name));
+                        // write_entry undid its own files; the branch is ours and at its base
                         let _ = refs::delete_branch_if_at(&repo, &p.req.branch, p.base_oid);
                         Err(e)
                     }
@@ -154,7 +180,7 @@ pub fn create(
             match step {
                 Ok((name, admin_dir)) => made.push((p, name, admin_dir)),
                 Err(e) => {
-                    rollback(wt, &repo, &made);
+                    rollback(wt, &repo, &made, journal_file.as_deref());
                     return Err(e);
                 }
             }
@@ -177,7 +203,7 @@ pub fn create(
                 written.insert(*oid, n);
             }
             Err(e) => {
-                rollback(wt, &repo, &made);
+                rollback(wt, &repo, &made, journal_file.as_deref());
                 return Err(e);
             }
         }
@@ -190,7 +216,7 @@ pub fn create(
         })
         .collect();
     if let Some(pos) = results.iter().position(Result::is_err) {
-        rollback(wt, &repo, &made);
+        rollback(wt, &repo, &made, journal_file.as_deref());
         return Err(results
             .into_iter()
             .nth(pos)
@@ -199,10 +225,14 @@ pub fn create(
                 given: String::new(),
             }));
     }
+    if let Some(j) = &journal_file {
+        journal::end(j);
+    }
     results.into_iter().collect()
 }
 
 fn validate(wt: &Worktrees, repo: &Repository, reqs: Vec<CreateRequest>) -> Result<Vec<Planned>> {
+    let entries = wt.entries()?;
     let mut branches = BTreeSet::new();
     let mut paths = BTreeSet::new();
     let mut out = Vec::new();
@@ -211,18 +241,37 @@ fn validate(wt: &Worktrees, repo: &Repository, reqs: Vec<CreateRequest>) -> Resu
         if !git2::Branch::name_is_valid(&req.branch).unwrap_or(false) {
             return Err(WorktreeError::BadBranch { branch: req.branch });
         }
+        if !branches.insert(req.branch.clone()) {
+            return Err(WorktreeError::Duplicate {
+                what: "branch",
+                given: req.branch,
+            });
+        }
         if repo
             .find_branch(&req.branch, git2::BranchType::Local)
             .is_ok()
-            || !branches.insert(req.branch.clone())
         {
             return Err(WorktreeError::BranchExists { branch: req.branch });
         }
         let path = setup::inside(&wt.root, &req.dir).ok_or_else(|| WorktreeError::BadName {
             name: req.dir.display().to_string(),
         })?;
-        if path.exists() || !paths.insert(path.clone()) {
+        if !paths.insert(path.clone()) {
+            return Err(WorktreeError::Duplicate {
+                what: "worktree path",
+                given: path.display().to_string(),
+            });
+        }
+        if path.symlink_metadata().is_ok() {
             return Err(WorktreeError::PathExists { path });
+        }
+        // A stale entry whose directory is gone still claims the path: a new worktree there
+        // would later look like that entry's directory.
+        if let Some(e) = entries.iter().find(|e| e.path == path) {
+            return Err(WorktreeError::PathClaimed {
+                path,
+                name: e.name.clone(),
+            });
         }
         out.push(Planned {
             req,
@@ -308,18 +357,27 @@ fn finish(
     })
 }
 
-/// Undo fresh worktrees of a failed call: their directories, admin dirs and branches (which
-/// still point at their base, so no work is lost). Reused worktrees stay where they are,
-/// unlocked.
-fn rollback(wt: &Worktrees, repo: &Repository, made: &[(Planned, String, PathBuf)]) {
+/// Undo fresh worktrees of a failed call: their directories (proven theirs first), admin dirs
+/// and branches (which still point at their base, so no work is lost). Reused worktrees stay
+/// where they are, unlocked. The admin lock is re-entrant, so this may run while the caller
+/// holds it.
+fn rollback(
+    wt: &Worktrees,
+    repo: &Repository,
+    made: &[(Planned, String, PathBuf)],
+    journal_file: Option<&Path>,
+) {
     let _lock = admin_lock(wt.common_dir());
     for (p, _, admin_dir) in made {
         if let Some(c) = &p.reuse {
             let _ = admin::set_lock(&c.admin_dir, None);
+            let _ = refs::delete_branch_if_at(repo, &p.req.branch, p.base_oid);
             continue;
         }
-        let _ = crate::remove::remove_tree(&p.path);
-        let _ = admin::remove_entry(admin_dir);
+        let _ = crate::remove::remove_worktree(&p.path, admin_dir);
         let _ = refs::delete_branch_if_at(repo, &p.req.branch, p.base_oid);
+    }
+    if let Some(j) = journal_file {
+        journal::end(j);
     }
 }

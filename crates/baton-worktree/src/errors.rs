@@ -10,6 +10,23 @@ pub enum WorktreeError {
     UnknownBase { given: String },
     #[error("target {given:?} is not a branch or commit of this repository; pass --target REF")]
     UnknownTarget { given: String },
+    #[error(
+        "the main checkout is detached, so there is no default target; pass --target BRANCH or set [worktree] target in .config/baton.toml"
+    )]
+    DetachedMain,
+    #[error("the repository has no commits yet; make a first commit, then create worktrees")]
+    NoCommits,
+    #[error(
+        "{} is still claimed by the stale worktree entry {name}; run `baton worktree prune` first",
+        path.display()
+    )]
+    PathClaimed { path: PathBuf, name: String },
+    #[error("{} is not removed: {why}", path.display())]
+    NotOurs { path: PathBuf, why: String },
+    #[error("no stored plan and no worktree for plan {given:?}; see `baton plan list`")]
+    UnknownPlan { given: String },
+    #[error("{what} {given:?} is given twice")]
+    Duplicate { what: &'static str, given: String },
     #[error("branch {branch} already exists; pick another agent or name, or clean it up first")]
     BranchExists { branch: String },
     #[error("{} already exists; pick another name or root", path.display())]
@@ -83,6 +100,11 @@ impl WorktreeError {
         match self {
             WorktreeError::UnknownBase { .. }
             | WorktreeError::UnknownTarget { .. }
+            | WorktreeError::DetachedMain
+            | WorktreeError::NoCommits
+            | WorktreeError::Duplicate { .. }
+            | WorktreeError::UnknownPlan { .. }
+            | WorktreeError::PathClaimed { .. }
             | WorktreeError::BranchExists { .. }
             | WorktreeError::PathExists { .. }
             | WorktreeError::BadName { .. }
@@ -93,6 +115,7 @@ impl WorktreeError {
             | WorktreeError::NoSuchProcess { .. } => true,
             WorktreeError::Store(e) => e.is_bad_content(),
             WorktreeError::Git { .. }
+            | WorktreeError::NotOurs { .. }
             | WorktreeError::Io { .. }
             | WorktreeError::Setup { .. }
             | WorktreeError::RepoGit(_) => false,

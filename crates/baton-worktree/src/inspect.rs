@@ -15,6 +15,8 @@ use crate::errors::{Result, WorktreeError};
 use crate::integrated::{self, MergeState};
 use crate::process;
 use crate::repo::{Target, Worktrees};
+use crate::safety::{self, Hidden, Presence};
+use crate::setup::Includes;
 
 /// Uncommitted work in a worktree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,6 +66,20 @@ pub struct WorktreeInfo {
     /// Other worktrees that have the same branch checked out.
     pub branch_checked_out_elsewhere: Vec<PathBuf>,
     pub age_secs: Option<u64>,
+    /// baton made it (it has `baton.json`); cleanup touches only these unless `--all`.
+    pub created_by_baton: bool,
+    /// Whether the directory is still this entry's worktree, missing, or unreadable.
+    pub presence: Presence,
+    /// No commits of its own yet (its head is still its base): *new*, not merged.
+    pub fresh: bool,
+    /// What removing it would discard that `dirty` does not count.
+    pub hidden: Option<Hidden>,
+    /// Submodules whose commits live only in this worktree's module store.
+    pub submodule_losses: Vec<String>,
+    /// Commits only this worktree's HEAD reflog holds (left behind on a detached HEAD).
+    pub reflog_orphans: Vec<String>,
+    /// Processes whose working directory is inside it.
+    pub processes_inside: Vec<u32>,
     #[serde(skip)]
     pub admin_dir: Option<PathBuf>,
     #[serde(skip)]
@@ -73,6 +89,11 @@ pub struct WorktreeInfo {
 }
 
 impl WorktreeInfo {
+    /// The full ref of its branch, if on one.
+    pub fn branch_ref(&self) -> Option<String> {
+        self.branch.as_ref().map(|b| format!("refs/heads/{b}"))
+    }
+
     /// A lock baton cannot attribute to a live or dead baton owner (a person's lock).
     pub fn foreign_lock(&self) -> bool {
         self.locked && self.owner.is_none()
@@ -84,6 +105,8 @@ impl WorktreeInfo {
 pub struct Listing {
     pub target: String,
     pub target_commit: String,
+    /// The branch the target names (full ref), if it names one.
+    pub target_ref: Option<String>,
     pub worktrees: Vec<WorktreeInfo>,
 }
 
@@ -92,6 +115,8 @@ pub fn list(wt: &Worktrees, target: Option<&str>, now: SystemTime) -> Result<Lis
     let repo = wt.open()?;
     let target = wt.resolve_target(&repo, target)?;
     let entries = wt.entries()?;
+    let caches = wt.config.reuse_keep_set()?;
+    let cwds = process::working_dirs();
     let main_head = repo.head().ok();
     let main_branch = main_head
         .as_ref()
@@ -102,7 +127,7 @@ pub fn list(wt: &Worktrees, target: Option<&str>, now: SystemTime) -> Result<Lis
         .map_init(
             || wt.open(),
             |repo, entry| match repo {
-                Ok(repo) => inspect(repo, entry, &target, now),
+                Ok(repo) => inspect(repo, wt, entry, &target, &caches, &cwds, now),
                 Err(e) => Err(WorktreeError::io("open the repository for", &entry.path)(
                     std::io::Error::other(e.to_string()),
                 )),
@@ -137,6 +162,13 @@ pub fn list(wt: &Worktrees, target: Option<&str>, now: SystemTime) -> Result<Lis
         prunable: false,
         branch_checked_out_elsewhere: Vec::new(),
         age_secs: None,
+        created_by_baton: false,
+        presence: Presence::Owned,
+        fresh: false,
+        hidden: None,
+        submodule_losses: Vec::new(),
+        reflog_orphans: Vec::new(),
+        processes_inside: Vec::new(),
         admin_dir: None,
         head_oid: main_head.as_ref().and_then(|h| h.target()),
         status_error: None,
@@ -160,17 +192,23 @@ pub fn list(wt: &Worktrees, target: Option<&str>, now: SystemTime) -> Result<Lis
     Ok(Listing {
         target: target.name,
         target_commit: target.commit.to_string(),
+        target_ref: target.branch_ref,
         worktrees: infos,
     })
 }
 
 fn inspect(
     repo: &Repository,
+    wt: &Worktrees,
     entry: &Entry,
     target: &Target,
+    caches: &Includes,
+    cwds: &[(u32, PathBuf)],
     now: SystemTime,
 ) -> Result<WorktreeInfo> {
-    let exists = entry.path.join(".git").exists();
+    let presence = safety::presence(&entry.path, &entry.admin_dir);
+    let exists = presence != Presence::Missing;
+    let owned = presence == Presence::Owned;
     let (branch, head_oid) = match &entry.head {
         Head::Branch(r) => {
             let oid = repo.refname_to_id(r).ok();
@@ -182,16 +220,39 @@ fn inspect(
     let owner = entry.locked.as_deref().and_then(process::parse_lock_reason);
     let owner_alive = owner.as_ref().is_some_and(process::is_alive);
     let held = entry.locked.is_some() && (owner.is_none() || owner_alive);
-    let (dirty, status_error) = if exists {
-        match Repository::open(&entry.path).map_err(|e| e.message().to_owned()) {
-            Ok(r) => match dirty_of(&r) {
-                Ok(d) => (Some(d), None),
-                Err(e) => (None, Some(e.to_string())),
-            },
-            Err(e) => (None, Some(e)),
+    let (mut dirty, mut status_error, mut hidden, mut submodule_losses) =
+        (None, None, None, Vec::new());
+    let mut reflog_orphans = Vec::new();
+    if owned {
+        match Repository::open(&entry.path) {
+            Ok(r) => {
+                match safety::scan(&r, caches) {
+                    Ok((d, h)) => {
+                        dirty = Some(d);
+                        hidden = Some(h);
+                    }
+                    Err(e) => status_error = Some(e.message().to_owned()),
+                }
+                submodule_losses = safety::submodule_losses(&r, &entry.admin_dir, wt.common_dir());
+                reflog_orphans = not_integrated(repo, safety::reflog_orphans(&r), target.commit)
+                    .into_iter()
+                    .map(|o| o.to_string())
+                    .collect();
+            }
+            Err(e) => status_error = Some(e.message().to_owned()),
         }
-    } else {
-        (None, None)
+    }
+    let processes_inside = match std::fs::canonicalize(&entry.path) {
+        Ok(canon) if exists => cwds
+            .iter()
+            .filter(|(_, cwd)| cwd.starts_with(&canon))
+            .map(|(pid, _)| *pid)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let fresh = match (&entry.meta, head_oid) {
+        (Some(m), Some(h)) => m.base_commit == h.to_string(),
+        _ => false,
     };
     let (mut ahead, mut behind, mut merge, mut merge_detail) = (None, None, None, None);
     if let Some(h) = head_oid {
@@ -206,7 +267,12 @@ fn inspect(
     let created = entry
         .meta
         .as_ref()
-        .map(|m| SystemTime::UNIX_EPOCH + Duration::from_secs(m.created_at))
+        // a `created_at` past what the clock can hold (a hand-edited file) reads as "now"
+        .map(|m| {
+            SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_secs(m.created_at))
+                .unwrap_or(now)
+        })
         .or_else(|| {
             std::fs::metadata(&entry.admin_dir)
                 .and_then(|m| m.modified())
@@ -237,10 +303,36 @@ fn inspect(
         prunable: !exists && !held,
         branch_checked_out_elsewhere: Vec::new(),
         age_secs,
+        // baton's metadata, or baton's lock (a create killed before it wrote its metadata)
+        created_by_baton: entry.meta.is_some() || owner.is_some(),
+        presence,
+        fresh,
+        hidden,
+        submodule_losses,
+        reflog_orphans,
+        processes_inside,
         admin_dir: Some(entry.admin_dir.clone()),
         head_oid,
         status_error,
     })
+}
+
+/// The commits of `orphans` whose content is not in the target: neither integrated themselves
+/// nor an ancestor of an integrated one (a squash-merged branch's earlier commits).
+fn not_integrated(repo: &Repository, orphans: Vec<Oid>, target: Oid) -> Vec<Oid> {
+    let integrated: Vec<Oid> = orphans
+        .iter()
+        .copied()
+        .filter(|&c| integrated::classify(repo, c, target).is_ok_and(|v| v.state.is_integrated()))
+        .collect();
+    orphans
+        .into_iter()
+        .filter(|&c| {
+            !integrated
+                .iter()
+                .any(|&i| i == c || repo.graph_descendant_of(i, c).unwrap_or(false))
+        })
+        .collect()
 }
 
 /// Count uncommitted changes of the worktree `repo` is open on.

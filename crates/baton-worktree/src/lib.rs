@@ -19,6 +19,7 @@ pub mod decide;
 mod errors;
 mod inspect;
 mod integrated;
+pub mod journal;
 mod lock;
 mod owner;
 pub mod process;
@@ -27,6 +28,7 @@ mod refs;
 mod remove;
 mod repo;
 mod reuse;
+pub mod safety;
 mod setup;
 
 pub use cleanup::{Action, ActionKind, CleanupOptions, CleanupReport, Kept, cleanup};

@@ -27,6 +27,20 @@ fn parse_stat(stat: &str) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// The working directory of every process this user can see (Linux `/proc/*/cwd`), except
+/// this process. Processes whose cwd cannot be read (another user's) are left out.
+pub fn working_dirs() -> Vec<(u32, std::path::PathBuf)> {
+    let me = std::process::id();
+    let Ok(read) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    read.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter_map(|pid| Some((pid, std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?)))
+        .collect()
+}
+
 /// Is the process still the one recorded: same pid, same start time, not exited?
 pub fn is_alive(owner: &ProcessRef) -> bool {
     process_ref(owner.pid).is_some_and(|now| now.start_time == owner.start_time)
@@ -75,6 +89,23 @@ mod tests {
             start_time: me.start_time + 1,
         };
         assert!(!is_alive(&reused));
+    }
+
+    #[test]
+    fn a_child_working_in_a_directory_is_seen_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let here = std::fs::canonicalize(dir.path()).expect("canonical");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&here)
+            .spawn()
+            .expect("spawn sleep");
+        let seen = working_dirs()
+            .into_iter()
+            .any(|(pid, cwd)| pid == child.id() && cwd == here);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen, "sleep {} not seen in {}", child.id(), here.display());
     }
 
     #[test]

@@ -65,12 +65,28 @@ pub fn delete_branch_if_at(repo: &Repository, name: &str, at: Oid) -> Result<boo
 
 /// Is `commit` reachable from some branch or tag other than those in `except` (full names)?
 pub fn reachable_from_refs(repo: &Repository, commit: Oid, except: &[String]) -> Result<bool> {
+    reachable_from(repo, commit, except, false)
+}
+
+/// Like [`reachable_from_refs`], remote-tracking branches included.
+pub fn reachable_from_any_ref(repo: &Repository, commit: Oid, except: &[String]) -> Result<bool> {
+    reachable_from(repo, commit, except, true)
+}
+
+fn reachable_from(
+    repo: &Repository,
+    commit: Oid,
+    except: &[String],
+    remotes: bool,
+) -> Result<bool> {
     let refs = repo
         .references()
         .map_err(WorktreeError::git("list references"))?;
     for r in refs.flatten() {
         let Some(name) = r.name() else { continue };
-        if !(name.starts_with("refs/heads/") || name.starts_with("refs/tags/"))
+        if !(name.starts_with("refs/heads/")
+            || name.starts_with("refs/tags/")
+            || (remotes && name.starts_with("refs/remotes/")))
             || except.iter().any(|e| e == name)
         {
             continue;

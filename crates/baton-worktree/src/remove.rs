@@ -9,12 +9,24 @@ use rayon::prelude::*;
 
 use crate::admin;
 use crate::errors::{Result, WorktreeError};
+use crate::safety::{self, Presence};
 
 /// Suffix of directories being deleted.
 pub const TRASH_SUFFIX: &str = ".baton-removing";
 
-/// Remove the worktree at `path` whose admin dir is `admin_dir`.
+/// Remove the worktree at `path` whose admin dir is `admin_dir`, after proving that `path`
+/// is still that entry's worktree (its `.git` points back to `admin_dir`): a directory an
+/// agent turned into a repository of its own, or a path a newer worktree reuses, is refused.
 pub fn remove_worktree(path: &Path, admin_dir: &Path) -> Result<()> {
+    match safety::presence(path, admin_dir) {
+        Presence::Owned | Presence::Missing => {}
+        Presence::Unreadable(why) | Presence::Foreign(why) => {
+            return Err(WorktreeError::NotOurs {
+                path: path.to_owned(),
+                why,
+            });
+        }
+    }
     let trash = trash_path(path);
     let doomed = match std::fs::rename(path, &trash) {
         Ok(()) => trash,

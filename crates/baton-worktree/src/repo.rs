@@ -21,11 +21,14 @@ pub struct Worktrees {
     pub root: PathBuf,
 }
 
-/// A resolved target branch: the name as given and its commit.
+/// A resolved target: the name as given, its commit, and the branch it names, if it names one
+/// (`main`, `heads/main`, `refs/heads/main` all name `refs/heads/main`; `main~0` or a sha name
+/// only a commit). Branches are compared by full ref name, never by the string given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub name: String,
     pub commit: Oid,
+    pub branch_ref: Option<String>,
 }
 
 impl Worktrees {
@@ -63,35 +66,61 @@ impl Worktrees {
         repo.revparse_single(given)
             .and_then(|o| o.peel_to_commit())
             .map(|c| c.id())
-            .map_err(|_| WorktreeError::UnknownBase {
-                given: given.to_owned(),
+            .map_err(|_| {
+                if repo.is_empty().unwrap_or(false) {
+                    WorktreeError::NoCommits
+                } else {
+                    WorktreeError::UnknownBase {
+                        given: given.to_owned(),
+                    }
+                }
             })
     }
 
     /// The branch work must reach: `given`, else the config's target, else the branch checked
-    /// out in the main checkout (or its detached commit).
+    /// out in the main checkout. A detached or unborn main checkout is no default: the user
+    /// must say which branch counts.
     pub fn resolve_target(&self, repo: &Repository, given: Option<&str>) -> Result<Target> {
         let name = match given.or(self.config.target.as_deref()) {
             Some(n) => n.to_owned(),
             None => {
-                let head = repo
-                    .head()
-                    .map_err(WorktreeError::git("read HEAD of the main checkout"))?;
-                if head.is_branch() {
-                    head.shorthand().unwrap_or("HEAD").to_owned()
-                } else {
-                    "HEAD".to_owned()
+                if repo.head_detached().unwrap_or(false) {
+                    return Err(WorktreeError::DetachedMain);
                 }
+                let head = repo.head().map_err(|e| match e.code() {
+                    git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound => {
+                        WorktreeError::NoCommits
+                    }
+                    _ => WorktreeError::git("read HEAD of the main checkout")(e),
+                })?;
+                head.shorthand().unwrap_or("HEAD").to_owned()
             }
         };
         let commit = repo
             .revparse_single(&name)
             .and_then(|o| o.peel_to_commit())
             .map(|c| c.id())
-            .map_err(|_| WorktreeError::UnknownTarget {
-                given: name.clone(),
+            .map_err(|_| {
+                if repo.is_empty().unwrap_or(false) {
+                    WorktreeError::NoCommits
+                } else {
+                    WorktreeError::UnknownTarget {
+                        given: name.clone(),
+                    }
+                }
             })?;
-        Ok(Target { name, commit })
+        // symbolic refs (`HEAD`) are followed to the branch they name
+        let branch_ref = repo
+            .resolve_reference_from_short_name(&name)
+            .and_then(|r| r.resolve())
+            .ok()
+            .and_then(|r| r.name().map(str::to_owned))
+            .filter(|n| n.starts_with("refs/heads/"));
+        Ok(Target {
+            name,
+            commit,
+            branch_ref,
+        })
     }
 
     /// The linked worktree a user named: by admin name, by path, or by branch.

@@ -1,8 +1,8 @@
 //! The pool: a finished agent's worktree (baton-made, clean, integrated, no live owner — what
 //! cleanup would remove) is reused for the next agent instead of a fresh checkout. It moves to
 //! the new branch and base with a checkout of the new tree against its current index, so only
-//! the files that differ are rewritten and ignored files (`target/`, `node_modules/`) stay
-//! warm; then its directory and admin dir are renamed for the new agent, and its old branch
+//! the files that differ are rewritten and the build caches `[worktree] reuse_keep` names
+//! (`target/`, `node_modules/`) stay warm while every other ignored file is deleted; then its directory and admin dir are renamed for the new agent, and its old branch
 //! is deleted (it was integrated).
 
 use std::path::{Path, PathBuf};
@@ -46,11 +46,13 @@ pub fn candidates(wt: &Worktrees, target: Option<&str>, now: SystemTime) -> Resu
     let listing = inspect::list(wt, target, now)?;
     let rules = Rules {
         target: listing.target.clone(),
+        target_ref: listing.target_ref.clone(),
+        min_age: Some(wt.config.min_age.0),
         ..Rules::default()
     };
     let mut out = Vec::new();
     for info in &listing.worktrees {
-        if info.main || !info.exists || info.base.is_none() {
+        if info.main || !info.created_by_baton {
             continue;
         }
         let (Some(head), Some(admin_dir), Some(name)) =
@@ -61,7 +63,7 @@ pub fn candidates(wt: &Worktrees, target: Option<&str>, now: SystemTime) -> Resu
         if let Decision::Remove {
             branch_kept,
             detached,
-        } = decide::decide(info, &rules, || false)
+        } = decide::decide(info, &rules, false, || false)
         {
             out.push(Candidate {
                 name: name.clone(),
@@ -108,6 +110,7 @@ pub fn switch(
     base: Oid,
 ) -> Result<Moved> {
     let files_written = checkout_branch(&c.path, new_branch, base)?;
+    scrub(&c.path, &wt.config.reuse_keep_set()?)?;
     let _lock = admin_lock(wt.common_dir())?;
     let (name, admin_dir) = relocate(wt, c, new_path)?;
     let mut deleted_branch = None;
@@ -129,6 +132,35 @@ pub fn switch(
         files_written,
         deleted_branch,
     })
+}
+
+/// Delete every ignored or untracked file of the previous agent except the build caches the
+/// config names (`[worktree] reuse_keep`): a `.env`, notes or secrets never reach an agent of
+/// another plan.
+fn scrub(path: &Path, keep: &crate::setup::Includes) -> Result<()> {
+    let repo =
+        Repository::open(path).map_err(WorktreeError::git(format!("open {}", path.display())))?;
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(false)
+        .include_ignored(true)
+        .recurse_ignored_dirs(false)
+        .exclude_submodules(true);
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .map_err(WorktreeError::git(format!(
+            "list ignored files of {}",
+            path.display()
+        )))?;
+    for s in statuses.iter() {
+        let st = s.status();
+        let leftover = st.contains(git2::Status::IGNORED) || st.contains(git2::Status::WT_NEW);
+        let Some(rel) = s.path() else { continue };
+        if leftover && !keep.is_match(rel) {
+            crate::remove::remove_tree(&path.join(rel.trim_end_matches('/')))?;
+        }
+    }
+    Ok(())
 }
 
 /// Check out `base` in the worktree at `path` (safe mode: only files that differ from the index
@@ -182,11 +214,15 @@ fn relocate(wt: &Worktrees, c: &Candidate, new_path: &Path) -> Result<(String, P
         std::fs::rename(&c.admin_dir, &admin_dir)
             .map_err(WorktreeError::io("move", &c.admin_dir))?;
     }
-    let gitdir = admin_dir.join("gitdir");
-    std::fs::write(&gitdir, format!("{}\n", new_path.join(".git").display()))
-        .map_err(WorktreeError::io("write", gitdir))?;
-    let dotgit = new_path.join(".git");
-    std::fs::write(&dotgit, format!("gitdir: {}\n", admin_dir.display()))
-        .map_err(WorktreeError::io("write", dotgit))?;
+    // Atomic rewrites: a kill between them leaves each file old or new, never half written,
+    // so the next command can still prove which directory is whose.
+    baton_store::write_atomic(
+        &admin_dir.join("gitdir"),
+        format!("{}\n", new_path.join(".git").display()).as_bytes(),
+    )?;
+    baton_store::write_atomic(
+        &new_path.join(".git"),
+        format!("gitdir: {}\n", admin_dir.display()).as_bytes(),
+    )?;
     Ok((name, admin_dir))
 }

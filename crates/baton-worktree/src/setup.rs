@@ -41,8 +41,13 @@ impl Includes {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(WorktreeError::io("read", file)(e)),
         }
+        Includes::compile(&patterns)
+    }
+
+    /// Compile `(source file, pattern)` pairs.
+    pub fn compile(patterns: &[(String, String)]) -> Result<Includes> {
         let mut builder = GlobSetBuilder::new();
-        for (source_file, pattern) in &patterns {
+        for (source_file, pattern) in patterns {
             let bad = |message: String| WorktreeError::BadPattern {
                 source_file: source_file.clone(),
                 pattern: pattern.clone(),
@@ -76,6 +81,11 @@ impl Includes {
 
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Does the relative, `/`-separated `path` (a trailing `/` is ignored) match a pattern?
+    pub fn is_match(&self, path: &str) -> bool {
+        self.set.is_match(path.trim_end_matches('/'))
     }
 
     /// Untracked and ignored paths of the main checkout that match (relative, `/`-separated;

@@ -132,7 +132,12 @@ fn parse_since(s: &str, now: SystemTime) -> CliResult<SystemTime> {
         return Ok(t);
     }
     if let Ok(d) = humantime::parse_duration(s) {
-        return Ok(now.checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH));
+        // An age reaching back before 1970 means "everything": clamp to the epoch, which is
+        // also the earliest time the summaries can print (21000d used to panic there).
+        return Ok(now
+            .checked_sub(d)
+            .filter(|t| *t >= SystemTime::UNIX_EPOCH)
+            .unwrap_or(SystemTime::UNIX_EPOCH));
     }
     Err(CliError::input(format!(
         "--since {s:?}: use RFC 3339 (2026-01-01T00:00:00Z), a date (2026-01-01) or an age (24h, 7d)"

@@ -1,11 +1,12 @@
 //! `baton worktree create|list|cleanup|prune|lock|unlock`: the CLI face of `baton-worktree`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use baton_plan::duration::HumanDuration;
 use baton_plan::store as plan_store;
-use baton_plan::{AgentId, PlanId};
+use baton_plan::{AgentId, Execution, PlanId, Status};
 use baton_report::exit;
 use baton_worktree::{
     ActionKind, CleanupOptions, CreateOptions, CreateRequest, Worktrees, process,
@@ -26,7 +27,10 @@ pub enum WorktreeCommand {
     Create(CreateArgs),
     /// Every worktree: branch, head, dirty, ahead/behind, merged state, lock, owner, age.
     List(ListArgs),
-    /// Remove worktrees whose work is integrated; keep (and say why) everything else.
+    /// Remove worktrees baton made whose work is integrated (merging them into the target
+    /// changes nothing); keep, and say why, everything else. The debris of interrupted creates
+    /// is rolled back. --json names what each removal discards (ignored files as a count and a
+    /// sample, nested repositories, hidden edits); --dry-run says all of it and changes nothing.
     Cleanup(CleanupArgs),
     /// Remove the administrative entries of worktrees whose directory is gone.
     Prune(PruneArgs),
@@ -81,13 +85,22 @@ pub struct CleanupArgs {
     /// Show what would be done, do nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Also remove dirty, unmerged and person-locked worktrees (unmerged branches are still kept;
-    /// worktrees of live owners are still kept).
+    /// Also remove dirty, unmerged, new and person-locked worktrees (unmerged branches are still
+    /// kept; worktrees of live owners, of live executions, with a process inside, unreadable,
+    /// not proven theirs, or holding submodule commits found nowhere else are still kept).
     #[arg(long)]
     force: bool,
     /// Only worktrees older than this (e.g. 2h, 1d).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     older_than: Option<HumanDuration>,
+    /// Keep *new* worktrees (no commits of their own yet) younger than this, unless --force
+    /// (default: [worktree] min_age, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    min_age: Option<HumanDuration>,
+    /// Also worktrees baton did not make (plain `git worktree add`); by default they are
+    /// listed as kept and left alone.
+    #[arg(long)]
+    all: bool,
     /// Only worktrees made for this plan.
     #[arg(long, value_name = "ID")]
     plan: Option<String>,
@@ -213,8 +226,14 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
             }
             Err(e) => return Err(e.into()),
         };
+        let mut seen = BTreeSet::new();
         for agent in agents {
             AgentId::new(agent.clone()).map_err(|e| CliError::input(e.to_string()))?;
+            if !seen.insert(agent.clone()) {
+                return Err(CliError::input(format!(
+                    "--agent {agent} is given twice; name each agent once"
+                )));
+            }
             reqs.push(CreateRequest {
                 dir: PathBuf::from(plan_id.as_str()).join(&agent),
                 branch: wt.config.agent_branch(plan_id.as_str(), &agent),
@@ -231,6 +250,15 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
         ),
         None => None,
     };
+    // Debris of creates that were killed: rolled back (or forward) first, and said so.
+    for d in baton_worktree::journal::recover(wt, false)? {
+        for step in &d.steps {
+            ctx.note(format!(
+                "interrupted create ({}): {step}",
+                d.journal.display()
+            ));
+        }
+    }
     let progress = crate::progress::Counter::new(ctx, "checking out", "files");
     let opts = CreateOptions {
         owner,
@@ -269,16 +297,56 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
     Ok(exit::OK)
 }
 
+/// (plan, agent) pairs that an unfinished execution lists as pending or running.
+fn active_agents(ctx: &Ctx) -> CliResult<BTreeSet<(String, String)>> {
+    let dir = ctx.state_dir()?;
+    let mut out = BTreeSet::new();
+    let Ok(read) = std::fs::read_dir(dir.executions_dir()) else {
+        return Ok(out);
+    };
+    for e in read.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let exec: Execution = baton_store::read_json(&path)?;
+        if exec.status.is_finished() {
+            continue;
+        }
+        for b in &exec.batches {
+            for ag in &b.agents {
+                if matches!(ag.status, Status::Pending | Status::Running) {
+                    out.insert((exec.plan_id.to_string(), ag.id.as_str().to_owned()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
     let nothing = nothing_to_clean(&a);
+    // A plan given by a unique prefix or `latest` resolves to its stored id; an id that is not
+    // stored is still fine if worktrees were made for it (the library checks that).
+    let (plan, plan_stored) = match &a.plan {
+        None => (None, false),
+        Some(given) => match plan_store::resolve_plan_id(&ctx.state_dir()?, given) {
+            Ok(id) => (Some(id.to_string()), true),
+            Err(_) => (Some(given.clone()), false),
+        },
+    };
     let opts = CleanupOptions {
         force: a.force,
         dry_run: a.dry_run,
         older_than: a.older_than.map(|d| d.0),
         keep_branches: a.keep_branches,
         only: a.worktrees,
-        plan: a.plan,
+        plan,
+        plan_stored,
         target: a.target,
+        all: a.all,
+        min_age: Some(a.min_age.unwrap_or(wt.config.min_age).0),
+        active_agents: active_agents(ctx)?,
     };
     let report = baton_worktree::cleanup(wt, &opts, SystemTime::now())?;
     let code = if report.refused {
@@ -325,11 +393,27 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
             .as_deref()
             .map(|e| format!(" — FAILED: {e}"))
             .unwrap_or_default();
+        let recovered = if act.recovered_refs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; keep commits only it held as {}",
+                act.recovered_refs.join(", ")
+            )
+        };
         ctx.say(format!(
-            "{would}{verb} {} ({}){merged}{discards}{branch}{stale}{fail}",
+            "{would}{verb} {} ({}){merged}{discards}{branch}{recovered}{stale}{fail}",
             act.name,
             act.path.display()
         ));
+        for line in discard_lines(act) {
+            ctx.say(format!("    {would}discard {line}"));
+        }
+    }
+    for d in &report.debris {
+        for step in &d.steps {
+            ctx.say(format!("{would}{step} ({})", d.journal.display()));
+        }
     }
     for k in &report.kept {
         let line = format!("keep {} ({}): {}", k.name, k.path.display(), k.message);
@@ -344,6 +428,9 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
     }
     if report.actions.is_empty() && report.kept.is_empty() && report.swept.is_empty() {
         ctx.say(nothing);
+    }
+    if report.scope == "all" {
+        ctx.note("--all: worktrees baton did not make were included");
     }
     if report.refused {
         ctx.warn("some worktrees you named were kept or could not be removed");
@@ -363,6 +450,41 @@ fn nothing_to_clean(a: &CleanupArgs) -> String {
     line
 }
 
+/// What removing a worktree throws away, one line per kind.
+fn discard_lines(act: &baton_worktree::Action) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(d) = act.dirty {
+        if d.modified > 0 {
+            out.push(format!("{} uncommitted change(s)", d.modified));
+        }
+        if d.untracked > 0 {
+            out.push(format!("{} untracked file(s)", d.untracked));
+        }
+    }
+    if let Some(h) = &act.hidden {
+        if h.ignored > 0 {
+            out.push(format!(
+                "{} ignored file(s), e.g. {}",
+                h.ignored,
+                h.ignored_sample.join(", ")
+            ));
+        }
+        if !h.nested_repos.is_empty() {
+            out.push(format!("nested repositories {}", h.nested_repos.join(", ")));
+        }
+        if !h.hidden_edits.is_empty() {
+            out.push(format!(
+                "edits hidden by assume-unchanged/skip-worktree in {}",
+                h.hidden_edits.join(", ")
+            ));
+        }
+        if !h.caches.is_empty() {
+            out.push(format!("build caches {}", h.caches.join(", ")));
+        }
+    }
+    out
+}
+
 fn prune(ctx: &Ctx, wt: &Worktrees, a: PruneArgs) -> CliResult {
     let report = baton_worktree::prune(wt, a.dry_run)?;
     if ctx.json {
@@ -371,7 +493,16 @@ fn prune(ctx: &Ctx, wt: &Worktrees, a: PruneArgs) -> CliResult {
     }
     let would = if a.dry_run { "would prune" } else { "pruned" };
     for p in &report.pruned {
-        ctx.say(format!("{would} {} ({} is gone)", p.name, p.path.display()));
+        let recovered = p
+            .recovered_ref
+            .as_deref()
+            .map(|r| format!("; its head is kept as {r}"))
+            .unwrap_or_default();
+        ctx.say(format!(
+            "{would} {} ({} is gone){recovered}",
+            p.name,
+            p.path.display()
+        ));
     }
     for p in &report.held {
         ctx.say(format!(
@@ -380,7 +511,14 @@ fn prune(ctx: &Ctx, wt: &Worktrees, a: PruneArgs) -> CliResult {
             p.path.display()
         ));
     }
-    if report.pruned.is_empty() && report.held.is_empty() {
+    for p in &report.unreadable {
+        let why = p.reason.as_deref().unwrap_or("cannot be read");
+        ctx.say(format!(
+            "kept {} ({why}: unreadable is not missing)",
+            p.name
+        ));
+    }
+    if report.pruned.is_empty() && report.held.is_empty() && report.unreadable.is_empty() {
         ctx.say("nothing to prune");
     }
     Ok(exit::OK)

@@ -1,0 +1,336 @@
+//! Class 6 of issue 8: creates that fail or are killed never hang and never leave debris the
+//! next `create --plan` or `cleanup` cannot handle. Failing creates roll back without waiting
+//! on their own lock; a SIGKILL at a random moment (fixed seed) of `create --plan` with 8
+//! agents and of `create --reuse` is followed by a check that the repository is sound.
+//!
+//! `BATON_SIGKILL_ITERATIONS` (default 50) sets how many kills each test makes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+use baton_tests::{TestRepo, write_file};
+
+use crate::support::{BATON, baton};
+use crate::worktree_support::*;
+
+const PLAN: &str = "OP-20260101-000000-0000abcd";
+
+/// Wait for `child` at most `limit`; a create that outlives it is a hang.
+fn wait_or_hang(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} hung for {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn spawn(repo: &TestRepo, args: &[&str]) -> Child {
+    repo.command(BATON, repo.path())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn baton")
+}
+
+fn agents(n: usize) -> Vec<String> {
+    (1..=n)
+        .flat_map(|i| ["--agent".to_owned(), format!("a{i}")])
+        .collect()
+}
+
+fn create_plan_args(plan: &str, n: usize, reuse: bool) -> Vec<String> {
+    let mut args: Vec<String> = ["--json", "worktree", "create", "--plan", plan]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.extend(agents(n));
+    if reuse {
+        args.push("--reuse".to_owned());
+    }
+    args
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Nothing of baton's is left: no linked worktree, no `baton/` branch, no journal, nothing
+/// under the worktree root but empty directories.
+#[track_caller]
+fn assert_clean_slate(repo: &TestRepo) {
+    assert_eq!(git_worktrees(repo).len(), 1, "{:?}", git_worktrees(repo));
+    assert_eq!(repo.git(&["for-each-ref", "refs/heads/baton/"]), "");
+    let journal =
+        PathBuf::from(repo.git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]))
+            .join("baton-journal");
+    let left = std::fs::read_dir(&journal).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(left, 0, "journal records left in {}", journal.display());
+    assert_eq!(repo.git(&["worktree", "prune", "-n", "-v"]), "");
+}
+
+#[test]
+fn a_create_that_fails_rolls_back_and_does_not_deadlock() {
+    let repo = TestRepo::new();
+    // a root that cannot be created: its parent is a file
+    let blocker = repo.scratch("x").join("blocker");
+    std::fs::write(&blocker, "a file\n").unwrap();
+    repo.write(
+        ".config/baton.toml",
+        &format!("[worktree]\nroot = {:?}\n", blocker.join("root")),
+    );
+    let args = create_plan_args(PLAN, 2, false);
+    let mut child = spawn(&repo, &strs(&args));
+    let status = wait_or_hang(&mut child, Duration::from_secs(30), "a failing create");
+    assert_eq!(status.code(), Some(3));
+    assert_clean_slate(&repo);
+    // the lock was released: the next create and cleanup run
+    std::fs::remove_file(repo.path().join(".config/baton.toml")).unwrap();
+    baton(&repo, &strs(&args)).expect_code(0);
+    baton(&repo, &["worktree", "cleanup", "--force"]).expect_code(0);
+    assert_clean_slate(&repo);
+}
+
+#[test]
+fn concurrent_creates_of_one_plan_one_wins_and_none_hangs() {
+    let repo = TestRepo::new();
+    let args = create_plan_args(PLAN, 3, false);
+    let mut children: Vec<Child> = (0..4).map(|_| spawn(&repo, &strs(&args))).collect();
+    let codes: Vec<Option<i32>> = children
+        .iter_mut()
+        .map(|c| wait_or_hang(c, Duration::from_secs(60), "a concurrent create").code())
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    assert!(codes.iter().all(|c| matches!(c, Some(0 | 2))), "{codes:?}");
+    assert_all_valid(&repo, 3);
+    baton(&repo, &["worktree", "cleanup", "--force"]).expect_code(0);
+    assert_clean_slate(&repo);
+}
+
+fn iterations() -> u64 {
+    std::env::var("BATON_SIGKILL_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
+/// A fixed-seed generator (numerical recipes' LCG): the same kill moments every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+/// Run `args` and SIGKILL it after a random delay below `window`.
+fn kill_at_random(repo: &TestRepo, args: &[String], rng: &mut Lcg, window: Duration) {
+    let mut child = spawn(repo, &strs(args));
+    let micros = rng.below(window.as_micros() as u64);
+    std::thread::sleep(Duration::from_micros(micros));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// How long one full run of `args` takes (the kill window).
+fn duration_of(repo: &TestRepo, args: &[String]) -> Duration {
+    let start = Instant::now();
+    baton(repo, &strs(args)).expect_code(0);
+    start.elapsed()
+}
+
+/// After a kill: the same create again either succeeds or (if the killed one had finished
+/// some worktrees) refuses with exit 2 while those are complete; cleanup then leaves a clean
+/// slate.
+/// `check` then looks at the worktrees the plan has.
+#[track_caller]
+fn recovers(repo: &TestRepo, args: &[String], n: usize, check: &dyn Fn(&TestRepo)) {
+    let again = baton(repo, &strs(args));
+    match again.code {
+        0 => {}
+        2 => assert!(again.stderr.contains("already exists"), "{}", again.stderr),
+        other => panic!("create after a kill exited {other}: {}", again.stderr),
+    }
+    // Every worktree of the plan is registered and complete (git would not prune it): all of
+    // them after a successful run; after a refusal, those the killed run had finished (it is
+    // rolled forward item by item, and back for the rest).
+    let listed = git_worktrees(repo);
+    if again.code == 0 {
+        assert_eq!(listed.len(), n + 1, "{listed:?}");
+    } else {
+        assert!(
+            (2..=n + 1).contains(&listed.len()),
+            "{listed:?}\n{}\n{}",
+            again.stderr,
+            baton(repo, &["--json", "worktree", "cleanup", "--dry-run"]).stdout
+        );
+    }
+    assert!(
+        listed.iter().all(|(_, head)| !head.contains("prunable")),
+        "{listed:?}"
+    );
+    check(repo);
+    let report = baton(
+        repo,
+        &[
+            "--json",
+            "worktree",
+            "cleanup",
+            "--force",
+            "--min-age",
+            "0s",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(report["kept"], serde_json::json!([]), "{report:#}");
+    assert_clean_slate(repo);
+}
+
+#[test]
+fn sigkill_at_any_moment_of_create_plan_leaves_nothing_the_next_run_cannot_handle() {
+    let repo = TestRepo::new();
+    let args = create_plan_args(PLAN, 8, false);
+    let window = duration_of(&repo, &args).mul_f64(1.2);
+    baton(&repo, &["worktree", "cleanup", "--force"]).expect_code(0);
+    let mut rng = Lcg(8);
+    for _ in 0..iterations() {
+        kill_at_random(&repo, &args, &mut rng, window);
+        recovers(&repo, &args, 8, &|_| {});
+    }
+    repo.git(&["fsck", "--no-progress", "--strict"]);
+}
+
+#[test]
+fn sigkill_at_any_moment_of_create_reuse_leaves_nothing_the_next_run_cannot_handle() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "target/\n.env\n");
+    repo.commit_all("ignore");
+    // new worktrees are reusable at once
+    repo.write(".config/baton.toml", "[worktree]\nmin_age = \"0s\"\n");
+    repo.write(".git/info/exclude", "/.config/\n");
+    let donor = |i: u64| {
+        let plan = format!("OP-20260101-000000-{i:08x}");
+        let out = baton(
+            &repo,
+            &[
+                "--json", "worktree", "create", "--plan", &plan, "--agent", "d",
+            ],
+        )
+        .expect_code(0)
+        .json();
+        let p = PathBuf::from(out["created"][0]["path"].as_str().unwrap());
+        write_file(&p, ".env", "SECRET=donor\n");
+        write_file(&p, "target/cache", "warm\n");
+    };
+    let args = create_plan_args(PLAN, 1, true);
+    donor(0);
+    let window = duration_of(&repo, &args).mul_f64(1.2);
+    baton(&repo, &["worktree", "cleanup", "--force"]).expect_code(0);
+    let mut rng = Lcg(1);
+    for i in 1..=iterations() {
+        donor(i);
+        kill_at_random(&repo, &args, &mut rng, window);
+        recovers(&repo, &args, 1, &secrets_never_travel);
+    }
+    repo.git(&["fsck", "--no-progress", "--strict"]);
+}
+
+/// The plan's worktree (made fresh or from the donor) never holds the donor's `.env`.
+fn secrets_never_travel(repo: &TestRepo) {
+    let root = root(repo).join(PLAN).join("a1");
+    assert!(root.join(".git").is_file(), "{} exists", root.display());
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        let Ok(read) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in read.flatten() {
+            let p = e.path();
+            assert_ne!(e.file_name(), ".env", "{} leaked", p.display());
+            if e.file_type().is_ok_and(|t| t.is_dir()) && !is_git_dir(&p) {
+                stack.push(p);
+            }
+        }
+    }
+}
+
+fn is_git_dir(p: &Path) -> bool {
+    p.file_name().is_some_and(|n| n == ".git")
+}
+
+/// Cleanup lists the debris of a create killed mid-way (`--dry-run` changes nothing) and then
+/// removes it: a branch at its base, an admin dir cut short before `gitdir`, a directory with
+/// half a `.git` file.
+#[test]
+fn cleanup_lists_then_removes_the_debris_of_a_killed_create() {
+    let repo = TestRepo::new();
+    let base = repo.git(&["rev-parse", "main"]);
+    let branch = format!("baton/{PLAN}/a1");
+    repo.git(&["branch", &branch, "main"]);
+    let common = repo.path().join(".git");
+    // pid 4294967295 cannot exist: the creator is gone
+    let dead = "baton owner pid=4294967295 start=1";
+    let admin = common.join("worktrees/a1");
+    write_file(&admin, "locked", &format!("{dead}\n"));
+    write_file(&admin, "commondir", "../..\n");
+    write_file(&admin, "HEAD", &format!("ref: refs/heads/{branch}\n"));
+    let path = root(&repo).join(PLAN).join("a1");
+    // the checkout was cut short: the entry is complete, its files are not
+    write_file(
+        &admin,
+        "gitdir",
+        &format!("{}\n", path.join(".git").display()),
+    );
+    write_file(&path, ".git", &format!("gitdir: {}\n", admin.display()));
+    let journal = serde_json::json!({
+        "schema_version": 1,
+        "owner": {"pid": 4294967295u32, "start_time": 1},
+        "items": [{
+            "branch": branch, "base_commit": base, "path": path,
+            "plan": PLAN, "agent": "a1", "admin": "a1"
+        }]
+    });
+    let record = common.join("baton-journal/4294967295-1.json");
+    write_file(
+        record.parent().unwrap(),
+        "4294967295-1.json",
+        &journal.to_string(),
+    );
+
+    let dry = baton(&repo, &["--json", "worktree", "cleanup", "--dry-run"])
+        .expect_code(0)
+        .json();
+    let steps = dry["debris"][0]["steps"].to_string();
+    for what in ["remove", "admin dir", "delete branch"] {
+        assert!(steps.contains(what), "{what} missing from {steps}");
+    }
+    assert!(record.exists() && admin.exists() && path.exists());
+    assert!(branch_exists(&repo, &branch));
+
+    let real = baton(&repo, &["--json", "worktree", "cleanup"])
+        .expect_code(0)
+        .json();
+    assert_eq!(real["debris"][0]["steps"], dry["debris"][0]["steps"]);
+    assert_eq!(outcome(&real), outcome(&dry));
+    assert!(!record.exists() && !admin.exists() && !path.exists());
+    assert_clean_slate(&repo);
+    // and the plan can be created again
+    baton(&repo, &strs(&create_plan_args(PLAN, 1, false))).expect_code(0);
+}

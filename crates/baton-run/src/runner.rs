@@ -174,7 +174,11 @@ pub struct Runner {
     bases: BTreeMap<BatchId, Option<String>>,
     epoch: Instant,
     last: Decision,
+    /// Transitions applied in memory, written with the next persisted one (group commit).
+    pending: Vec<Pending>,
 }
+
+type Pending = Box<dyn Fn(&mut Execution, &str) -> Result<(), TransitionError>>;
 
 fn first_output_of(plan: &Plan, agent: &AgentId) -> Option<Duration> {
     let (_, a) = plan.agent(agent)?;
@@ -239,6 +243,7 @@ impl Runner {
             bases: BTreeMap::new(),
             epoch: Instant::now(),
             last: Decision::default(),
+            pending: Vec::new(),
         })
     }
 
@@ -250,13 +255,39 @@ impl Runner {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// Persist `f` (after any deferred transitions) and take the state it leaves.
     fn update<T>(
         &mut self,
         f: impl FnOnce(&mut Execution, &str) -> Result<T, TransitionError>,
     ) -> Result<T, RunError> {
-        let (exec, value) = self.tracker.update(f)?;
+        let pending = std::mem::take(&mut self.pending);
+        let (exec, value) = self.tracker.update(|e, now| {
+            for p in &pending {
+                p(e, now)?;
+            }
+            f(e, now)
+        })?;
         self.exec = exec;
         Ok(value)
+    }
+
+    /// Apply a transition now in memory; it is written with the next persisted transition,
+    /// and in any case before the runner waits for anything.
+    fn defer(&mut self, f: Pending) -> Result<(), RunError> {
+        let now = baton_plan::ids::rfc3339_now(SystemTime::now());
+        f(&mut self.exec, &now).map_err(|source| TrackError::Transition {
+            path: self.tracker.path().to_path_buf(),
+            source,
+        })?;
+        self.pending.push(f);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), RunError> {
+        if !self.pending.is_empty() {
+            self.update(|_, _| Ok(()))?;
+        }
+        Ok(())
     }
 
     /// Run until every batch is finished, or launching stopped and nothing runs any more.
@@ -285,6 +316,8 @@ impl Runner {
         self.adopt_running(observe)?;
         loop {
             self.drive(observe)?;
+            // nothing waits on a state that is not on disk
+            self.flush()?;
             if self.live.is_empty() && !self.worth_waiting() {
                 break;
             }
@@ -846,12 +879,17 @@ impl Runner {
         if concluded.is_empty() {
             return Ok(());
         }
-        self.update(|e, now| {
-            for c in &concluded {
-                e.record_agent_result(&c.key.batch, &c.key.agent, c.status, c.result.clone(), now)?;
+        // recorded with the next write: the starts of the agents that take their slots
+        let records: Vec<(AttemptKey, Status, AgentResult)> = concluded
+            .iter()
+            .map(|c| (c.key.clone(), c.status, c.result.clone()))
+            .collect();
+        self.defer(Box::new(move |e, now| {
+            for (key, status, result) in &records {
+                e.record_agent_result(&key.batch, &key.agent, *status, result.clone(), now)?;
             }
             Ok(())
-        })?;
+        }))?;
         let plan = self.plan.clone();
         for c in concluded {
             let key = &c.key;

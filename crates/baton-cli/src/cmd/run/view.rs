@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use baton_metrics::{Event, MetricsLog};
@@ -108,17 +110,46 @@ pub struct Output<'a> {
     live: Option<Live>,
 }
 
+/// The terminal view: a spinner line per running agent (batch/agent, attempt, elapsed, last
+/// line of its output), redrawn by a ticker thread; event lines print above it.
 struct Live {
     multi: MultiProgress,
-    bars: BTreeMap<AgentId, (ProgressBar, PathBuf, u32)>,
+    bars: Arc<Mutex<BTreeMap<AgentId, (ProgressBar, PathBuf)>>>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Live {
+    fn new() -> Self {
+        let bars: Arc<Mutex<BTreeMap<AgentId, (ProgressBar, PathBuf)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (bars, stop) = (bars.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(bars) = bars.lock() {
+                        for (bar, log) in bars.values() {
+                            if let Some(last) = baton_run::attempt::last_line(log) {
+                                bar.set_message(last);
+                            }
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })
+        };
+        Live {
+            multi: MultiProgress::new(),
+            bars,
+            stop,
+            ticker: Some(ticker),
+        }
+    }
 }
 
 impl<'a> Output<'a> {
     pub fn new(ctx: &'a Ctx, plan: &Plan, metrics: MetricsLog) -> Self {
-        let live = (!ctx.json && !ctx.quiet && std::io::stderr().is_terminal()).then(|| Live {
-            multi: MultiProgress::new(),
-            bars: BTreeMap::new(),
-        });
+        let live = (!ctx.json && !ctx.quiet && std::io::stderr().is_terminal()).then(Live::new);
         Output {
             ctx,
             task_types: plan
@@ -154,9 +185,15 @@ impl<'a> Output<'a> {
     }
 
     pub fn finish(&mut self) {
-        if let Some(l) = self.live.take() {
-            for (bar, _, _) in l.bars.values() {
-                bar.finish_and_clear();
+        if let Some(mut l) = self.live.take() {
+            l.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = l.ticker.take() {
+                let _ = t.join();
+            }
+            if let Ok(bars) = l.bars.lock() {
+                for (bar, _) in bars.values() {
+                    bar.finish_and_clear();
+                }
             }
             let _ = l.multi.clear();
         }
@@ -166,36 +203,39 @@ impl<'a> Output<'a> {
         let Some(live) = &mut self.live else {
             return;
         };
+        let Ok(mut bars) = live.bars.lock() else {
+            return;
+        };
         match e {
             RunEvent::AgentStart {
+                batch,
                 agent,
                 attempt,
                 log,
                 ..
             } => {
                 let bar = live.multi.add(ProgressBar::new_spinner());
-                if let Ok(style) =
-                    ProgressStyle::with_template("{spinner} {prefix} {elapsed:>4} {wide_msg}")
-                {
+                if let Ok(style) = ProgressStyle::with_template(
+                    "{spinner} {prefix} running {elapsed:>4} {wide_msg}",
+                ) {
                     bar.set_style(style);
                 }
-                bar.set_prefix(format!("{agent} #{attempt}"));
+                bar.set_prefix(format!("{batch}/{agent} #{attempt}"));
                 bar.enable_steady_tick(Duration::from_millis(200));
-                live.bars
-                    .insert(agent.clone(), (bar, log.clone(), *attempt));
+                bars.insert(agent.clone(), (bar, log.clone()));
+            }
+            RunEvent::AgentKill { agent, reason, .. } => {
+                if let Some((bar, _)) = bars.get(agent) {
+                    bar.set_prefix(format!("{} (stopping: {reason})", bar.prefix()));
+                }
             }
             RunEvent::AgentFinish { agent, .. } => {
-                if let Some((bar, _, _)) = live.bars.remove(agent) {
+                if let Some((bar, _)) = bars.remove(agent) {
                     bar.finish_and_clear();
                     live.multi.remove(&bar);
                 }
             }
             _ => {}
-        }
-        for (bar, log, _) in live.bars.values() {
-            if let Some(last) = baton_run::attempt::last_line(log) {
-                bar.set_message(last);
-            }
         }
     }
 

@@ -806,7 +806,15 @@ impl Runner {
                     .map(|a| Some((h.clone(), a))),
                 None => self.executor.adopt_unrecorded(&spec, self.events.clone()),
             };
+            // the attempt's clock started with it, not with this runner
+            let ran_for = state
+                .started_at
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default();
             let now = Instant::now();
+            let started = now.checked_sub(ran_for).unwrap_or(now);
             let live = Live {
                 key: spec.key.clone(),
                 handle: None,
@@ -814,8 +822,8 @@ impl Runner {
                 cwd,
                 branch: state.branch.clone(),
                 isolated,
-                started: now,
-                wall: spec.timeout.map(|t| now + t),
+                started,
+                wall: spec.timeout.map(|t| started + t),
                 first_output: None,
                 idle: idle_of(&plan, &state.id),
                 idle_check: idle_of(&plan, &state.id).map(|t| now + t),

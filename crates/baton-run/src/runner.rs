@@ -67,6 +67,16 @@ pub trait Workspaces {
         agent: &AgentId,
         base: Option<&str>,
     ) -> Result<(PathBuf, String), String>;
+    /// The worktrees of several agents from one base, at once (one pool scan, checkouts in
+    /// parallel); all or none.
+    fn prepare_many(
+        &self,
+        plan: &PlanId,
+        agents: &[AgentId],
+        base: Option<&str>,
+    ) -> Result<Vec<(PathBuf, String)>, String> {
+        agents.iter().map(|a| self.prepare(plan, a, base)).collect()
+    }
     /// The attempt in `dir` runs as `process` (a local supervisor): the worktree is locked to
     /// it, so no one reuses it while the agent lives, runner or not.
     fn attach(&self, _dir: &Path, _process: ProcessRef) -> Result<(), String> {
@@ -577,28 +587,64 @@ impl Runner {
 
     /// Where an agent will run: its earlier worktree, a new one from the pool, or the shared
     /// checkout.
-    fn place(
-        &self,
-        b: &BatchId,
-        a: &AgentId,
-        isolated: bool,
-    ) -> Result<(PathBuf, Option<String>), String> {
-        if !isolated {
-            return Ok((self.cfg.repo_root.clone(), None));
-        }
-        let previous = self
-            .exec
+    /// The worktree an agent already has from an earlier attempt, if it is still there.
+    fn previous_place(&self, b: &BatchId, a: &AgentId) -> Option<(PathBuf, Option<String>)> {
+        self.exec
             .batch(b)
             .and_then(|s| s.agents.iter().find(|x| &x.id == a))
             .and_then(|s| Some((s.worktree.clone()?, s.branch.clone())))
-            .filter(|(w, _)| w.is_dir());
-        if let Some(p) = previous {
-            return Ok(p);
+            .filter(|(w, _)| w.is_dir())
+    }
+
+    /// Where each launch runs: the shared checkout, its earlier worktree, or a new one —
+    /// new worktrees of one batch are made in one call.
+    fn place_all(
+        &self,
+        launches: &[(BatchId, AgentId, bool)],
+    ) -> Vec<Result<(PathBuf, Option<String>), String>> {
+        let mut out: Vec<Option<Result<(PathBuf, Option<String>), String>>> = launches
+            .iter()
+            .map(|(b, a, isolated)| {
+                if !*isolated {
+                    Some(Ok((self.cfg.repo_root.clone(), None)))
+                } else {
+                    self.previous_place(b, a).map(Ok)
+                }
+            })
+            .collect();
+        let mut by_batch: BTreeMap<&BatchId, Vec<usize>> = BTreeMap::new();
+        for (i, (b, _, _)) in launches.iter().enumerate() {
+            if out[i].is_none() {
+                by_batch.entry(b).or_default().push(i);
+            }
         }
-        let base = self.bases.get(b).cloned().flatten();
-        self.workspaces
-            .prepare(&self.plan_id, a, base.as_deref())
-            .map(|(d, br)| (d, Some(br)))
+        for (b, idx) in by_batch {
+            let agents: Vec<AgentId> = idx.iter().map(|&i| launches[i].1.clone()).collect();
+            let base = self.bases.get(b).cloned().flatten();
+            match self
+                .workspaces
+                .prepare_many(&self.plan_id, &agents, base.as_deref())
+            {
+                Ok(made) if made.len() == idx.len() => {
+                    for (&i, (d, br)) in idx.iter().zip(made) {
+                        out[i] = Some(Ok((d, Some(br))));
+                    }
+                }
+                Ok(_) => {
+                    for &i in &idx {
+                        out[i] = Some(Err("the pool made fewer worktrees than asked".into()));
+                    }
+                }
+                Err(e) => {
+                    for &i in &idx {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err("no place".into())))
+            .collect()
     }
 
     /// Start the next attempt of several agents. Their starts are recorded in one write before
@@ -620,13 +666,18 @@ impl Runner {
             branch: Option<String>,
             error: Option<String>,
         }
+        let launches: Vec<(BatchId, AgentId, bool)> = launches
+            .into_iter()
+            .filter_map(|(b, a)| {
+                let (_, agent) = plan.agent(&a)?;
+                let isolated = attempt::isolation_of(&plan, agent) == Isolation::Worktree;
+                Some((b, a, isolated))
+            })
+            .collect();
+        let places = self.place_all(&launches);
         let mut prepared = Vec::new();
-        for (b, a) in launches {
-            let Some((_, agent)) = plan.agent(&a) else {
-                continue;
-            };
-            let isolated = attempt::isolation_of(&plan, agent) == Isolation::Worktree;
-            let (cwd, branch, error) = match self.place(&b, &a, isolated) {
+        for ((b, a, isolated), place) in launches.into_iter().zip(places) {
+            let (cwd, branch, error) = match place {
                 Ok((d, br)) => (d, br, None),
                 Err(e) => (
                     self.cfg.repo_root.clone(),

@@ -160,30 +160,43 @@ impl Workspaces for Pool {
         agent: &AgentId,
         base: Option<&str>,
     ) -> Result<(PathBuf, String), String> {
-        let branch = self
-            .wt
-            .config
-            .branch
-            .replace("{plan}", plan.as_str())
-            .replace("{agent}", agent.as_str());
-        let req = baton_worktree::CreateRequest {
-            dir: PathBuf::from(plan.as_str()).join(agent.as_str()),
-            branch: branch.clone(),
-            base: base.unwrap_or("HEAD").to_owned(),
-            plan: Some(plan.to_string()),
-            agent: Some(agent.to_string()),
-        };
-        // locked to this runner until the agent's supervisor takes it over (`attach`)
+        self.prepare_many(plan, std::slice::from_ref(agent), base)?
+            .pop()
+            .ok_or_else(|| "no worktree was made".to_owned())
+    }
+
+    fn prepare_many(
+        &self,
+        plan: &PlanId,
+        agents: &[AgentId],
+        base: Option<&str>,
+    ) -> Result<Vec<(PathBuf, String)>, String> {
+        let reqs = agents
+            .iter()
+            .map(|agent| baton_worktree::CreateRequest {
+                dir: PathBuf::from(plan.as_str()).join(agent.as_str()),
+                branch: self
+                    .wt
+                    .config
+                    .branch
+                    .replace("{plan}", plan.as_str())
+                    .replace("{agent}", agent.as_str()),
+                base: base.unwrap_or("HEAD").to_owned(),
+                plan: Some(plan.to_string()),
+                agent: Some(agent.to_string()),
+            })
+            .collect();
+        // locked to this runner until each agent's supervisor takes it over (`attach`)
         let opts = baton_worktree::CreateOptions {
             owner: baton_run::procfs::process_ref(std::process::id()),
             reuse: true,
             setup: true,
             ..Default::default()
         };
-        let made = baton_worktree::create(&self.wt, vec![req], &opts, SystemTime::now())
+        let made = baton_worktree::create(&self.wt, reqs, &opts, SystemTime::now())
             .map_err(|e| e.to_string())?;
-        let made = made.into_iter().next().ok_or("no worktree was made")?;
-        Ok((made.path, made.branch))
+        // `create` returns them in request order
+        Ok(made.into_iter().map(|c| (c.path, c.branch)).collect())
     }
 
     fn attach(&self, dir: &Path, process: baton_plan::ProcessRef) -> Result<(), String> {

@@ -190,6 +190,9 @@ pub struct Runner {
 
 type Pending = Box<dyn Fn(&mut Execution, &str) -> Result<(), TransitionError>>;
 
+/// Where an attempt runs: its directory and, in a worktree, its branch.
+type Place = Result<(PathBuf, Option<String>), String>;
+
 fn first_output_of(plan: &Plan, agent: &AgentId) -> Option<Duration> {
     let (_, a) = plan.agent(agent)?;
     a.first_output_timeout
@@ -598,11 +601,8 @@ impl Runner {
 
     /// Where each launch runs: the shared checkout, its earlier worktree, or a new one —
     /// new worktrees of one batch are made in one call.
-    fn place_all(
-        &self,
-        launches: &[(BatchId, AgentId, bool)],
-    ) -> Vec<Result<(PathBuf, Option<String>), String>> {
-        let mut out: Vec<Option<Result<(PathBuf, Option<String>), String>>> = launches
+    fn place_all(&self, launches: &[(BatchId, AgentId, bool)]) -> Vec<Place> {
+        let mut out: Vec<Option<Place>> = launches
             .iter()
             .map(|(b, a, isolated)| {
                 if !*isolated {

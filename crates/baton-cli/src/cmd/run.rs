@@ -296,11 +296,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             "cannot find the baton binary to supervise agents: {e}"
         ))
     })?;
-    let executor = LocalExecutor {
-        supervisor: exe,
-        supervisor_args: vec!["__supervise".into()],
-        grace: args.grace,
-    };
+    let executor = LocalExecutor::new(exe, vec!["__supervise".into()], args.grace);
     let nonce = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -17,6 +17,7 @@ use clap::Args;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
+mod dry;
 mod view;
 
 #[derive(Debug, Args)]
@@ -263,7 +264,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             &logs_dir,
             &worktree_of,
         );
-        view::print_preview(ctx, &p, &why)?;
+        dry::print_preview(ctx, &p, &why)?;
         return Ok(exit::OK);
     }
 

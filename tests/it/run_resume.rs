@@ -51,9 +51,10 @@ fn a_runner_killed_mid_batch_is_resumed_and_every_command_starts_exactly_once() 
     let gate = repo.scratch("t").join("go");
     let g = gate.display();
     // `quick` ends while no runner watches; `slow` is still running when the new runner comes
+    // (bounded: a failed test leaves nothing running for long)
     let quick = format!("echo start $BATON_AGENT_ID $(date +%s%N) >> {t}; exit 7");
     let slow = format!(
-        "echo start $BATON_AGENT_ID $(date +%s%N) >> {t}; while [ ! -e {g} ]; do sleep 0.05; done; echo end $BATON_AGENT_ID 0 >> {t}"
+        "echo start $BATON_AGENT_ID $(date +%s%N) >> {t}; i=0; while [ ! -e {g} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; echo end $BATON_AGENT_ID 0 >> {t}"
     );
     let next = format!("echo start $BATON_AGENT_ID $(date +%s%N) >> {t}");
     let id = "OP-20260101-000000-00000e01";

@@ -37,6 +37,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // the supervisor of every agent attempt starts here: skip building the whole CLI
+    if args.get(1).is_some_and(|a| a == "__supervise") {
+        return cmd::run::supervise_args(&args[2..]);
+    }
     let cli = match args::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => {

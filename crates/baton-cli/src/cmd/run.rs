@@ -74,10 +74,20 @@ pub struct SuperviseCli {
 }
 
 pub fn supervise(args: SuperviseCli) -> CliResult {
-    let parsed = baton_run::supervise::SuperviseArgs::parse(&args.args)
-        .map_err(|e| CliError::input(format!("__supervise: {e}")))?;
-    let code = baton_run::supervise::supervise(parsed);
-    Ok(u8::try_from(code).unwrap_or(exit::ENVIRONMENT))
+    Ok(supervise_args(&args.args))
+}
+
+/// `__supervise ARGS…` without going through clap (it runs once per agent attempt).
+pub fn supervise_args(args: &[OsString]) -> u8 {
+    match baton_run::supervise::SuperviseArgs::parse(args) {
+        Ok(parsed) => {
+            u8::try_from(baton_run::supervise::supervise(parsed)).unwrap_or(exit::ENVIRONMENT)
+        }
+        Err(e) => {
+            eprintln!("error: __supervise: {e}");
+            exit::BAD_INPUT
+        }
+    }
 }
 
 /// Agents at once when `--max-parallel` is not given: two per core (agents mostly wait on

@@ -7,6 +7,7 @@ mod metrics;
 mod metrics_summary;
 mod plan;
 mod run;
+mod run_failures;
 mod run_isolation;
 mod run_resume;
 mod schema;

@@ -188,3 +188,55 @@ command = ["sh", "-c", "echo one; sleep 0.3; echo two; sleep 0.3; echo three"]
     // unknown agents are bad input
     baton(&repo, &["logs", id, "nobody"]).expect_code(2);
 }
+
+#[test]
+fn status_watch_follows_the_execution_until_it_ends() {
+    let repo = TestRepo::new();
+    let id = "OP-20260101-000000-00000f04";
+    let plan = write_plan(
+        &repo,
+        id,
+        r#"[defaults]
+isolation = "none"
+command = ["sleep", "0.3"]
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "s1"
+task_type = "research"
+[[batches]]
+id = "B2"
+depends_on = ["B1"]
+[[batches.agents]]
+id = "s2"
+task_type = "research"
+"#,
+    );
+    let mut run = repo
+        .command(BATON, repo.path())
+        .args(["run", &plan])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let exec = repo.path().join(format!(".baton/executions/{id}.json"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exec.exists() {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let watch = baton(&repo, &["status", id, "--watch", "--json"]).expect_code(0);
+    assert!(run.wait().unwrap().success());
+    let docs: Vec<serde_json::Value> = watch
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON document per line"))
+        .collect();
+    assert!(docs.len() >= 2, "redrawn at changes: {}", watch.stdout);
+    let revisions: Vec<u64> = docs
+        .iter()
+        .filter_map(|d| d["execution"]["revision"].as_u64())
+        .collect();
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
+    assert_eq!(docs.last().unwrap()["execution"]["status"], "succeeded");
+}

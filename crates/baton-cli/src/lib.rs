@@ -90,6 +90,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // the supervisor of every agent attempt starts here: skip building the whole CLI
+    if args.get(1).is_some_and(|a| a == "__supervise") {
+        return cmd::run::supervise_args(&args[2..]);
+    }
     let command = <args::Cli as clap::CommandFactory>::command()
         .bin_name(program.to_owned())
         .display_name(program.to_owned());

@@ -29,6 +29,7 @@ pub mod procfs;
 pub mod runner;
 pub mod sched;
 pub mod supervise;
+pub mod watch;
 
 pub use events::RunEvent;
 pub use executor::{

@@ -266,6 +266,7 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
     status
         .leaked
         .extend(leaked.lock().expect("not poisoned").iter());
+    note_in_log(&args.log, &status);
     finish(&args, status, started)
 }
 
@@ -275,6 +276,32 @@ fn finish(args: &SuperviseArgs, mut status: StatusFile, started: Instant) -> i32
     match write_replace(&args.status, &status) {
         Ok(()) => 0,
         Err(_) => 3,
+    }
+}
+
+/// Say in the agent's log what the supervisor had to clean up, so `baton logs` shows it.
+fn note_in_log(log: &std::path::Path, status: &StatusFile) {
+    use std::io::Write;
+    let mut notes = Vec::new();
+    if status.swept > 0 {
+        notes.push(format!(
+            "[baton] the agent exited leaving {} process(es) running; they were stopped",
+            status.swept
+        ));
+    }
+    if !status.leaked.is_empty() {
+        notes.push(format!(
+            "[baton] LEAK: processes {:?} survived SIGKILL",
+            status.leaked
+        ));
+    }
+    if notes.is_empty() {
+        return;
+    }
+    if let Ok(mut f) = OpenOptions::new().append(true).open(log) {
+        for n in notes {
+            let _ = writeln!(f, "{n}");
+        }
     }
 }
 

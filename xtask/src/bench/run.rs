@@ -106,6 +106,7 @@ pub fn run(args: &[String]) -> ExitCode {
     ));
 
     let rss = rss_mb(&small, &tmp);
+    // a big temp dir takes long to delete: say the figures first
     println!(
         "\n{:<52} {:>10} {:>10}  result",
         "work", "base ms", "baton ms"
@@ -242,14 +243,15 @@ fn bench_worktrees(repo: &Path, tmp: &Path, samples: usize) -> (f64, f64) {
             assert!(ok);
         }
         git.push(t.elapsed().as_secs_f64() * 1000.0);
-        let _ = std::fs::remove_dir_all(&root);
-        git_ok(repo, &["worktree", "prune"]);
         let p = plan(tmp, &plan_id(4, s), 16, r#"["true"]"#, "worktree");
         ours.push(baton_run(repo, &p, 16));
-        // not timed: make room for the next sample
-        let made = repo.with_extension("baton-worktrees");
-        let _ = std::fs::remove_dir_all(&made);
-        git_ok(repo, &["worktree", "prune"]);
+        // not timed: make room for the next sample (removing 16 full checkouts is slow, so
+        // only when one follows; the last ones go with the temp dir after the table)
+        if s + 1 < samples {
+            let made = repo.with_extension("baton-worktrees");
+            let _ = std::fs::remove_dir_all(&made);
+            git_ok(repo, &["worktree", "prune"]);
+        }
         println!(
             "worktree sample {s}: git loop {:.0} ms, baton {:.0} ms, ratio {:.2}",
             git[s],

@@ -17,6 +17,7 @@ use clap::Args;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
+mod dry;
 mod view;
 
 #[derive(Debug, Args)]
@@ -73,10 +74,20 @@ pub struct SuperviseCli {
 }
 
 pub fn supervise(args: SuperviseCli) -> CliResult {
-    let parsed = baton_run::supervise::SuperviseArgs::parse(&args.args)
-        .map_err(|e| CliError::input(format!("__supervise: {e}")))?;
-    let code = baton_run::supervise::supervise(parsed);
-    Ok(u8::try_from(code).unwrap_or(exit::ENVIRONMENT))
+    Ok(supervise_args(&args.args))
+}
+
+/// `__supervise ARGS…` without going through clap (it runs once per agent attempt).
+pub fn supervise_args(args: &[OsString]) -> u8 {
+    match baton_run::supervise::SuperviseArgs::parse(args) {
+        Ok(parsed) => {
+            u8::try_from(baton_run::supervise::supervise(parsed)).unwrap_or(exit::ENVIRONMENT)
+        }
+        Err(e) => {
+            eprintln!("error: __supervise: {e}");
+            exit::BAD_INPUT
+        }
+    }
 }
 
 /// Agents at once when `--max-parallel` is not given: two per core (agents mostly wait on
@@ -160,30 +171,43 @@ impl Workspaces for Pool {
         agent: &AgentId,
         base: Option<&str>,
     ) -> Result<(PathBuf, String), String> {
-        let branch = self
-            .wt
-            .config
-            .branch
-            .replace("{plan}", plan.as_str())
-            .replace("{agent}", agent.as_str());
-        let req = baton_worktree::CreateRequest {
-            dir: PathBuf::from(plan.as_str()).join(agent.as_str()),
-            branch: branch.clone(),
-            base: base.unwrap_or("HEAD").to_owned(),
-            plan: Some(plan.to_string()),
-            agent: Some(agent.to_string()),
-        };
-        // locked to this runner until the agent's supervisor takes it over (`attach`)
+        self.prepare_many(plan, std::slice::from_ref(agent), base)?
+            .pop()
+            .ok_or_else(|| "no worktree was made".to_owned())
+    }
+
+    fn prepare_many(
+        &self,
+        plan: &PlanId,
+        agents: &[AgentId],
+        base: Option<&str>,
+    ) -> Result<Vec<(PathBuf, String)>, String> {
+        let reqs = agents
+            .iter()
+            .map(|agent| baton_worktree::CreateRequest {
+                dir: PathBuf::from(plan.as_str()).join(agent.as_str()),
+                branch: self
+                    .wt
+                    .config
+                    .branch
+                    .replace("{plan}", plan.as_str())
+                    .replace("{agent}", agent.as_str()),
+                base: base.unwrap_or("HEAD").to_owned(),
+                plan: Some(plan.to_string()),
+                agent: Some(agent.to_string()),
+            })
+            .collect();
+        // locked to this runner until each agent's supervisor takes it over (`attach`)
         let opts = baton_worktree::CreateOptions {
             owner: baton_run::procfs::process_ref(std::process::id()),
             reuse: true,
             setup: true,
             ..Default::default()
         };
-        let made = baton_worktree::create(&self.wt, vec![req], &opts, SystemTime::now())
+        let made = baton_worktree::create(&self.wt, reqs, &opts, SystemTime::now())
             .map_err(|e| e.to_string())?;
-        let made = made.into_iter().next().ok_or("no worktree was made")?;
-        Ok((made.path, made.branch))
+        // `create` returns them in request order
+        Ok(made.into_iter().map(|c| (c.path, c.branch)).collect())
     }
 
     fn attach(&self, dir: &Path, process: baton_plan::ProcessRef) -> Result<(), String> {
@@ -250,7 +274,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             &logs_dir,
             &worktree_of,
         );
-        view::print_preview(ctx, &p, &why)?;
+        dry::print_preview(ctx, &p, &why)?;
         return Ok(exit::OK);
     }
 
@@ -283,11 +307,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             "cannot find the baton binary to supervise agents: {e}"
         ))
     })?;
-    let executor = LocalExecutor {
-        supervisor: exe,
-        supervisor_args: vec!["__supervise".into()],
-        grace: args.grace,
-    };
+    let executor = LocalExecutor::new(exe, vec!["__supervise".into()], args.grace);
     let nonce = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -9,10 +9,12 @@
 //! - [`execution`], [`ExecutionTracker`]: the live state of a run, persisted after every
 //!   transition.
 //! - [`store`]: storing plans under `.baton/plans/`.
+//! - [`executor`]: the `[executor]` settings (local or Slurm) of a plan or the config.
 
 pub mod dag;
 pub mod duration;
 pub mod execution;
+pub mod executor;
 pub mod glob;
 pub mod ids;
 pub mod load;

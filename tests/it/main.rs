@@ -4,6 +4,8 @@ mod demo;
 mod metrics;
 mod metrics_summary;
 mod plan;
+mod slurm_exec;
+mod slurm_support;
 mod store;
 mod support;
 mod tasks;

@@ -5,6 +5,7 @@ mod metrics;
 mod metrics_summary;
 mod plan;
 mod slurm_exec;
+mod slurm_shards;
 mod slurm_support;
 mod store;
 mod support;

@@ -16,6 +16,7 @@ use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
 mod human;
+mod shards;
 mod test_step;
 
 pub(super) use human::print_human;
@@ -67,6 +68,13 @@ pub struct VerifyArgs {
     /// Test only the packages the agents' changes touch and their reverse dependencies.
     #[arg(long)]
     affected: bool,
+    /// Run the tests as N shards (nextest partitions `hash:K/N`) and merge their reports.
+    #[arg(long, value_name = "N")]
+    shards: Option<u32>,
+    /// Where the shards run: local processes, or one Slurm array job (default: `[executor]
+    /// kind` of .config/baton.toml).
+    #[arg(long, value_enum, value_name = "KIND")]
+    executor: Option<shards::ExecutorArg>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,6 +136,16 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     } else {
         (Vec::new(), Vec::new())
     };
+    let sharding = shards::validate(
+        ctx,
+        args.shards,
+        args.executor,
+        &[
+            ("--partition", args.partition.is_some()),
+            ("--merged", args.merged),
+            ("--affected", args.affected),
+        ],
+    )?;
     let tests_plan = if selected(CheckName::Tests) {
         Some(test_step::prepare(
             ctx,
@@ -135,7 +153,11 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
             &config,
             test_step::TestsRequest {
                 full: args.full,
-                partition: args.partition.clone(),
+                // sharding needs nextest's partitions: validate as the first shard
+                partition: args
+                    .partition
+                    .clone()
+                    .or_else(|| sharding.as_ref().map(|s| format!("hash:1/{}", s.shards))),
                 affected: args.affected,
                 merged: args.merged,
             },
@@ -208,13 +230,12 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
         }
     }
     if let Some(plan) = tests_plan {
-        checks.push(test_step::run(
-            ctx,
-            &repo_paths,
-            plan,
-            base,
-            outcome.as_ref(),
-        ));
+        checks.push(match &sharding {
+            Some(s) if matches!(plan, test_step::Prepared::Run { .. }) => {
+                shards::run(ctx, &repo_paths, args.full, s)?
+            }
+            _ => test_step::run(ctx, &repo_paths, plan, base, outcome.as_ref()),
+        });
     }
 
     // --- report ----------------------------------------------------------------------------

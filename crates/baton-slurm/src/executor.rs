@@ -202,9 +202,9 @@ impl Executor for SlurmExecutor {
         }
         let name = job_name(spec.plan.as_str(), &spec.key);
         // a runner that died between sbatch and persisting the handle left the job behind:
-        // take that one instead of submitting the attempt twice
+        // take that one, while it is queued or running, instead of submitting the attempt twice
         let existing = self.inner.slurm.find_by_name(&name)?;
-        let job_id = match existing.into_iter().next() {
+        let job_id = match existing.into_iter().find(JobStatus::is_active) {
             Some(j) => j.job_id,
             None => {
                 if let Some(dir) = spec.log.parent() {
@@ -257,6 +257,30 @@ impl Executor for SlurmExecutor {
                 "job {job_id} is no longer known to Slurm and the cluster keeps no accounting; its exit status cannot be known"
             )))),
         }
+    }
+
+    fn adopt_unrecorded(
+        &self,
+        spec: &AttemptSpec,
+        events: Sender<AttemptEvent>,
+    ) -> Result<Option<(AttemptHandle, Adoption)>, ExecError> {
+        // the job name identifies the attempt: a job submitted just before the runner died
+        // is found by it, and adopted like one whose handle was recorded
+        let name = job_name(spec.plan.as_str(), &spec.key);
+        let Some(job) = self.inner.slurm.find_by_name(&name)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let handle = AttemptHandle::Slurm {
+            job_id: job.job_id.clone(),
+        };
+        let adoption = match outcome(&job) {
+            Some(o) => Adoption::Finished(o),
+            None => {
+                self.watch_job(&job.job_id, spec, events);
+                Adoption::Running
+            }
+        };
+        Ok(Some((handle, adoption)))
     }
 
     fn kill(&self, handle: &AttemptHandle, grace: Duration) -> Result<KillReport, ExecError> {

@@ -16,7 +16,7 @@ use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
 mod human;
-mod shards;
+pub(crate) mod shards;
 mod test_step;
 
 pub(super) use human::print_human;

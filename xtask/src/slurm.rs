@@ -1,5 +1,6 @@
 //! `cargo xtask slurm up|status|down`: a single-node Slurm cluster on this machine, for the
-//! Slurm executor's tests and for trying it out.
+//! Slurm executor's tests and for trying it out; `cargo xtask slurm bench`: agents through
+//! Slurm vs the local executor (see `slurm/bench.rs`).
 //!
 //! Everything lives in one private directory (default `/tmp/baton-slurm`, or `--dir DIR`):
 //! `slurm.conf` generated from what `slurmd -C` reports for this machine, a munge key, the
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+mod bench;
+
 const DEFAULT_DIR: &str = "/tmp/baton-slurm";
 /// Jobs that may share one core: agents mostly wait on the network, so a one-machine cluster
 /// runs more of them than it has cores.
@@ -30,6 +33,10 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
+            "bench" if cmd.is_none() => {
+                let rest: Vec<String> = it.cloned().collect();
+                return bench::run(&dir.join("slurm.conf"), &rest);
+            }
             "--dir" => match it.next() {
                 Some(d) => dir = PathBuf::from(d),
                 None => return usage("--dir needs a directory"),
@@ -56,7 +63,9 @@ pub fn run(args: &[String]) -> ExitCode {
 
 fn usage(why: &str) -> ExitCode {
     eprintln!("error: {why}");
-    eprintln!("usage: cargo xtask slurm up|status|down [--dir DIR]   (default DIR: {DEFAULT_DIR})");
+    eprintln!(
+        "usage: cargo xtask slurm [--dir DIR] up|status|down|bench   (default DIR: {DEFAULT_DIR})"
+    );
     ExitCode::from(2)
 }
 

@@ -7,6 +7,8 @@ mod conflicts;
 mod git_state;
 mod output;
 mod tests_cargo;
+mod tests_python;
+mod tests_rust;
 mod tests_step;
 
 use std::collections::BTreeMap;

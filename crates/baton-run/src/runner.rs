@@ -128,6 +128,14 @@ impl Interrupter {
     }
 }
 
+/// An attempt's end, decided and waiting to be recorded.
+struct Concluded {
+    key: AttemptKey,
+    status: Status,
+    result: AgentResult,
+    detail: Option<String>,
+}
+
 struct Live {
     key: AttemptKey,
     handle: Option<AttemptHandle>,
@@ -294,23 +302,20 @@ impl Runner {
                     Err(_) => break,
                 },
             };
-            match msg {
-                Some(Msg::Attempt(ev)) => {
-                    if let EventKind::Finished(outcome) = ev.kind {
-                        self.finished(&ev.key, outcome, None, observe)?;
-                    }
+            // everything already queued is handled together: ends are recorded in one write
+            let mut msgs: Vec<Msg> = msg.into_iter().collect();
+            msgs.extend(self.rx.try_iter());
+            let mut ends = Vec::new();
+            for m in msgs {
+                match m {
+                    Msg::Attempt(AttemptEvent {
+                        key,
+                        kind: EventKind::Finished(outcome),
+                    }) => ends.push((key, outcome, None)),
+                    other => self.handle(other, observe),
                 }
-                Some(Msg::Interrupt) => self.interrupt(observe),
-                Some(Msg::KillDone(agent, report)) => match report {
-                    Ok(r) if !r.leaked.is_empty() => observe(&RunEvent::Leak {
-                        agent,
-                        pids: r.leaked,
-                    }),
-                    // a failed kill leaves the attempt running: its Finished event still comes
-                    Ok(_) | Err(_) => {}
-                },
-                None => {}
             }
+            self.finished_many(ends, observe)?;
             self.check_deadlines(observe);
         }
         let exec = {
@@ -336,6 +341,18 @@ impl Runner {
                 .map(|t| t.hint()),
             execution: exec,
         })
+    }
+
+    fn handle(&mut self, msg: Msg, observe: &mut dyn FnMut(&RunEvent)) {
+        match msg {
+            Msg::Interrupt => self.interrupt(observe),
+            Msg::KillDone(agent, Ok(r)) if !r.leaked.is_empty() => observe(&RunEvent::Leak {
+                agent,
+                pids: r.leaked,
+            }),
+            // a failed kill leaves the attempt running: its Finished event still comes
+            Msg::KillDone(..) | Msg::Attempt(_) => {}
+        }
     }
 
     /// With nothing running: is there something that a wait could unblock?
@@ -416,9 +433,14 @@ impl Runner {
                 self.last = d;
                 return Ok(());
             }
+            let mut launches = Vec::new();
             for step in d.steps {
-                self.apply(step, observe)?;
+                match step {
+                    Step::Launch { batch, agent } => launches.push((batch, agent)),
+                    other => self.apply(other, observe)?,
+                }
             }
+            self.launch_many(launches, observe)?;
         }
     }
 
@@ -440,7 +462,7 @@ impl Runner {
                     duration_ms: 0,
                 });
             }
-            Step::Launch { batch, agent } => self.launch(&batch, &agent, observe)?,
+            Step::Launch { batch, agent } => self.launch_many(vec![(batch, agent)], observe)?,
             Step::GateBatch(b) => self.gate(&b, observe)?,
             Step::FailBatch(b) => self.complete(&b, Status::Failed, observe)?,
         }
@@ -520,136 +542,199 @@ impl Runner {
         }
     }
 
-    fn launch(
-        &mut self,
+    /// Where an agent will run: its earlier worktree, a new one from the pool, or the shared
+    /// checkout.
+    fn place(
+        &self,
         b: &BatchId,
         a: &AgentId,
-        observe: &mut dyn FnMut(&RunEvent),
-    ) -> Result<(), RunError> {
-        let plan = self.plan.clone();
-        let Some((_, agent)) = plan.agent(a) else {
-            return Ok(());
-        };
-        let isolated = attempt::isolation_of(&plan, agent) == Isolation::Worktree;
+        isolated: bool,
+    ) -> Result<(PathBuf, Option<String>), String> {
+        if !isolated {
+            return Ok((self.cfg.repo_root.clone(), None));
+        }
         let previous = self
             .exec
             .batch(b)
             .and_then(|s| s.agents.iter().find(|x| &x.id == a))
-            .map(|s| (s.worktree.clone(), s.branch.clone()));
-        let place: Result<(PathBuf, Option<String>), String> = if !isolated {
-            Ok((self.cfg.repo_root.clone(), None))
-        } else if let Some((Some(dir), branch)) =
-            previous.filter(|(w, _)| w.as_ref().is_some_and(|w| w.is_dir()))
-        {
-            Ok((dir, branch))
-        } else {
-            let base = self.bases.get(b).cloned().flatten();
-            self.workspaces
-                .prepare(&self.plan_id, a, base.as_deref())
-                .map(|(d, br)| (d, Some(br)))
-        };
-        let (cwd, branch, prep_error) = match place {
-            Ok((d, br)) => (d, br, None),
-            Err(e) => (self.cfg.repo_root.clone(), None, Some(e)),
-        };
-        let start = AgentStart {
-            process: None,
-            worktree: isolated.then(|| cwd.clone()),
-            branch: branch.clone(),
-        };
-        let attempt = self.update(|e, now| e.start_agent(b, a, start, now))?;
-        let (spec, prompt) = attempt::spec(&SpecInput {
-            plan: &plan,
-            plan_id: &self.plan_id,
-            batch: b,
-            agent,
-            attempt,
-            cwd: &cwd,
-            branch: branch.as_deref(),
-            logs_dir: &self.cfg.logs_dir,
-        });
-        let now = Instant::now();
-        let mut live = Live {
-            key: spec.key.clone(),
-            handle: None,
-            log: spec.log.clone(),
-            cwd: cwd.clone(),
-            branch,
-            isolated,
-            started: now,
-            wall: spec.timeout.map(|t| now + t),
-            first_output: first_output_of(&plan, a).map(|t| now + t),
-            idle: idle_of(&plan, a),
-            idle_check: idle_of(&plan, a).map(|t| now + t),
-            kill: None,
-        };
+            .and_then(|s| Some((s.worktree.clone()?, s.branch.clone())))
+            .filter(|(w, _)| w.is_dir());
+        if let Some(p) = previous {
+            return Ok(p);
+        }
+        let base = self.bases.get(b).cloned().flatten();
+        self.workspaces
+            .prepare(&self.plan_id, a, base.as_deref())
+            .map(|(d, br)| (d, Some(br)))
+    }
+
+    /// Start the next attempt of several agents. Their starts are recorded in one write before
+    /// anything is spawned, their handles in one write after, before anything waits on them.
+    fn launch_many(
+        &mut self,
+        launches: Vec<(BatchId, AgentId)>,
+        observe: &mut dyn FnMut(&RunEvent),
+    ) -> Result<(), RunError> {
+        if launches.is_empty() {
+            return Ok(());
+        }
+        let plan = self.plan.clone();
+        struct Prepared {
+            b: BatchId,
+            a: AgentId,
+            isolated: bool,
+            cwd: PathBuf,
+            branch: Option<String>,
+            error: Option<String>,
+        }
+        let mut prepared = Vec::new();
+        for (b, a) in launches {
+            let Some((_, agent)) = plan.agent(&a) else {
+                continue;
+            };
+            let isolated = attempt::isolation_of(&plan, agent) == Isolation::Worktree;
+            let (cwd, branch, error) = match self.place(&b, &a, isolated) {
+                Ok((d, br)) => (d, br, None),
+                Err(e) => (
+                    self.cfg.repo_root.clone(),
+                    None,
+                    Some(format!("cannot prepare the worktree: {e}")),
+                ),
+            };
+            prepared.push(Prepared {
+                b,
+                a,
+                isolated,
+                cwd,
+                branch,
+                error,
+            });
+        }
+        let attempts = self.update(|e, now| {
+            prepared
+                .iter()
+                .map(|p| {
+                    let start = AgentStart {
+                        process: None,
+                        worktree: p.isolated.then(|| p.cwd.clone()),
+                        branch: p.branch.clone(),
+                    };
+                    e.start_agent(&p.b, &p.a, start, now)
+                })
+                .collect::<Result<Vec<u32>, _>>()
+        })?;
+        let mut started = Vec::new();
+        let mut failed = Vec::new();
+        for (p, attempt) in prepared.into_iter().zip(attempts) {
+            let Some((_, agent)) = plan.agent(&p.a) else {
+                continue;
+            };
+            let (spec, prompt) = attempt::spec(&SpecInput {
+                plan: &plan,
+                plan_id: &self.plan_id,
+                batch: &p.b,
+                agent,
+                attempt,
+                cwd: &p.cwd,
+                branch: p.branch.as_deref(),
+                logs_dir: &self.cfg.logs_dir,
+            });
+            let now = Instant::now();
+            let live = Live {
+                key: spec.key.clone(),
+                handle: None,
+                log: spec.log.clone(),
+                cwd: p.cwd.clone(),
+                branch: p.branch.clone(),
+                isolated: p.isolated,
+                started: now,
+                wall: spec.timeout.map(|t| now + t),
+                first_output: first_output_of(&plan, &p.a).map(|t| now + t),
+                idle: idle_of(&plan, &p.a),
+                idle_check: idle_of(&plan, &p.a).map(|t| now + t),
+                kill: None,
+            };
+            let result = match p.error {
+                Some(e) => Err(e),
+                None => self.start_one(&spec, prompt.as_ref()),
+            };
+            self.live.insert(p.a.clone(), live);
+            match result {
+                Ok(handle) => {
+                    started.push((p.b, p.a, handle, spec.log, p.cwd, p.isolated, attempt))
+                }
+                Err(e) => failed.push((spec.key, Outcome::SpawnFailed(e), None)),
+            }
+        }
+        if !started.is_empty() {
+            // persisted before anything waits on the attempts
+            self.update(|e, now| {
+                for (b, a, handle, ..) in &started {
+                    e.set_handle(b, a, handle.clone(), now)?;
+                }
+                Ok(())
+            })?;
+        }
+        for (b, a, handle, log, cwd, isolated, attempt) in started {
+            if let (true, AttemptHandle::Local { pid, start_time }) = (isolated, &handle)
+                && let Err(e) = self.workspaces.attach(
+                    &cwd,
+                    ProcessRef {
+                        pid: *pid,
+                        start_time: *start_time,
+                    },
+                )
+            {
+                observe(&RunEvent::AgentWaiting {
+                    wait: Wait::Busy {
+                        agent: a.clone(),
+                        why: format!("its worktree could not be locked to it: {e}"),
+                    },
+                });
+            }
+            if let Some(l) = self.live.get_mut(&a) {
+                l.handle = Some(handle);
+            }
+            observe(&RunEvent::AgentStart {
+                batch: b,
+                agent: a,
+                attempt,
+                cwd,
+                log,
+            });
+        }
+        self.finished_many(failed, observe)
+    }
+
+    /// Check the command can start, write the prompt file, and hand the attempt to the
+    /// executor.
+    fn start_one(
+        &self,
+        spec: &crate::executor::AttemptSpec,
+        prompt: Option<&(PathBuf, String)>,
+    ) -> Result<AttemptHandle, String> {
         let search_path = spec
             .env
             .get("PATH")
             .map(std::ffi::OsString::from)
             .or_else(|| self.cfg.search_path.clone());
-        let preflight = match spec.argv.first() {
+        match spec.argv.first() {
             Some(p) if self.executor.kind() == "local" => {
-                attempt::preflight(p, &cwd, search_path.as_deref())
+                attempt::preflight(p, &spec.cwd, search_path.as_deref())?;
             }
-            Some(_) => Ok(()),
-            None => Err("the command is empty".to_owned()),
-        };
-        let started = match (prep_error, preflight) {
-            (Some(e), _) => Err(format!("cannot prepare the worktree: {e}")),
-            (None, Err(e)) => Err(e),
-            (None, Ok(())) => {
-                if let Some(dir) = spec.log.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                if let Some((path, text)) = &prompt
-                    && let Err(e) = baton_store::write_atomic(path, text.as_bytes())
-                {
-                    Err(e.to_string())
-                } else {
-                    self.executor
-                        .start(&spec, self.events.clone())
-                        .map_err(|e| e.to_string())
-                }
-            }
-        };
-        match started {
-            Ok(handle) => {
-                // persisted before anything waits on the attempt
-                self.update(|e, now| e.set_handle(b, a, handle.clone(), now))?;
-                if let (true, AttemptHandle::Local { pid, start_time }) = (isolated, &handle)
-                    && let Err(e) = self.workspaces.attach(
-                        &cwd,
-                        ProcessRef {
-                            pid: *pid,
-                            start_time: *start_time,
-                        },
-                    )
-                {
-                    observe(&RunEvent::AgentWaiting {
-                        wait: Wait::Busy {
-                            agent: a.clone(),
-                            why: format!("its worktree could not be locked to it: {e}"),
-                        },
-                    });
-                }
-                live.handle = Some(handle);
-                observe(&RunEvent::AgentStart {
-                    batch: b.clone(),
-                    agent: a.clone(),
-                    attempt,
-                    cwd,
-                    log: spec.log.clone(),
-                });
-                self.live.insert(a.clone(), live);
-            }
-            Err(e) => {
-                let key = live.key.clone();
-                self.live.insert(a.clone(), live);
-                self.finished(&key, Outcome::SpawnFailed(e), None, observe)?;
-            }
+            Some(_) => {}
+            None => return Err("the command is empty".to_owned()),
         }
-        Ok(())
+        if let Some(dir) = spec.log.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        if let Some((path, text)) = prompt {
+            baton_store::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        self.executor
+            .start(spec, self.events.clone())
+            .map_err(|e| e.to_string())
     }
 
     /// After a crash: watch again what still runs, record what ended meanwhile.
@@ -744,18 +829,92 @@ impl Runner {
         reason: Option<KillReason>,
         observe: &mut dyn FnMut(&RunEvent),
     ) -> Result<(), RunError> {
-        let Some(live) = self.live.remove(&key.agent) else {
-            return Ok(());
-        };
-        if live.key.attempt != key.attempt {
-            // a late event of an earlier attempt
-            self.live.insert(key.agent.clone(), live);
+        self.finished_many(vec![(key.clone(), outcome, reason)], observe)
+    }
+
+    /// Record the ends of several attempts in one persisted transition (group commit: a burst
+    /// of agents ending costs one durable write, not one each).
+    fn finished_many(
+        &mut self,
+        ends: Vec<(AttemptKey, Outcome, Option<KillReason>)>,
+        observe: &mut dyn FnMut(&RunEvent),
+    ) -> Result<(), RunError> {
+        let concluded: Vec<Concluded> = ends
+            .into_iter()
+            .filter_map(|(key, outcome, reason)| self.conclude(&key, outcome, reason))
+            .collect();
+        if concluded.is_empty() {
             return Ok(());
         }
+        self.update(|e, now| {
+            for c in &concluded {
+                e.record_agent_result(&c.key.batch, &c.key.agent, c.status, c.result.clone(), now)?;
+            }
+            Ok(())
+        })?;
         let plan = self.plan.clone();
-        let Some((_, agent)) = plan.agent(&key.agent) else {
-            return Ok(());
-        };
+        for c in concluded {
+            let key = &c.key;
+            let now_ms = self.now_ms();
+            let mut retry_in_ms = None;
+            if c.status == Status::Succeeded {
+                self.breaker.succeeded();
+                self.not_before.remove(&key.agent);
+            } else if let Some(class) = c.result.error_class {
+                if let Some(trip) = self.breaker.failed(&key.agent, class, now_ms) {
+                    observe(&RunEvent::BreakerOpen {
+                        class: trip.class,
+                        agents: trip.agents.clone(),
+                        hint: trip.hint(),
+                    });
+                }
+                let retries = sched::retries_of(&plan, &key.agent, self.cfg.default_retries);
+                let state = self
+                    .exec
+                    .batch(&key.batch)
+                    .and_then(|s| s.agents.iter().find(|a| a.id == key.agent));
+                if class != ErrorClass::Interrupted
+                    && state.is_some_and(|s| sched::phase(s, retries) == Phase::Wants)
+                {
+                    let delay = self.cfg.backoff.delay(
+                        key.attempt,
+                        backoff::seed(self.cfg.nonce, key.agent.as_str(), key.attempt),
+                    );
+                    let ms = delay.as_millis() as u64;
+                    self.not_before.insert(key.agent.clone(), now_ms + ms);
+                    retry_in_ms = Some(ms);
+                }
+            }
+            observe(&RunEvent::AgentFinish {
+                batch: key.batch.clone(),
+                agent: key.agent.clone(),
+                attempt: key.attempt,
+                status: c.status,
+                error_class: c.result.error_class,
+                exit_code: c.result.exit_code,
+                duration_ms: c.result.duration_ms,
+                retry_in_ms,
+                detail: c.detail,
+            });
+        }
+        Ok(())
+    }
+
+    /// The verdict on an attempt that ended (its live entry is removed); `None` for a late
+    /// event of an attempt that is not the current one.
+    fn conclude(
+        &mut self,
+        key: &AttemptKey,
+        outcome: Outcome,
+        reason: Option<KillReason>,
+    ) -> Option<Concluded> {
+        let live = self.live.remove(&key.agent)?;
+        if live.key.attempt != key.attempt {
+            self.live.insert(key.agent.clone(), live);
+            return None;
+        }
+        let plan = self.plan.clone();
+        let (_, agent) = plan.agent(&key.agent)?;
         let tail = attempt::log_tail(&live.log, 16 * 1024);
         let mut verdict = classify(
             &outcome,
@@ -787,58 +946,19 @@ impl Runner {
         } else {
             Vec::new()
         };
-        let result = AgentResult {
-            exit_code: verdict.exit_code,
-            attempts: key.attempt,
-            duration_ms,
-            files_changed,
-            summary: attempt::read_summary(&live.log.with_extension("result.json")),
-            error_class: verdict.class,
-        };
-        let status = verdict.status;
-        self.update(|e, now| e.record_agent_result(&key.batch, &key.agent, status, result, now))?;
-        let now_ms = self.now_ms();
-        let mut retry_in_ms = None;
-        if status == Status::Succeeded {
-            self.breaker.succeeded();
-            self.not_before.remove(&key.agent);
-        } else if let Some(class) = verdict.class {
-            if let Some(trip) = self.breaker.failed(&key.agent, class, now_ms) {
-                observe(&RunEvent::BreakerOpen {
-                    class: trip.class,
-                    agents: trip.agents.clone(),
-                    hint: trip.hint(),
-                });
-            }
-            let retries = sched::retries_of(&plan, &key.agent, self.cfg.default_retries);
-            let state = self
-                .exec
-                .batch(&key.batch)
-                .and_then(|s| s.agents.iter().find(|a| a.id == key.agent));
-            if class != ErrorClass::Interrupted
-                && state.is_some_and(|s| sched::phase(s, retries) == Phase::Wants)
-            {
-                let delay = self.cfg.backoff.delay(
-                    key.attempt,
-                    backoff::seed(self.cfg.nonce, key.agent.as_str(), key.attempt),
-                );
-                let ms = delay.as_millis() as u64;
-                self.not_before.insert(key.agent.clone(), now_ms + ms);
-                retry_in_ms = Some(ms);
-            }
-        }
-        observe(&RunEvent::AgentFinish {
-            batch: key.batch.clone(),
-            agent: key.agent.clone(),
-            attempt: key.attempt,
-            status,
-            error_class: verdict.class,
-            exit_code: verdict.exit_code,
-            duration_ms,
-            retry_in_ms,
+        Some(Concluded {
+            key: key.clone(),
+            status: verdict.status,
+            result: AgentResult {
+                exit_code: verdict.exit_code,
+                attempts: key.attempt,
+                duration_ms,
+                files_changed,
+                summary: attempt::read_summary(&live.log.with_extension("result.json")),
+                error_class: verdict.class,
+            },
             detail,
-        });
-        Ok(())
+        })
     }
 
     fn interrupt(&mut self, observe: &mut dyn FnMut(&RunEvent)) {

@@ -124,8 +124,13 @@ fn merged_rust_workspace_passes_where_each_agent_alone_fails() {
         (Some(1), Some(0)),
         "{t:#}"
     );
-    // the merged build used its own target dir beside the user's; the checkout is untouched
-    assert!(repo.path().join("target/baton-merged").is_dir());
+    // the merged build used a stable scratch directory outside the checkout, with its own
+    // target dir; the checkout is untouched
+    let report = run.json();
+    let dir = PathBuf::from(report["tested"]["dir"].as_str().unwrap());
+    assert!(!dir.starts_with(repo.path()), "{dir:?}");
+    assert!(dir.parent().unwrap().join("target").is_dir());
+    assert!(!repo.path().join("target").exists());
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 

@@ -17,6 +17,7 @@ use baton_report::{Check, CheckStatus, VerifyReport};
 use baton_run::Outcome;
 use baton_slurm::array::{ArrayJob, submit_array, wait_array};
 use baton_slurm::{Slurm, SlurmError};
+use baton_verify::gate::{self, CheckKind, GateOptions, Mode};
 
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
@@ -110,6 +111,8 @@ pub fn run(ctx: &Ctx, repo: &RepoPaths, full: bool, s: &Sharding) -> CliResult<C
         "verify".into(),
         "--check".into(),
         "tests".into(),
+        // a shard tests the checkout as it is (sharding refuses --merged)
+        "--in-checkout".into(),
         if full { "--full" } else { "--quick" }.into(),
         "--partition".into(),
         format!("hash:{TASK}/{n}"),
@@ -147,13 +150,13 @@ pub fn run(ctx: &Ctx, repo: &RepoPaths, full: bool, s: &Sharding) -> CliResult<C
         }
     }
     if !broken.is_empty() {
-        let mut c = super::errored("tests", broken.join("; "), started);
+        let mut c = errored("tests", broken.join("; "), started);
         c.message = Some(format!("{} [{where_}]", c.message.unwrap_or_default()));
         return Ok(c);
     }
     let merged = baton_verify::report::merge_reports(reports)?;
     let Some(mut tests) = merged.checks.into_iter().find(|c| c.name == "tests") else {
-        return Ok(super::errored(
+        return Ok(errored(
             "tests",
             format!(
                 "the shards' reports have no tests check (logs in {})",
@@ -173,6 +176,47 @@ pub fn run(ctx: &Ctx, repo: &RepoPaths, full: bool, s: &Sharding) -> CliResult<C
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(tests)
+}
+
+/// The gate with the tests check run as shards: the other checks through
+/// `baton_verify::gate::run` as usual, the tests through [`run`], then the report is finished
+/// (and written to `--report`) as the gate would.
+pub fn gate(
+    ctx: &Ctx,
+    opts: &GateOptions,
+    progress: &dyn baton_verify::gate::Progress,
+    s: &Sharding,
+) -> CliResult<VerifyReport> {
+    let started = Instant::now();
+    let mut rest = opts.clone();
+    rest.checks.retain(|k| *k != CheckKind::Tests);
+    rest.report = None;
+    let mut rep = gate::run(&rest, progress)?;
+    if opts.checks.contains(&CheckKind::Tests) {
+        rep.checks
+            .push(run(ctx, &opts.repo, opts.mode == Mode::Full, s)?);
+    }
+    rep.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    baton_verify::report::finish(&mut rep);
+    if let Some(path) = &opts.report {
+        let mut text = serde_json::to_vec_pretty(&rep)
+            .map_err(|e| CliError::env(format!("cannot serialize the report: {e}")))?;
+        text.push(b'\n');
+        baton_store::write_atomic(path, &text)?;
+    }
+    Ok(rep)
+}
+
+fn errored(name: &str, message: String, started: Instant) -> Check {
+    Check {
+        name: name.to_owned(),
+        status: CheckStatus::Error,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        findings: Vec::new(),
+        tests: None,
+        message: Some(message),
+        agents: Vec::new(),
+    }
 }
 
 fn describe(o: Option<&Outcome>) -> String {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-mod bench;
+pub mod bench;
 
 const DEFAULT_DIR: &str = "/tmp/baton-slurm";
 /// Jobs that may share one core: agents mostly wait on the network, so a one-machine cluster

@@ -23,42 +23,55 @@ pub fn run(conf: &Path, args: &[String]) -> ExitCode {
             }
         }
     }
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: cannot find this program: {e}");
-            return ExitCode::from(3);
-        }
-    };
     println!("slurm bench: {agents} agents sleeping 1 s, {samples} samples, max-parallel {agents}");
+    match compare(conf, agents, samples) {
+        Ok((l, r)) => {
+            println!(
+                "median: local {l:.0} ms, slurm {r:.0} ms, ratio {:.2}; per-agent overhead of the Slurm path: {:.1} ms",
+                r / l,
+                (r - l) / agents as f64
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// The cluster `cargo xtask bench run` uses: `SLURM_CONF`, else the one `cargo xtask slurm up`
+/// starts; `None` when no controller answers.
+pub fn find_cluster() -> Option<std::path::PathBuf> {
+    let conf = std::env::var_os("SLURM_CONF")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(super::DEFAULT_DIR).join("slurm.conf"));
+    let ok = Command::new("sinfo")
+        .arg("--noheader")
+        .env("SLURM_CONF", &conf)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(conf)
+}
+
+/// Median wall times (ms) of `baton run` with `agents` sleeping agents, local then Slurm;
+/// every sample is printed.
+pub fn compare(conf: &Path, agents: usize, samples: usize) -> Result<(f64, f64), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut local = Vec::new();
     let mut slurm = Vec::new();
     for s in 1..=samples {
-        let (l, r) = match (
-            one(&exe, conf, "local", agents),
-            one(&exe, conf, "slurm", agents),
-        ) {
-            (Ok(l), Ok(r)) => (l, r),
-            (Err(e), _) | (_, Err(e)) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(3);
-            }
-        };
-        let per_agent = (r - l) / agents as f64;
+        let l = one(&exe, conf, "local", agents)?;
+        let r = one(&exe, conf, "slurm", agents)?;
         println!(
-            "sample {s}: local {l:.0} ms, slurm {r:.0} ms, ratio {:.2}, slurm overhead {per_agent:.1} ms/agent",
-            r / l
+            "sample {s}: local {l:.0} ms, slurm {r:.0} ms, ratio {:.2}, slurm overhead {:.1} ms/agent",
+            r / l,
+            (r - l) / agents as f64
         );
         local.push(l);
         slurm.push(r);
     }
-    let (l, r) = (median(local), median(slurm));
-    println!(
-        "median: local {l:.0} ms, slurm {r:.0} ms, ratio {:.2}; per-agent overhead of the Slurm path: {:.1} ms",
-        r / l,
-        (r - l) / agents as f64
-    );
-    ExitCode::SUCCESS
+    Ok((median(local), median(slurm)))
 }
 
 /// Wall time of one `baton run` of the plan, in ms.

@@ -196,6 +196,11 @@ fn a_new_runner_adopts_queued_and_running_jobs_and_never_submits_twice() {
     }
     let second = executor(&slurm, tmp.path(), "");
     let (tx, rx) = channel();
+    // a handle lost in a crash: the job is found by its attempt's name
+    let found = second.adopt_unrecorded(&running, tx.clone()).unwrap();
+    assert_eq!(found, Some((handles[0].clone(), Adoption::Running)));
+    let never = spec(&plan, tmp.path(), "never", &["true"]);
+    assert_eq!(second.adopt_unrecorded(&never, tx.clone()).unwrap(), None);
     assert_eq!(
         second.adopt(&running, &handles[0], tx.clone()).unwrap(),
         Adoption::Running

@@ -267,7 +267,10 @@ impl Executor for SlurmExecutor {
         // the job name identifies the attempt: a job submitted just before the runner died
         // is found by it, and adopted like one whose handle was recorded
         let name = job_name(spec.plan.as_str(), &spec.key);
-        let Some(job) = self.inner.slurm.find_by_name(&name)?.into_iter().next() else {
+        let mut jobs = self.inner.slurm.find_by_name(&name)?;
+        // an active job first, should a finished one carry the same name
+        jobs.sort_by_key(|j| !j.is_active());
+        let Some(job) = jobs.into_iter().next() else {
             return Ok(None);
         };
         let handle = AttemptHandle::Slurm {

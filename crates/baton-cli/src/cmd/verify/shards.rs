@@ -315,7 +315,11 @@ fn run_slurm(
     let outcomes = wait_array(&slurm, &id, n, poll, |done| {
         ctx.note(format!("tests: {done}/{n} shards finished"));
     })
-    .map_err(slurm_err)?;
+    .map_err(|e| {
+        // no one will wait for the shards any more: do not leave them queued
+        let _ = slurm.cancel(&id, None);
+        slurm_err(e)
+    })?;
     Ok((outcomes, format!("slurm job {id}")))
 }
 

@@ -156,7 +156,9 @@ pub fn run(opts: &GateOptions, progress: &dyn Progress) -> Result<VerifyReport, 
     // --- validate every input before anything runs -------------------------------------
     let base = match &opts.base {
         Some(rev) => Some(baton_git::resolve_commit(&repo, rev).map_err(GateError::Base)?),
-        None => head,
+        // the target agents merge into: the main checkout's HEAD, not the HEAD of the worktree
+        // the gate happens to run in (an agent's own commits would vanish from its changes)
+        None => baton_git::worktrees::main_head(&repo)?,
     };
     if let Some(p) = &opts.partition {
         // validated whatever the checks: `report merge` relies on it
@@ -199,6 +201,8 @@ pub fn run(opts: &GateOptions, progress: &dyn Progress) -> Result<VerifyReport, 
         let git_opts = GitCheckOptions {
             now: SystemTime::now(),
             stale_lock_after: Duration::from_secs(config.stale_lock_secs),
+            base,
+            full: opts.mode == Mode::Full,
         };
         let check = match check_git(repo_paths, &git_opts) {
             Ok(found) => check_from("git", findings::status_of(&found, opts.strict), found, t),

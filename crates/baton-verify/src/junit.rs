@@ -7,7 +7,7 @@
 use baton_report::{TestCase, TestFailure, TestsSummary};
 use quick_xml::events::{BytesStart, Event};
 
-use crate::tests_output::{cause_line, panic_of, tail_of};
+use crate::tests_output::{cause_line, panic_of, tail_of, traceback_location};
 
 /// Parse a JUnit report into counts, every test case (with its output), and failures with
 /// their cause (panic or assertion message and file:line from the failure text or the
@@ -107,6 +107,8 @@ enum Outcome {
 
 #[derive(Debug)]
 struct Case {
+    file: Option<String>,
+    line: Option<u32>,
     suite: Option<String>,
     name: String,
     time_ms: Option<u64>,
@@ -130,6 +132,9 @@ fn case_of(e: &BytesStart<'_>) -> Result<Case, String> {
         .and_then(|t| t.parse::<f64>().ok())
         .map(|secs| (secs * 1000.0).round() as u64);
     Ok(Case {
+        // pytest and others say where the test is
+        file: attr(e, "file")?,
+        line: attr(e, "line")?.and_then(|l| l.parse().ok()),
         name: attr(e, "name")?.unwrap_or_default(),
         suite: attr(e, "classname")?,
         time_ms,
@@ -180,8 +185,16 @@ fn finish(summary: &mut TestsSummary, case: Case) {
                 f.message = Some(message);
                 f.file = file;
                 f.line = line;
-            } else if f.message.is_none() {
-                f.message = cause_line(&case.failure_text).or_else(|| cause_line(&case.output));
+            } else {
+                if f.message.is_none() {
+                    f.message = cause_line(&case.failure_text).or_else(|| cause_line(&case.output));
+                }
+                // JUnit files name paths relative to where the command ran
+                let here = std::path::Path::new("");
+                let place = traceback_location(&case.failure_text, here)
+                    .or_else(|| traceback_location(&case.output, here));
+                f.file = case.file.clone().or(place.as_ref().map(|(f, _)| f.clone()));
+                f.line = case.line.or(place.map(|(_, l)| l));
             }
             summary.failures.push(f);
             "failed"
@@ -219,6 +232,17 @@ note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace</f
         assert_eq!((f.file.as_deref(), f.line), (Some("src/lib.rs"), Some(7)));
         assert_eq!(s.cases[1].output.as_deref(), Some("hello"));
         assert_eq!(s.cases[0].duration_ms, Some(10));
+        // pytest's JUnit says where the test is
+        let s = parse(r#"<testsuites><testsuite><testcase classname="tests.test_calc" name="test_div" file="tests/test_calc.py" line="6"><failure message="ZeroDivisionError: division by zero">tb</failure></testcase></testsuite></testsuites>"#).unwrap();
+        let f = &s.failures[0];
+        assert_eq!(
+            (f.file.as_deref(), f.line, f.message.as_deref()),
+            (
+                Some("tests/test_calc.py"),
+                Some(6),
+                Some("ZeroDivisionError: division by zero")
+            )
+        );
     }
 
     #[test]

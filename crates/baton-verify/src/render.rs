@@ -105,6 +105,11 @@ pub fn markdown_summary(report: &VerifyReport) -> String {
     let _ = writeln!(out, "| --- | --- | --- | --- |");
     for c in &report.checks {
         let detail = match &c.tests {
+            Some(t) if !t.counted => format!(
+                "`{}` exited with code {}",
+                t.command.join(" "),
+                t.exit_code.map_or("none".to_owned(), |c| c.to_string())
+            ),
             Some(t) => format!(
                 "{} passed, {} failed, {} skipped",
                 t.passed, t.failed, t.skipped

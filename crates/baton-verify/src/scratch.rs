@@ -20,9 +20,11 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Open (creating if needed) and lock a repository's scratch directory `root`. A
-    /// directory that exists without baton's marker is refused: nothing in it is baton's.
-    pub fn open(root: &Path) -> Result<Self, GitError> {
+    /// Open (creating if needed) and lock the scratch directory `root` of the repository
+    /// whose git directory is `repo`. A directory that exists without baton's marker is
+    /// refused: nothing in it is baton's. The marker names the repository, so scratch
+    /// directories of repositories that are gone can be pruned ([`prune_orphans`]).
+    pub fn open(root: &Path, repo: &Path) -> Result<Self, GitError> {
         let root = root.to_owned();
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -43,9 +45,12 @@ impl Scratch {
                 ),
             });
         }
-        if !marker.is_file() {
-            std::fs::write(&marker, "baton verify --merged scratch; safe to delete\n")
-                .map_err(io(&marker))?;
+        let text = format!(
+            "baton verify --merged scratch; safe to delete\nrepo = {}\n",
+            repo.display()
+        );
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&marker, text).map_err(io(&marker))?;
         }
         let lock = baton_store::lock_exclusive(&root).map_err(|e| GitError::Io {
             path: root.clone(),
@@ -72,6 +77,39 @@ impl Scratch {
         }
         std::fs::remove_dir_all(&target).is_ok()
     }
+}
+
+/// Remove the `merged-*` scratch directories under `cache` whose marker names a repository
+/// that no longer exists (never one without baton's marker). Returns what was removed.
+pub fn prune_orphans(cache: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        let named = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("merged-"));
+        let is_dir = dir.symlink_metadata().is_ok_and(|m| m.is_dir());
+        let Ok(marker) = std::fs::read_to_string(dir.join(MARKER)) else {
+            continue;
+        };
+        let repo = marker.lines().find_map(|l| l.strip_prefix("repo = "));
+        if named
+            && is_dir
+            && repo.is_some_and(|r| !Path::new(r).exists())
+            && std::fs::remove_dir_all(&dir).is_ok()
+        {
+            // the lock's sidecar file, `<dir>.lock`
+            let mut lock = dir.clone().into_os_string();
+            lock.push(".lock");
+            let _ = std::fs::remove_file(lock);
+            removed.push(dir);
+        }
+    }
+    removed
 }
 
 /// Total size of the files under `dir` (symlinks not followed).
@@ -292,14 +330,14 @@ mod tests {
         let foreign = tmp.path().join("foreign");
         std::fs::create_dir_all(&foreign).unwrap();
         std::fs::write(foreign.join("precious.txt"), "keep").unwrap();
-        let err = Scratch::open(&foreign)
+        let err = Scratch::open(&foreign, tmp.path())
             .err()
             .expect("a foreign directory is refused");
         assert!(err.to_string().contains("not baton's"), "{err}");
         assert!(foreign.join("precious.txt").is_file());
 
         let root = tmp.path().join("merged-x");
-        let s = Scratch::open(&root).unwrap();
+        let s = Scratch::open(&root, tmp.path()).unwrap();
         std::fs::create_dir_all(s.target().join("debug")).unwrap();
         std::fs::write(s.target().join("debug/big"), vec![0u8; 4096]).unwrap();
         assert_eq!(dir_size(&s.target()), 4096);
@@ -309,7 +347,17 @@ mod tests {
         assert!(!s.target().exists());
         drop(s);
         // reopening a directory baton made works
-        Scratch::open(&root).unwrap();
+        drop(Scratch::open(&root, tmp.path()).unwrap());
+
+        // the scratch of a repository that is gone is pruned; others, and foreign
+        // directories, stay
+        let gone = tmp.path().join("merged-gone");
+        drop(Scratch::open(&gone, &tmp.path().join("no-such-repo/.git")).unwrap());
+        let foreign = tmp.path().join("merged-foreign");
+        std::fs::create_dir_all(&foreign).unwrap();
+        std::fs::write(foreign.join("x"), "x").unwrap();
+        assert_eq!(prune_orphans(tmp.path()), vec![gone.clone()]);
+        assert!(!gone.exists() && root.is_dir() && foreign.join("x").is_file());
     }
 
     #[test]

@@ -290,14 +290,19 @@ fn location(loc: &str) -> (Option<String>, Option<u32>) {
     }
 }
 
-/// The line that says why a command failed: the last exception-looking line
-/// (`ZeroDivisionError: division by zero`, `Error: …`), else the last non-empty line.
+/// The line that says why a command failed: the first compiler error (`error[E0308]: …`),
+/// else the last exception-looking line (`ZeroDivisionError: division by zero`, `error: …`),
+/// else the last non-empty line.
 pub fn cause_line(output: &str) -> Option<String> {
     let lines: Vec<&str> = output
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
+    // a compiler error: the first one is the cause, the rest follow from it
+    if let Some(first) = lines.iter().find(|l| l.starts_with("error[")) {
+        return Some((*first).to_owned());
+    }
     let exception = lines.iter().rev().find(|l| {
         let head = l.split(':').next().unwrap_or_default();
         l.contains(':')
@@ -305,6 +310,30 @@ pub fn cause_line(output: &str) -> Option<String> {
             && (head.ends_with("Error") || head.ends_with("Exception") || head == "error")
     });
     exception.or(lines.last()).map(|l| (*l).to_owned())
+}
+
+/// Where a Python traceback says it failed: the innermost `File "X", line N` frame inside
+/// the tested tree `root` (relative, or absolute under `root`), as `(file relative to root,
+/// line)`.
+pub fn traceback_location(output: &str, root: &Path) -> Option<(String, u32)> {
+    output.lines().rev().find_map(|l| {
+        let rest = l.trim_start().strip_prefix("File \"")?;
+        let (file, rest) = rest.split_once('"')?;
+        let line = rest
+            .trim_start_matches(',')
+            .trim_start()
+            .strip_prefix("line ")?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()?;
+        let file = file.strip_prefix("./").unwrap_or(file);
+        let file = match Path::new(file).strip_prefix(root) {
+            Ok(rel) => rel.to_str()?,
+            Err(_) => file,
+        };
+        (!file.starts_with('/') && !file.starts_with('<')).then(|| (file.to_owned(), line))
+    })
 }
 
 /// Counts, every test case, and failures with their causes from libtest's text output
@@ -429,6 +458,24 @@ mod tests {
             Some("ZeroDivisionError: division by zero")
         );
         assert_eq!(cause_line("just this\n").as_deref(), Some("just this"));
+        // a doctest that does not compile
+        let doc = "error[E0308]: mismatched types\n --> src/lib.rs:3:1\n\nerror: aborting due to 1 previous error\n\nCouldn't compile the test.\n";
+        assert_eq!(
+            cause_line(doc).as_deref(),
+            Some("error[E0308]: mismatched types")
+        );
+        let tb = "Traceback (most recent call last):\n  File \"/usr/lib/python3/unittest/case.py\", line 57, in run\n  File \"tests/test_calc.py\", line 7, in test_div\n    calc.div(1, 0)\n  File \"/usr/lib/python3/x.py\", line 2, in y\nZeroDivisionError: division by zero\n";
+        let root = Path::new("/repo");
+        assert_eq!(
+            traceback_location(tb, root),
+            Some(("tests/test_calc.py".to_owned(), 7))
+        );
+        let abs = tb.replace("\"tests/", "\"/repo/tests/");
+        assert_eq!(
+            traceback_location(&abs, root),
+            Some(("tests/test_calc.py".to_owned(), 7))
+        );
+        assert_eq!(traceback_location("no frames\n", root), None);
     }
 
     #[test]

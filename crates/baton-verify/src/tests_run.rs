@@ -12,7 +12,7 @@ use baton_report::{Finding, Severity, TestFailure, TestsSummary};
 use crate::errors::TestsError;
 use crate::findings::finding;
 use crate::tests_check::{Runner, TestsPlan};
-use crate::tests_output::{Ran, cause_line, parse_libtest, spawn, tail_of};
+use crate::tests_output::{Ran, cause_line, parse_libtest, spawn, tail_of, traceback_location};
 
 pub use crate::tests_output::Sink;
 
@@ -116,9 +116,12 @@ fn run_command(
     if ran.code != 0 && summary.failed == 0 {
         let cause = cause_line(&ran.tail).unwrap_or_default();
         if summary.counted || junit.is_none() {
+            let place = traceback_location(&ran.tail, dir);
             summary.failures.push(TestFailure {
                 name: argv.join(" "),
                 message: Some(format!("exited with code {}: {cause}", ran.code)),
+                file: place.as_ref().map(|(f, _)| f.clone()),
+                line: place.map(|(_, l)| l),
                 output: Some(ran.tail.clone()),
                 ..TestFailure::default()
             });

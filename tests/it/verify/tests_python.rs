@@ -50,6 +50,13 @@ fn a_python_exception_and_an_import_error_reach_the_report() {
         message.contains("ZeroDivisionError: division by zero"),
         "{message}"
     );
+    // where it was raised, from the traceback, relative to the tested tree
+    let f = &t["failures"][0];
+    assert_eq!(
+        (f["file"].as_str(), f["line"].as_u64()),
+        (Some("calc/__init__.py"), Some(2)),
+        "{f:#}"
+    );
     assert!(
         t["output_tail"].as_str().unwrap().contains("Traceback"),
         "{t:#}"

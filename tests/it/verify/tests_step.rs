@@ -322,3 +322,31 @@ fn merged_runs_the_tests_on_the_batch_merged_in_memory() {
         (Some("merge_conflict"), Some("b.txt"))
     );
 }
+
+#[test]
+fn agents_sharing_one_tree_are_tested_in_it() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".config/baton.toml",
+        "[verify]\nquick = [\"sh\", \"-c\", \"test -f shared.txt\"]\n",
+    );
+    repo.commit_all("config");
+    // two agents wrote into the main checkout; their results file says what each wrote
+    repo.write("shared.txt", "both agents' work\n");
+    let results = repo.scratch("in").join("results.json");
+    std::fs::write(&results, r#"{"a": ["shared.txt"], "b": ["other.txt"]}"#).unwrap();
+    let args = [
+        "--check",
+        "tests",
+        "--merged",
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    let (run, report) = verify_json(&repo, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // the checkout is their merged result, and the report says it was tested, uncommitted
+    // changes included
+    assert_eq!(report["tested"]["kind"], "checkout");
+    assert_eq!(report["tested"]["uncommitted"], true);
+    assert!(run.stderr.contains("share one tree"), "{}", run.stderr);
+}

@@ -42,7 +42,8 @@ pub struct VerifyArgs {
     /// Test the merged result in DIR (new or empty) and keep it there to look at.
     #[arg(long, value_name = "DIR", conflicts_with = "in_checkout")]
     keep_merged: Option<PathBuf>,
-    /// The commit agents' changes are measured from (default: HEAD).
+    /// The commit agents' changes are measured from and merged into (default: the main
+    /// checkout's HEAD, wherever verify runs from).
     #[arg(long, value_name = "REF")]
     base: Option<String>,
     /// Agents are the local branches matching GLOB (`*` stays in one path segment).
@@ -119,6 +120,14 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     // store instead of re-hashing every object read, which is most of a tree diff's cost
     baton_git::status::tune_for_reading();
     let format = match (args.format, ctx.json) {
+        (Some(f), true) if f != Format::Json => {
+            return Err(CliError::input(format!(
+                "--json and --format {} contradict each other; pass one of them",
+                f.to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            )));
+        }
         (Some(f), _) => f,
         (None, true) => Format::Json,
         (None, false) => Format::Human,

@@ -84,7 +84,11 @@ pub(super) fn prepare_merged(
         Merged::Clean { merger, index } => (merger, index),
     };
     let tree = scratch::tree_id(&index).map_err(|e| format!("--merged: {e}"))?;
-    let scratch = Scratch::open(scratch_dir).map_err(|e| format!("--merged: {e}"))?;
+    let scratch =
+        Scratch::open(scratch_dir, &repo.common_dir).map_err(|e| format!("--merged: {e}"))?;
+    if let Some(cache) = scratch_dir.parent() {
+        scratch::prune_orphans(cache);
+    }
     let dir = keep.map_or_else(|| scratch.tree(), Path::to_owned);
     let mut extra = Vec::new();
     let cargo = matches!(plan.runner, Runner::Nextest | Runner::CargoTest);

@@ -363,14 +363,9 @@ pub fn run(
                 held = Some(scratch);
             }
             Ok(MergedTree::NotApplicable) => {
-                return (
-                    nothing(
-                        "--merged: agents from --results share one tree; there is nothing to merge"
-                            .to_owned(),
-                        allow_no_tests,
-                        started,
-                    ),
-                    None,
+                // agents from --results share the checkout: it already holds all their work
+                progress.note(
+                    "--merged: the agents from --results share one tree, so the checkout is their merged result",
                 );
             }
             Ok(MergedTree::Conflicts(c)) => {

@@ -17,6 +17,9 @@ pub struct Config {
     pub verify: baton_verify::VerifyConfig,
     #[serde(default)]
     pub worktree: baton_worktree::WorktreeConfig,
+    /// Where agents and test shards run (`local` or `slurm`); a plan's `[executor]` overrides it.
+    #[serde(default)]
+    pub executor: baton_plan::executor::ExecutorSettings,
 }
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
@@ -76,6 +79,12 @@ impl Config {
                 "{}: state.dir {:?} must be a path inside the repository",
                 path.display(),
                 config.state.dir
+            )));
+        }
+        if let Some((subject, message)) = config.executor.problems(None).into_iter().next() {
+            return Err(CliError::input(format!(
+                "{}: {subject}: {message}",
+                path.display()
             )));
         }
         Ok(config)

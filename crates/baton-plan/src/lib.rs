@@ -10,10 +10,12 @@
 //!   transition.
 //! - [`schema`]: the JSON Schema of a plan, generated from the model's types.
 //! - [`store`]: storing plans under `.baton/plans/`.
+//! - [`executor`]: the `[executor]` settings (local or Slurm) of a plan or the config.
 
 pub mod dag;
 pub mod duration;
 pub mod execution;
+pub mod executor;
 pub mod glob;
 pub mod ids;
 pub mod load;

@@ -39,6 +39,9 @@ pub struct Plan {
     /// RFC 3339 UTC; set when stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// Where this plan's agents run; overrides `.config/baton.toml`'s `[executor]` field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<crate::executor::ExecutorSettings>,
 }
 
 impl Plan {

@@ -72,3 +72,18 @@ impl JsonSchema for HumanDuration {
         })
     }
 }
+
+impl JsonSchema for crate::executor::Memory {
+    fn schema_name() -> Cow<'static, str> {
+        "Memory".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Memory per agent: MiB as a number, or a size such as \"512M\", \"4G\", \"1T\".",
+            "anyOf": [
+                { "type": "integer", "minimum": 1 },
+                { "type": "string", "pattern": "^\\s*[0-9]+\\s*([MmGgTt]([Ii]?[Bb])?)?\\s*$" }
+            ],
+        })
+    }
+}

@@ -132,6 +132,12 @@ pub fn validate(plan: &Plan) -> Validation {
         );
     }
     check_ids(plan, &mut out);
+    if let Some(executor) = &plan.executor {
+        let ids: Vec<&str> = plan.agents().map(|(_, a)| a.id.as_str()).collect();
+        for (subject, message) in executor.problems(Some(&ids)) {
+            out.error("bad_executor", subject, message);
+        }
+    }
     check_dependencies(plan, &mut out);
     let cycle = dag::find_cycle(&plan.batches);
     if let Some(cycle) = &cycle {

@@ -173,6 +173,7 @@ pub fn link_plan(
             batches: Vec::new(),
             tasks: Vec::new(),
             created_at: None,
+            executor: None,
         },
         |plan: &mut Plan| {
             if plan.id.is_none() {

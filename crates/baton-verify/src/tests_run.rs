@@ -205,7 +205,17 @@ fn run_nextest(
     scratch: &Path,
     sink: Sink<'_>,
 ) -> Result<TestsRun, TestsError> {
-    let tool = scratch.join("nextest-baton.toml");
+    // unique per run: concurrent runs in one checkout (the shards of `verify --shards`, two
+    // verify runs at once) share the target dir, and must not read or delete each other's files
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let junit_name = format!("junit-{unique}.xml");
+    let tool = scratch.join(format!("nextest-baton-{unique}.toml"));
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| TestsError::Io { path, source }
@@ -213,11 +223,11 @@ fn run_nextest(
     std::fs::write(
         &tool,
         format!(
-            "[profile.{PROFILE}]\nfail-fast = false\n\n[profile.{PROFILE}.junit]\npath = \"junit.xml\"\nstore-success-output = true\nstore-failure-output = true\n"
+            "[profile.{PROFILE}]\nfail-fast = false\n\n[profile.{PROFILE}.junit]\npath = \"{junit_name}\"\nstore-success-output = true\nstore-failure-output = true\n"
         ),
     )
     .map_err(io(&tool))?;
-    let candidates = junit_candidates(dir, env);
+    let candidates = junit_candidates(dir, env, &junit_name);
     for c in &candidates {
         let _ = std::fs::remove_file(c);
     }
@@ -244,11 +254,14 @@ fn run_nextest(
         argv.push("--partition".into());
         argv.push(p.clone());
     }
-    let ran = spawn(&argv, dir, env, sink, false, true)?;
+    let ran = spawn(&argv, dir, env, sink, false, true);
+    let _ = std::fs::remove_file(&tool);
+    let ran = ran?;
     let junit = candidates.iter().find(|c| c.is_file());
     let mut run = TestsRun::default();
     if let Some(path) = junit {
         let text = std::fs::read_to_string(path).map_err(io(path))?;
+        let _ = std::fs::remove_file(path);
         run.summary = crate::junit::parse(&text).map_err(|reason| TestsError::Junit {
             path: path.clone(),
             reason,
@@ -292,7 +305,7 @@ fn run_nextest(
 
 /// Where nextest may write the JUnit report of our profile: its store (`target/nextest` under
 /// the workspace root by default) or under a `CARGO_TARGET_DIR` we pass.
-fn junit_candidates(dir: &Path, env: &[(String, String)]) -> Vec<PathBuf> {
+fn junit_candidates(dir: &Path, env: &[(String, String)], name: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     // a repository may move nextest's store (`[store] dir` in .config/nextest.toml)
     if let Ok(text) = std::fs::read_to_string(dir.join(".config/nextest.toml"))
@@ -302,11 +315,11 @@ fn junit_candidates(dir: &Path, env: &[(String, String)]) -> Vec<PathBuf> {
             .and_then(|s| s.get("dir"))
             .and_then(|d| d.as_str())
     {
-        out.push(dir.join(store).join(PROFILE).join("junit.xml"));
+        out.push(dir.join(store).join(PROFILE).join(name));
     }
-    out.push(dir.join("target/nextest").join(PROFILE).join("junit.xml"));
+    out.push(dir.join("target/nextest").join(PROFILE).join(name));
     if let Some((_, t)) = env.iter().find(|(k, _)| k == "CARGO_TARGET_DIR") {
-        out.push(Path::new(t).join("nextest").join(PROFILE).join("junit.xml"));
+        out.push(Path::new(t).join("nextest").join(PROFILE).join(name));
     }
     out
 }

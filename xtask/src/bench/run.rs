@@ -105,6 +105,24 @@ pub fn run(args: &[String]) -> ExitCode {
         format!("ratio {:.2}", ours / git),
     ));
 
+    // agents as Slurm jobs vs the local executor (issue 14), when a cluster answers
+    match crate::slurm::bench::find_cluster() {
+        Some(conf) => match crate::slurm::bench::compare(&conf, 32, opts.samples) {
+            Ok((local, slurm)) => rows.push((
+                "32 x sleep 1s: local executor vs Slurm jobs".into(),
+                local,
+                slurm,
+                format!(
+                    "ratio {:.2}, Slurm overhead {:.1} ms per agent",
+                    slurm / local,
+                    (slurm - local) / 32.0
+                ),
+            )),
+            Err(e) => println!("slurm row failed: {e}"),
+        },
+        None => println!("slurm row skipped: no cluster answers (cargo xtask slurm up)"),
+    }
+
     let rss = rss_mb(&small, &tmp);
     // a big temp dir takes long to delete: say the figures first
     println!(

@@ -18,6 +18,7 @@ use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
 mod dry;
+mod slurm_executor;
 mod view;
 
 #[derive(Debug, Args)]
@@ -64,6 +65,10 @@ pub struct RunArgs {
     /// How many times a failed gate may send agents back for another attempt.
     #[arg(long, value_name = "N", default_value_t = 2)]
     replan_budget: u32,
+    /// Where agents run: `local` process groups or `slurm` jobs (default: the plan's or
+    /// .config/baton.toml's `[executor] kind`, else local). Resume with the same executor.
+    #[arg(long, value_enum, value_name = "KIND")]
+    executor: Option<super::verify::shards::ExecutorArg>,
 }
 
 /// The hidden `__supervise` subcommand's arguments, parsed by `baton_run::supervise`.
@@ -278,6 +283,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         return Ok(exit::OK);
     }
 
+    // the executor's settings are checked (and, for Slurm, tried with `sbatch --test-only`)
+    // before anything is written or submitted
+    let slurm = slurm_executor::prepare(ctx, &plan, args.executor, &wt.root)?;
     let dir = ctx.state_dir_for_writing()?;
     let exec_path = dir.execution(plan_id.as_str());
     let existed = exec_path.exists();
@@ -307,7 +315,18 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             "cannot find the baton binary to supervise agents: {e}"
         ))
     })?;
-    let executor = LocalExecutor::new(exe, vec!["__supervise".into()], args.grace);
+    // the Slurm job script's directory lives as long as this function
+    let (executor, _scratch): (Box<dyn baton_run::Executor>, _) = match slurm {
+        Some(s) => (Box::new(s.executor), Some(s.scratch)),
+        None => (
+            Box::new(LocalExecutor::new(
+                exe,
+                vec!["__supervise".into()],
+                args.grace,
+            )),
+            None,
+        ),
+    };
     let nonce = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -334,7 +353,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         plan.clone(),
         plan_id.clone(),
         tracker,
-        Box::new(executor),
+        executor,
         Box::new(NoHooks),
         Box::new(Pool { wt }),
         cfg,

@@ -12,6 +12,7 @@ use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
 mod human;
+pub(crate) mod shards;
 
 pub(super) use human::print_human;
 
@@ -69,6 +70,13 @@ pub struct VerifyArgs {
     /// Test only the packages the agents' changes touch and their reverse dependencies.
     #[arg(long)]
     affected: bool,
+    /// Run the tests as N shards (nextest partitions `hash:K/N`) and merge their reports.
+    #[arg(long, value_name = "N")]
+    shards: Option<u32>,
+    /// Where the shards run: local processes, or one Slurm array job (default: `[executor]
+    /// kind` of .config/baton.toml).
+    #[arg(long, value_enum, value_name = "KIND")]
+    executor: Option<shards::ExecutorArg>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -124,9 +132,22 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
         (None, true) => Format::Json,
         (None, false) => Format::Human,
     };
+    let sharding = shards::validate(
+        ctx,
+        args.shards,
+        args.executor,
+        &[
+            ("--partition", args.partition.is_some()),
+            ("--merged", args.merged || args.keep_merged.is_some()),
+            ("--affected", args.affected),
+        ],
+    )?;
     let opts = options(ctx, &args)?;
     let progress = TerminalProgress { quiet: ctx.quiet };
-    let rep = gate::run(&opts, &progress)?;
+    let rep = match &sharding {
+        Some(s) => shards::gate(ctx, &opts, &progress, s)?,
+        None => gate::run(&opts, &progress)?,
+    };
     record_verification(ctx, &args, &rep);
     match format {
         Format::Json => ctx.print_json(&rep)?,

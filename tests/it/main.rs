@@ -1,5 +1,6 @@
 //! End-to-end tests: the real baton binary on real git repositories in temp dirs.
 
+mod batch_loop;
 mod demo;
 mod metrics;
 mod metrics_summary;

@@ -71,6 +71,9 @@ pub enum Command {
     /// Create, list, clean up and prune the worktrees agents work in.
     #[command(subcommand)]
     Worktree(cmd::worktree::WorktreeCommand),
+    /// Drive the batch loop by hand: integrate one batch (commit, gate, merge, test, advance).
+    #[command(subcommand)]
+    Batch(cmd::batch::BatchCommand),
     /// Show the whole flow on a throwaway repository with scripted agents.
     Demo(cmd::demo::DemoArgs),
 }

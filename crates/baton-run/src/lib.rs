@@ -5,11 +5,18 @@
 //! Everything above the executor — scheduling, retries, the breaker, resume, the batch loop,
 //! metrics — is the same whichever executor runs the attempts.
 
+pub mod batch_loop;
+pub mod commit;
 pub mod executor;
 pub mod hooks;
+pub mod integrate;
+pub mod replan;
 
+pub use batch_loop::LoopHooks;
 pub use executor::{
     Adoption, AttemptEvent, AttemptHandle, AttemptKey, AttemptSpec, EventKind, ExecError, Executor,
     KillReport, Outcome, Resources,
 };
-pub use hooks::{AgentContext, BatchContext, BatchHooks, GateDecision, HookError, NoHooks};
+pub use hooks::{
+    AgentContext, AgentVars, BatchContext, BatchHooks, GateDecision, HookError, NoHooks,
+};

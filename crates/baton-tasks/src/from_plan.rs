@@ -172,6 +172,8 @@ pub fn link_plan(
             batches: Vec::new(),
             tasks: Vec::new(),
             created_at: None,
+            on_gate_failure: Default::default(),
+            max_replans: None,
         },
         |plan: &mut Plan| {
             if plan.id.is_none() {

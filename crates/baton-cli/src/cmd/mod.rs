@@ -1,5 +1,6 @@
 //! One module per subcommand; `dispatch` only routes.
 
+pub mod batch;
 pub mod demo;
 pub mod metrics;
 pub mod plan;
@@ -16,6 +17,7 @@ use crate::error::CliResult;
 pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
     match command {
         Command::Plan(c) => plan::run(ctx, c),
+        Command::Batch(c) => batch::run(ctx, c),
         Command::Status(a) => status::run(ctx, a),
         Command::Demo(a) => demo::run(ctx, a),
         Command::Metrics(c) => metrics::run(ctx, c),

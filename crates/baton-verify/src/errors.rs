@@ -47,6 +47,14 @@ pub enum TestsError {
     NoCommand { what: String },
     #[error("[verify] {key} in .config/baton.toml is an empty command")]
     EmptyCommand { key: String },
+    #[error("[verify] {key} in .config/baton.toml: {message}")]
+    Config { key: String, message: String },
+    #[error("--partition and --affected need cargo-nextest; [verify] {key} is a plain command")]
+    PlainCommand { key: String },
+    #[error(
+        "--partition and --affected need cargo-nextest, which is not installed (cargo install cargo-nextest)"
+    )]
+    NoNextest,
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -75,6 +83,8 @@ impl TestsError {
                 | TestsError::BadPartition { .. }
                 | TestsError::NoCommand { .. }
                 | TestsError::EmptyCommand { .. }
+                | TestsError::Config { .. }
+                | TestsError::PlainCommand { .. }
         )
     }
 }

@@ -1,20 +1,19 @@
 //! Running the tests check: `cargo nextest run` with a private tool config that turns on
 //! JUnit output (per-test results), `cargo test` (results from libtest's output), or a
 //! configured command (its exit status). The child's output is forwarded line by line to a
-//! sink the CLI chooses.
+//! callback the caller chooses.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use baton_report::{TestFailure, TestsSummary};
 
 use crate::errors::TestsError;
 use crate::tests_check::{Runner, TestsPlan};
 
-/// Where the child's output goes (the CLI picks stderr, a log, or nothing).
-pub type Sink = Arc<Mutex<Box<dyn Write + Send>>>;
+/// Where the child's output goes, line by line (the CLI picks stderr, a log, or nothing).
+pub type Sink<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// Run the planned tests in `dir` (a Cargo workspace root for the cargo runners) with extra
 /// environment `env`. `scratch` is a private directory for the nextest tool config.
@@ -23,7 +22,7 @@ pub fn run_tests(
     dir: &Path,
     env: &[(String, String)],
     scratch: &Path,
-    sink: Sink,
+    sink: Sink<'_>,
 ) -> Result<TestsSummary, TestsError> {
     let mut summary = match &plan.runner {
         Runner::Nextest => run_nextest(plan, dir, env, scratch, sink)?,
@@ -60,7 +59,7 @@ fn run_nextest(
     dir: &Path,
     env: &[(String, String)],
     scratch: &Path,
-    sink: Sink,
+    sink: Sink<'_>,
 ) -> Result<TestsSummary, TestsError> {
     let tool = scratch.join("nextest-baton.toml");
     let io = |path: &Path| {
@@ -156,7 +155,7 @@ fn run_cargo_test(
     plan: &TestsPlan,
     dir: &Path,
     env: &[(String, String)],
-    sink: Sink,
+    sink: Sink<'_>,
 ) -> Result<TestsSummary, TestsError> {
     let mut argv = vec![
         plan.cargo.display().to_string(),
@@ -222,7 +221,7 @@ fn spawn(
     argv: &[String],
     dir: &Path,
     env: &[(String, String)],
-    sink: Sink,
+    sink: Sink<'_>,
 ) -> Result<(i32, String), TestsError> {
     let (program, args) = argv.split_first().ok_or_else(|| TestsError::EmptyCommand {
         key: "test command".into(),
@@ -239,36 +238,32 @@ fn spawn(
             program: program.clone(),
             source,
         })?;
-    let forward = |stream: Box<dyn Read + Send>, keep: bool, sink: Sink| {
-        std::thread::spawn(move || {
-            let mut kept = String::new();
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(mut w) = sink.lock() {
-                    let _ = writeln!(w, "{line}");
+    let (stdout, status) = std::thread::scope(|scope| {
+        let forward = |stream: Box<dyn Read + Send>, keep: bool| {
+            scope.spawn(move || {
+                let mut kept = String::new();
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    sink(&line);
+                    if keep {
+                        kept.push_str(&line);
+                        kept.push('\n');
+                    }
                 }
-                if keep {
-                    kept.push_str(&line);
-                    kept.push('\n');
-                }
-            }
-            kept
-        })
-    };
-    let out = child
-        .stdout
-        .take()
-        .map(|s| forward(Box::new(s), true, sink.clone()));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| forward(Box::new(s), false, sink));
-    let status = child.wait().map_err(|source| TestsError::Spawn {
+                kept
+            })
+        };
+        let out = child.stdout.take().map(|s| forward(Box::new(s), true));
+        let err = child.stderr.take().map(|s| forward(Box::new(s), false));
+        let status = child.wait();
+        let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
+        let _ = err.map(|h| h.join());
+        (stdout, status)
+    });
+    let status = status.map_err(|source| TestsError::Spawn {
         program: program.clone(),
         source,
     })?;
-    let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
-    let _ = err.map(|h| h.join());
     Ok((status.code().unwrap_or(-1), stdout))
 }
 

@@ -1,26 +1,22 @@
-//! The tests step of `baton verify`: decide the runner and selection up front (so a bad
-//! filterset or partition is exit 2 before anything runs), then run it in the checkout or,
-//! with `--merged`, in a scratch copy of the batch's merged result.
+//! The gate's tests step: decide the runner and selection up front (so a bad filterset or
+//! partition is an error before anything runs), then run it in the checkout or, merged, in a
+//! scratch copy of the batch's merged result.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use baton_git::RepoPaths;
 use baton_report::{Check, CheckStatus, Severity};
-use baton_verify::VerifyConfig;
-use baton_verify::conflicts::ConflictsOutcome;
-use baton_verify::findings::finding;
-use baton_verify::merged::{Merged, merge_lines};
-use baton_verify::pairs::AgentFiles;
-use baton_verify::tests_check::{
-    self, Affected, Runner, TestsPlan, affected_packages, rdeps_filter,
-};
-use baton_verify::tests_run::Sink;
 use guppy::graph::PackageGraph;
 
-use crate::ctx::Ctx;
-use crate::error::{CliError, CliResult};
+use super::{GateError, Progress, errored};
+use crate::VerifyConfig;
+use crate::conflicts::ConflictsOutcome;
+use crate::errors::TestsError;
+use crate::findings::finding;
+use crate::merged::{Merged, merge_lines};
+use crate::pairs::AgentFiles;
+use crate::tests_check::{self, Affected, Runner, TestsPlan, affected_packages, rdeps_filter};
 
 /// What the user asked of the tests check.
 pub struct TestsRequest {
@@ -41,23 +37,16 @@ pub enum Prepared {
     },
 }
 
-fn tests_err(e: baton_verify::TestsError) -> CliError {
-    e.into()
-}
-
 pub fn prepare(
-    _ctx: &Ctx,
     repo: &RepoPaths,
     config: &VerifyConfig,
+    cargo: &Path,
     req: TestsRequest,
-) -> CliResult<Prepared> {
+) -> Result<Prepared, GateError> {
     if let Some(p) = &req.partition {
-        tests_check::parse_partition(p).map_err(tests_err)?;
+        tests_check::parse_partition(p)?;
     }
-    // the CLI may read the environment: cargo tells its children where it is
-    let cargo = std::env::var_os("CARGO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("cargo"));
+    let cargo: PathBuf = cargo.to_owned();
     let (key, command) = if req.full {
         ("full", &config.full)
     } else {
@@ -65,14 +54,16 @@ pub fn prepare(
     };
     if let Some(argv) = command {
         if argv.is_empty() || argv[0].is_empty() {
-            return Err(tests_err(baton_verify::TestsError::EmptyCommand {
+            return Err(TestsError::EmptyCommand {
                 key: key.to_owned(),
-            }));
+            }
+            .into());
         }
         if req.partition.is_some() || req.affected {
-            return Err(CliError::input(format!(
-                "--partition and --affected need cargo-nextest; [verify] {key} is a plain command"
-            )));
+            return Err(TestsError::PlainCommand {
+                key: key.to_owned(),
+            }
+            .into());
         }
         return Ok(Prepared::Run {
             plan: TestsPlan {
@@ -95,9 +86,7 @@ pub fn prepare(
     }
     if !tests_check::nextest_available(&cargo) {
         if req.partition.is_some() || req.affected {
-            return Err(CliError::env(
-                "--partition and --affected need cargo-nextest, which is not installed (cargo install cargo-nextest)",
-            ));
+            return Err(TestsError::NoNextest.into());
         }
         return Ok(Prepared::Run {
             plan: TestsPlan {
@@ -112,11 +101,13 @@ pub fn prepare(
             merged: req.merged,
         });
     }
-    let graph = tests_check::load_graph(&cargo, &repo.workdir).map_err(tests_err)?;
+    let graph = tests_check::load_graph(&cargo, &repo.workdir)?;
     let filter = (!req.full).then(|| config.smoke.clone());
     if let Some(f) = &filter {
-        tests_check::validate_filterset(&graph, f)
-            .map_err(|e| CliError::input(format!("[verify] smoke in .config/baton.toml: {e}")))?;
+        tests_check::validate_filterset(&graph, f).map_err(|e| TestsError::Config {
+            key: "smoke".to_owned(),
+            message: e.to_string(),
+        })?;
     }
     Ok(Prepared::Run {
         plan: TestsPlan {
@@ -156,11 +147,11 @@ fn skipped(message: String, started: Instant) -> Check {
 
 /// Run the tests step; problems while running become an `error` check, never a panic.
 pub fn run(
-    ctx: &Ctx,
     repo: &RepoPaths,
     prepared: Prepared,
     base: Option<git2::Oid>,
     outcome: Option<&ConflictsOutcome>,
+    progress: &dyn Progress,
 ) -> Check {
     let started = Instant::now();
     let (mut plan, graph, affected, merged) = match prepared {
@@ -196,15 +187,10 @@ pub fn run(
             Some(Affected::All) | None => {}
         }
     }
-    let sink: Sink = if ctx.json || ctx.quiet {
-        Arc::new(Mutex::new(Box::new(std::io::sink())))
-    } else {
-        Arc::new(Mutex::new(Box::new(std::io::stderr())))
-    };
     let scratch = match tempfile::Builder::new().prefix("baton-verify-").tempdir() {
         Ok(d) => d,
         Err(e) => {
-            return super::errored(
+            return errored(
                 "tests",
                 format!("cannot create a scratch directory: {e}"),
                 started,
@@ -220,14 +206,14 @@ pub fn run(
             return skipped("--merged: no agents to merge".to_owned(), started);
         };
         let Some(base) = base else {
-            return super::errored(
+            return errored(
                 "tests",
                 "--merged: HEAD has no commit; pass --base".into(),
                 started,
             );
         };
         match merge_lines(repo, base, &outcome.lines) {
-            Err(e) => return super::errored("tests", e.to_string(), started),
+            Err(e) => return errored("tests", e.to_string(), started),
             Ok(Merged::NotApplicable) => {
                 return skipped(
                     "--merged: agents from --results share one tree; there is nothing to merge"
@@ -261,7 +247,7 @@ pub fn run(
                             .map_err(|e| e.to_string())
                     })
                 {
-                    return super::errored("tests", format!("--merged: {e}"), started);
+                    return errored("tests", format!("--merged: {e}"), started);
                 }
                 // a target dir of its own beside the user's, so dependencies build once and
                 // the user's incremental state is left alone
@@ -280,10 +266,9 @@ pub fn run(
             }
         }
     }
-    if !ctx.json {
-        ctx.note(format!("running tests in {}", dir.display()));
-    }
-    match baton_verify::tests_run::run_tests(&plan, &dir, &env, scratch.path(), sink) {
+    progress.note(&format!("running tests in {}", dir.display()));
+    let output = |line: &str| progress.output(line);
+    match crate::tests_run::run_tests(&plan, &dir, &env, scratch.path(), &output) {
         Ok(mut summary) => {
             if merged {
                 summary.dir = Some("(merged result, removed afterwards)".to_owned());
@@ -297,7 +282,7 @@ pub fn run(
             c.tests = Some(summary);
             c
         }
-        Err(e) => super::errored("tests", e.to_string(), started),
+        Err(e) => errored("tests", e.to_string(), started),
     }
 }
 

@@ -142,20 +142,16 @@ fn dependent_batch_sees_the_merged_work_and_the_user_branch_stays() {
     write(&wb, "b.txt", "from b\n");
     write(&wb, ".gitignore", "*.tmp\n");
     write(&wb, "scratch.tmp", "never committed\n");
-    std::fs::create_dir_all(
-        l.repo
-            .path()
-            .join(".baton/executions")
-            .join(&l.plan)
-            .join("results/a"),
-    )
-    .unwrap();
+    // what the agent wrote to BATON_RESULT_FILE (beside its log)
+    let logs = l
+        .repo
+        .path()
+        .join(".baton/executions")
+        .join(&l.plan)
+        .join("logs/a");
+    std::fs::create_dir_all(&logs).unwrap();
     std::fs::write(
-        l.repo
-            .path()
-            .join(".baton/executions")
-            .join(&l.plan)
-            .join("results/a/1.result"),
+        logs.join("1.result.json"),
         r#"{"summary": "a.txt holds a's part", "outputs": {"lines": 1}}"#,
     )
     .unwrap();

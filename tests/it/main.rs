@@ -5,6 +5,8 @@ mod demo;
 mod metrics;
 mod metrics_summary;
 mod plan;
+mod run;
+mod run_resume;
 mod store;
 mod support;
 mod tasks;

@@ -22,11 +22,14 @@ pub mod store;
 mod tracker;
 pub mod validate;
 
-pub use execution::{AgentStart, Execution, GateVerdict, Integration, ProcessRef, TransitionError};
+pub use execution::{
+    AgentStart, AttemptHandle, Execution, GateVerdict, Integration, ProcessRef, TransitionError,
+};
 pub use ids::{AgentId, BatchId, IdError, PlanId};
 pub use load::{LoadError, load_plan};
 pub use model::{
-    Agent, Batch, BatchGate, BatchKind, GateCheck, GateFailurePolicy, Plan, Scope, TaskType,
+    Agent, Batch, BatchGate, BatchKind, GateCheck, GateFailurePolicy, Plan, RateLimit, Scope,
+    TaskType,
 };
 pub use status::{AgentResult, ErrorClass, Status};
 pub use tracker::{ExecutionTracker, TrackError};

@@ -181,18 +181,18 @@ pub fn changed_files(
     Ok(out)
 }
 
-/// Where the runner points `BATON_RESULT_FILE` for an attempt:
-/// `<state>/executions/<plan>/results/<agent>/<attempt>.result`. Ids are validated slugs, so
-/// the path stays inside the state directory.
+/// Where the runner points `BATON_RESULT_FILE` for an attempt: beside its log,
+/// `<state>/executions/<plan>/logs/<agent>/<attempt>.result.json`. Ids are validated slugs,
+/// so the path stays inside the state directory.
 pub fn result_file(
     state: &baton_store::StateDir,
     plan: &PlanId,
     agent: &AgentId,
     attempt: u32,
 ) -> std::path::PathBuf {
-    results_dir(state, plan)
-        .join(agent.as_str())
-        .join(format!("{attempt}.result"))
+    state
+        .agent_log(plan.as_str(), agent.as_str(), attempt)
+        .with_extension("result.json")
 }
 
 /// `<state>/executions/<plan>/results/`.

@@ -2,9 +2,11 @@
 
 pub mod batch;
 pub mod demo;
+pub mod logs;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod run;
 pub mod status;
 pub mod task;
 pub mod verify;
@@ -18,6 +20,9 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
     match command {
         Command::Plan(c) => plan::run(ctx, c),
         Command::Batch(c) => batch::run(ctx, c),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Logs(a) => logs::run(ctx, a),
+        Command::Supervise(a) => run::supervise(a),
         Command::Status(a) => status::run(ctx, a),
         Command::Demo(a) => demo::run(ctx, a),
         Command::Metrics(c) => metrics::run(ctx, c),

@@ -3,7 +3,6 @@
 //! `cargo test` in Cargo workspaces) in a directory holding the merged tree.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use baton_git::RepoPaths;
@@ -139,11 +138,13 @@ impl Gate for CliGate {
             partition: None,
             cargo: self.cargo.clone(),
         };
-        let sink: Sink = if self.show_output {
-            Arc::new(Mutex::new(Box::new(std::io::stderr())))
-        } else {
-            Arc::new(Mutex::new(Box::new(std::io::sink())))
+        let show = self.show_output;
+        let print = move |line: &str| {
+            if show {
+                eprintln!("{line}");
+            }
         };
+        let sink: Sink<'_> = &print;
         let scratch = tempfile::Builder::new()
             .prefix("baton-gate-")
             .tempdir()

@@ -117,6 +117,10 @@ impl LoopHooks {
         Ok(plan_batch
             .agents
             .iter()
+            // agents sharing the main checkout have no branch to merge
+            .filter(|a| {
+                baton_run_isolation(&self.plan, a) == baton_plan::model::Isolation::Worktree
+            })
             .map(|a| {
                 let s = state.and_then(|b| b.agents.iter().find(|x| x.id == a.id));
                 GateAgent {
@@ -135,6 +139,14 @@ impl LoopHooks {
     pub fn integrate(&self, batch: &BatchId) -> Result<IntegrateOutcome, IntegrateError> {
         let repo = open(&self.repo)?;
         let agents = self.gate_agents(batch)?;
+        if agents.is_empty() {
+            // nothing to integrate: every agent shares the main checkout
+            return Ok(IntegrateOutcome::AlreadyDone {
+                tip: integrate::integration_tip(&repo, &self.plan_id)?
+                    .map(|o| o.to_string())
+                    .unwrap_or_default(),
+            });
+        }
         let settings = self
             .plan
             .batch(batch)
@@ -311,6 +323,10 @@ impl LoopHooks {
     }
 }
 
+fn baton_run_isolation(plan: &Plan, agent: &baton_plan::Agent) -> baton_plan::model::Isolation {
+    crate::attempt::isolation_of(plan, agent)
+}
+
 fn open(paths: &RepoPaths) -> Result<git2::Repository, IntegrateError> {
     paths.open().map_err(|e| IntegrateError::Git {
         action: "open the repository".into(),
@@ -366,11 +382,29 @@ impl BatchHooks for LoopHooks {
     }
 }
 
-/// Upstream placeholders with their values, for rendering a prompt: `{outputs.X}` and
-/// `{files.X}` plus anything else in `vars`.
-pub fn render_prompt(prompt: &str, vars: &BTreeMap<String, String>) -> String {
-    let refs: BTreeMap<&str, String> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    baton_plan::validate::render_command(&[prompt.to_owned()], &refs)
-        .pop()
-        .unwrap_or_default()
+/// Fill the loop's placeholders in a rendered attempt: every argv element (the `{prompt}`
+/// filled in by the first pass may itself use `{outputs.X}`), the prompt file's text, and
+/// the loop's environment. Still element by element, never a shell string.
+pub fn apply_vars(
+    spec: &mut crate::executor::AttemptSpec,
+    prompt: &mut Option<(PathBuf, String)>,
+    vars: &AgentVars,
+) {
+    if vars.placeholders.is_empty() && vars.env.is_empty() {
+        return;
+    }
+    let refs: BTreeMap<&str, String> = vars
+        .placeholders
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    spec.argv = baton_plan::validate::render_command(&spec.argv, &refs);
+    if let Some((_, text)) = prompt.as_mut() {
+        *text = baton_plan::validate::render_command(std::slice::from_ref(text), &refs)
+            .pop()
+            .unwrap_or_default();
+    }
+    for (k, v) in &vars.env {
+        spec.env.insert(k.clone(), v.clone());
+    }
 }

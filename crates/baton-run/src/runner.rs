@@ -553,7 +553,7 @@ impl Runner {
             branch: branch.clone(),
         };
         let attempt = self.update(|e, now| e.start_agent(b, a, start, now))?;
-        let (spec, prompt) = attempt::spec(&SpecInput {
+        let (mut spec, mut prompt) = attempt::spec(&SpecInput {
             plan: &plan,
             plan_id: &self.plan_id,
             batch: b,
@@ -563,6 +563,11 @@ impl Runner {
             branch: branch.as_deref(),
             logs_dir: &self.cfg.logs_dir,
         });
+        // the batch loop's placeholders ({outputs.X}, {files.X}, {gate_findings}) and env
+        // (a record that cannot be read leaves them unfilled, as validation names them)
+        if let Ok(vars) = self.hooks.agent_vars(&self.plan_id, b, a) {
+            crate::batch_loop::apply_vars(&mut spec, &mut prompt, &vars);
+        }
         let now = Instant::now();
         let mut live = Live {
             key: spec.key.clone(),
@@ -756,16 +761,16 @@ impl Runner {
             branch: live.branch.clone(),
             succeeded: verdict.status == Status::Succeeded,
         };
-        if let Err(e) = self.hooks.after_agent(&ctx) {
-            verdict.status = Status::Failed;
-            verdict.class.get_or_insert(ErrorClass::Other);
-            detail = Some(format!("after the attempt: {e}"));
-        }
         let files_changed = if live.isolated {
             self.workspaces.changed_files(&live.cwd)
         } else {
             Vec::new()
         };
+        if let Err(e) = self.hooks.after_agent(&ctx) {
+            verdict.status = Status::Failed;
+            verdict.class.get_or_insert(ErrorClass::Other);
+            detail = Some(format!("after the attempt: {e}"));
+        }
         let result = AgentResult {
             exit_code: verdict.exit_code,
             attempts: key.attempt,

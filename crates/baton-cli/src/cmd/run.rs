@@ -9,9 +9,9 @@ use baton_plan::store as plan_store;
 use baton_plan::validate::{Severity, validate};
 use baton_plan::{AgentId, ExecutionTracker, Plan, PlanId, Status};
 use baton_report::exit;
+use baton_run::LocalExecutor;
 use baton_run::backoff::Backoff;
 use baton_run::runner::{RunConfig, Runner, Workspaces};
-use baton_run::{LocalExecutor, NoHooks};
 use clap::Args;
 
 use crate::ctx::Ctx;
@@ -63,6 +63,11 @@ pub struct RunArgs {
     /// How many times a failed gate may send agents back for another attempt.
     #[arg(long, value_name = "N", default_value_t = 2)]
     replan_budget: u32,
+    /// When the run succeeds, fast-forward BRANCH to the plan's integration branch
+    /// (`baton/<plan>/integration`); refused unless it is a fast-forward. Without it, none of
+    /// your branches or your checkout is touched.
+    #[arg(long, value_name = "BRANCH")]
+    land: Option<String>,
 }
 
 /// The hidden `__supervise` subcommand's arguments, parsed by `baton_run::supervise`.
@@ -173,8 +178,11 @@ impl Workspaces for Pool {
             plan: Some(plan.to_string()),
             agent: Some(agent.to_string()),
         };
+        // no pool reuse: a worktree an agent of this run has just been given is clean and
+        // at its base, so the pool took it for the next agent while the first still ran (its
+        // directory moved away under it, and its work landed in the other agent's tree)
         let opts = baton_worktree::CreateOptions {
-            reuse: true,
+            reuse: false,
             setup: true,
             ..Default::default()
         };
@@ -267,6 +275,19 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             ));
         }
     }
+    if let Some(branch) = &args.land
+        && repo
+            .open()?
+            .find_branch(branch, git2::BranchType::Local)
+            .is_err()
+    {
+        return Err(CliError::input(format!(
+            "--land {branch}: no such local branch"
+        )));
+    }
+    // the batch loop: batches start from baton/<plan>/integration (created here from HEAD),
+    // each agent's work is committed, each batch gated, merged, tested and integrated
+    let hooks = super::batch::loop_hooks(ctx, &plan_id, &plan, None)?;
     let exe = std::env::current_exe().map_err(|e| {
         CliError::env(format!(
             "cannot find the baton binary to supervise agents: {e}"
@@ -304,7 +325,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         plan_id.clone(),
         tracker,
         Box::new(executor),
-        Box::new(NoHooks),
+        Box::new(hooks),
         Box::new(Pool { wt }),
         cfg,
     )
@@ -342,6 +363,21 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             ctx.note(format!("state saved; continue with `{resume}`"));
         }
         return Ok(exit::GATE_FAILED);
+    }
+    if summary.status == Status::Succeeded
+        && let Some(branch) = &args.land
+    {
+        let r = repo.open()?;
+        let tip = baton_run::integrate::integration_tip(&r, &plan_id)?
+            .ok_or_else(|| CliError::env("the integration branch vanished"))?;
+        let moved = baton_run::integrate::land(&r, branch, tip)?;
+        if !ctx.json {
+            ctx.note(if moved {
+                format!("landed: {branch} fast-forwarded to baton/{plan_id}/integration")
+            } else {
+                format!("{branch} already points at baton/{plan_id}/integration")
+            });
+        }
     }
     Ok(match summary.status {
         Status::Succeeded => exit::OK,

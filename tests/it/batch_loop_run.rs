@@ -9,7 +9,7 @@ use crate::support::baton;
 /// Agent `a` rewrites line two of notes.txt; `b` does the same on its first attempt (the
 /// collision) and, sent back with the findings, adds line four instead; `c` writes its
 /// rendered prompt (upstream outputs and files) to c.txt. Nobody commits.
-const AGENT_SH: &str = r#"#!/bin/sh
+pub const AGENT_SH: &str = r#"#!/bin/sh
 case "$1" in
 a) printf 'one\nTWO by a\nthree\n' > notes.txt
    printf '{"summary": "a rewrote line two", "outputs": {"line": 2}}' > "$BATON_RESULT_FILE" ;;
@@ -24,7 +24,7 @@ c) printf '%s\n' "$2" > c.txt ;;
 esac
 "#;
 
-const PLAN: &str = r#"
+pub const PLAN: &str = r#"
 schema_version = 1
 title = "Loop under run"
 on_gate_failure = "replan"

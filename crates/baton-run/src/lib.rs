@@ -33,6 +33,7 @@ pub mod replan;
 pub mod runner;
 pub mod sched;
 pub mod supervise;
+pub mod timeline;
 
 pub use batch_loop::LoopHooks;
 pub use events::RunEvent;

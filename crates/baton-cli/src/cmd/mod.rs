@@ -6,6 +6,7 @@ pub mod logs;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod report_html;
 pub mod run;
 pub mod status;
 pub mod task;

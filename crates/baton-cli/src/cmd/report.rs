@@ -20,10 +20,15 @@ pub enum ReportCommand {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Draw a run's timeline as one self-contained HTML file (or a Chrome trace for Perfetto).
+    Html(super::report_html::ReportHtmlArgs),
 }
 
 pub fn run(ctx: &Ctx, cmd: ReportCommand) -> CliResult {
-    let ReportCommand::Merge { reports, output } = cmd;
+    let (reports, output) = match cmd {
+        ReportCommand::Merge { reports, output } => (reports, output),
+        ReportCommand::Html(a) => return super::report_html::run(ctx, a),
+    };
     let mut loaded = Vec::new();
     for path in reports {
         let text = std::fs::read_to_string(&path)

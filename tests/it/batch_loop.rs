@@ -422,3 +422,60 @@ fn killed_between_merge_and_merged_tests_resumes_and_advances_once() {
     let again = l.integrate("B1", &[]).expect_code(0).json();
     assert_eq!(l.rev(&l.integration()), merged, "{again}");
 }
+
+#[test]
+fn worktree_create_batch_starts_from_integration_and_moves_status() {
+    let l = Loop::new(TWO_BATCHES);
+    // B2 cannot start before B1 is integrated: exit 2, nothing created
+    let early = baton(
+        &l.repo,
+        &["worktree", "create", "--plan", &l.plan, "--batch", "B2"],
+    );
+    assert_eq!(early.code, 2, "{early:?}");
+    assert!(early.stderr.contains("depends on B1"), "{}", early.stderr);
+    assert!(
+        l.repo
+            .git_output(l.repo.path(), &["rev-parse", "--verify", &l.branch("c")])
+            .status
+            .code()
+            != Some(0)
+    );
+
+    let made = baton(
+        &l.repo,
+        &[
+            "worktree", "create", "--plan", &l.plan, "--batch", "B1", "--json",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let paths: Vec<PathBuf> = made["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| PathBuf::from(c["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(paths.len(), 2);
+    // the batch and its agents are running in the execution, started from integration
+    let b1 = l.batch_state("B1");
+    assert_eq!(b1["status"], "running");
+    for a in b1["agents"].as_array().unwrap() {
+        assert_eq!(a["status"], "running", "{b1}");
+    }
+    assert_eq!(l.rev(&l.integration()), l.rev("main"));
+    write(&paths[0], "a.txt", "a\n");
+    write(&paths[1], "b.txt", "b\n");
+    l.integrate("B1", &[]).expect_code(0);
+    let made = baton(
+        &l.repo,
+        &[
+            "worktree", "create", "--plan", &l.plan, "--batch", "B2", "--json",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let c = PathBuf::from(made["created"][0]["path"].as_str().unwrap());
+    assert!(c.join("a.txt").is_file() && c.join("b.txt").is_file());
+    let metrics = std::fs::read_to_string(l.repo.path().join(".baton/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.matches("\"batch_start\"").count(), 2, "{metrics}");
+}

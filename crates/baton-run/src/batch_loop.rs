@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use baton_git::RepoPaths;
@@ -13,6 +15,7 @@ use baton_metrics::{Event, MetricsLog};
 use baton_plan::{AgentId, BatchId, ExecutionTracker, GateVerdict, Plan, PlanId};
 use baton_store::StateDir;
 
+use crate::cache::{Cache, CacheInputs};
 use crate::commit::{self, AgentRecord};
 use crate::hooks::{AgentContext, AgentVars, BatchContext, BatchHooks, GateDecision, HookError};
 use crate::integrate::{
@@ -29,6 +32,20 @@ pub struct LoopHooks {
     pub tracker: ExecutionTracker,
     pub gate: Box<dyn Gate>,
     pub metrics: Option<MetricsLog>,
+    /// The output cache; `None` with `--no-cache`.
+    pub cache: Option<Cache>,
+    /// Shared with the caller, which reads it after the run ("N of M from cache").
+    pub cache_stats: Arc<CacheStats>,
+    /// Inputs of attempts looked up and not (yet) finished, to store on success; and the
+    /// attempts a hit was applied to.
+    pending: Mutex<BTreeMap<(AgentId, u32), (CacheInputs, bool)>>,
+}
+
+/// How the output cache did in one run.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub lookups: AtomicUsize,
+    pub hits: AtomicUsize,
 }
 
 fn hook<E: std::fmt::Display>(e: E) -> HookError {
@@ -56,6 +73,9 @@ impl LoopHooks {
             tracker,
             gate,
             metrics: None,
+            cache: None,
+            cache_stats: Arc::new(CacheStats::default()),
+            pending: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -302,6 +322,151 @@ impl LoopHooks {
         Ok(vars)
     }
 
+    /// What `agent`'s result depends on, starting from `base_tree`.
+    pub fn cache_inputs(
+        &self,
+        batch: &BatchId,
+        agent: &AgentId,
+        base_tree: String,
+    ) -> Result<CacheInputs, IntegrateError> {
+        let Some((_, a)) = self.plan.agent(agent) else {
+            return Ok(CacheInputs::default());
+        };
+        let vars = self.vars_for(batch, agent)?;
+        let refs: BTreeMap<&str, String> = vars
+            .placeholders
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let prompt = baton_plan::validate::render_command(std::slice::from_ref(&a.prompt), &refs)
+            .pop()
+            .unwrap_or_default();
+        // upstream: every agent of the batches this one depends on, directly or not
+        let mut upstream = BTreeMap::new();
+        let ancestors = baton_plan::dag::ancestors(&self.plan.batches);
+        if let Some(bi) = self.plan.batches.iter().position(|b| &b.id == batch) {
+            for &ui in &ancestors[bi] {
+                for ua in &self.plan.batches[ui].agents {
+                    let text = match AgentRecord::load(&self.state, &self.plan_id, &ua.id)? {
+                        Some(r) => format!(
+                            "{}\n{}",
+                            r.report.map(|x| x.summary).unwrap_or_default(),
+                            r.files.join("\n")
+                        ),
+                        None => String::new(),
+                    };
+                    upstream.insert(ua.id.to_string(), text);
+                }
+            }
+        }
+        Ok(CacheInputs {
+            command: self.plan.command_of(a).unwrap_or_default().to_vec(),
+            prompt,
+            env: self
+                .plan
+                .profile_of(a)
+                .map(|p| p.env.clone())
+                .unwrap_or_default(),
+            base_tree,
+            upstream,
+        })
+    }
+
+    /// Look the attempt up in the cache; on a hit, commit the cached tree on its branch
+    /// (its worktree's files follow) and keep the cached outputs for later agents.
+    pub fn try_cache(&self, ctx: &AgentContext) -> Result<bool, IntegrateError> {
+        let (Some(cache), Some(worktree)) = (&self.cache, &ctx.worktree) else {
+            return Ok(false);
+        };
+        let fail = |action: &str| {
+            let action = action.to_owned();
+            move |e: git2::Error| IntegrateError::Git {
+                action,
+                message: e.message().to_owned(),
+            }
+        };
+        let wt = git2::Repository::open(worktree).map_err(fail("open the worktree"))?;
+        let head = wt
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map_err(fail("read the worktree's HEAD"))?;
+        let inputs = self.cache_inputs(&ctx.batch, &ctx.agent, head.tree_id().to_string())?;
+        self.cache_stats.lookups.fetch_add(1, Ordering::Relaxed);
+        let hit = cache.lookup(ctx.agent.as_str(), &inputs);
+        let applied = match &hit {
+            Some(entry) => {
+                let tree_id =
+                    git2::Oid::from_str(&entry.tree).map_err(fail("read the cached tree id"))?;
+                let tree = wt
+                    .find_tree(tree_id)
+                    .map_err(fail("find the cached tree"))?;
+                let sig = commit::signature(&wt);
+                let msg = format!(
+                    "{}(from the output cache: an identical earlier run)\n",
+                    commit::commit_message(
+                        &self.plan_id,
+                        &ctx.agent,
+                        ctx.attempt,
+                        entry.record.report.as_ref().map(|r| r.summary.as_str()),
+                    )
+                );
+                let oid = wt
+                    .commit(Some("HEAD"), &sig, &sig, &msg, &tree, &[&head])
+                    .map_err(fail("commit the cached result"))?;
+                let obj = wt.find_object(oid, None).map_err(fail("read the commit"))?;
+                wt.reset(&obj, git2::ResetType::Hard, None)
+                    .map_err(fail("update the worktree"))?;
+                let mut record = entry.record.clone();
+                record.attempt = ctx.attempt;
+                record.commit = oid.to_string();
+                record.save(&self.state, &self.plan_id, &ctx.agent)?;
+                self.cache_stats.hits.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        };
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert((ctx.agent.clone(), ctx.attempt), (inputs, applied));
+        }
+        self.event("cache", &ctx.batch, |e| {
+            e.agent = Some(ctx.agent.to_string());
+            e.success = Some(applied);
+            e.details.insert("attempt".into(), ctx.attempt.to_string());
+            e.details
+                .insert("result".into(), if applied { "hit" } else { "miss" }.into());
+        });
+        Ok(applied)
+    }
+
+    /// After a successful attempt: remember its result for identical later runs.
+    fn store_in_cache(
+        &self,
+        ctx: &AgentContext,
+        record: &AgentRecord,
+    ) -> Result<(), IntegrateError> {
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        let Some((inputs, _)) = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&(ctx.agent.clone(), ctx.attempt)))
+        else {
+            return Ok(());
+        };
+        let repo = open(&self.repo)?;
+        let tree = git2::Oid::from_str(&record.commit)
+            .and_then(|o| repo.find_commit(o))
+            .map(|c| c.tree_id().to_string())
+            .map_err(|e| IntegrateError::Git {
+                action: "read the agent's commit".into(),
+                message: e.message().to_owned(),
+            })?;
+        cache.store(ctx.agent.as_str(), &inputs, tree, record.clone())?;
+        Ok(())
+    }
+
     fn event(&self, kind: &str, batch: &BatchId, fill: impl FnOnce(&mut Event)) {
         let Some(log) = &self.metrics else { return };
         let Ok(mut e) = Event::new(kind, SystemTime::now()) else {
@@ -348,13 +513,40 @@ impl BatchHooks for LoopHooks {
         self.vars_for(batch, agent).map_err(hook)
     }
 
+    fn cached(&self, ctx: &AgentContext) -> Result<bool, HookError> {
+        self.try_cache(ctx).map_err(hook)
+    }
+
     fn after_agent(&self, ctx: &AgentContext) -> Result<(), HookError> {
         let Some(worktree) = &ctx.worktree else {
             return Ok(());
         };
-        self.commit_agent(&ctx.agent, ctx.attempt, worktree)
-            .map(|_| ())
-            .map_err(hook)
+        let from_cache = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|p| {
+                p.get(&(ctx.agent.clone(), ctx.attempt))
+                    .map(|(_, hit)| *hit)
+            })
+            .unwrap_or(false);
+        if from_cache {
+            // its commit and record were made from the cache; nothing new to commit or store
+            if let Ok(mut p) = self.pending.lock() {
+                p.remove(&(ctx.agent.clone(), ctx.attempt));
+            }
+            return Ok(());
+        }
+        let record = self
+            .commit_agent(&ctx.agent, ctx.attempt, worktree)
+            .map_err(hook)?;
+        if ctx.succeeded {
+            // a cache that cannot be written never fails the agent
+            let _ = self.store_in_cache(ctx, &record);
+        } else if let Ok(mut p) = self.pending.lock() {
+            p.remove(&(ctx.agent.clone(), ctx.attempt));
+        }
+        Ok(())
     }
 
     fn after_batch(&self, ctx: &BatchContext) -> Result<GateDecision, HookError> {

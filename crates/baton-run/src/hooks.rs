@@ -71,6 +71,12 @@ pub trait BatchHooks: Send + Sync {
     ) -> Result<AgentVars, HookError> {
         Ok(AgentVars::default())
     }
+    /// An attempt is about to start in its prepared worktree: `true` when the output cache
+    /// applied an earlier identical success to its branch, so the runner records the attempt
+    /// as succeeded without running it.
+    fn cached(&self, _ctx: &AgentContext) -> Result<bool, HookError> {
+        Ok(false)
+    }
     /// An attempt ended: commit what it left in its worktree, read its result file.
     fn after_agent(&self, _ctx: &AgentContext) -> Result<(), HookError> {
         Ok(())

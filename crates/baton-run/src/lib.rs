@@ -19,6 +19,7 @@ pub mod attempt;
 pub mod backoff;
 pub mod batch_loop;
 pub mod breaker;
+pub mod cache;
 pub mod classify;
 pub mod commit;
 pub mod events;

@@ -552,6 +552,10 @@ impl Runner {
             worktree: isolated.then(|| cwd.clone()),
             branch: branch.clone(),
         };
+        // the batch loop's placeholders ({outputs.X}, {files.X}, {gate_findings}) and env,
+        // read before the start is recorded so the window until the handle is persisted stays
+        // as short as it was (a record that cannot be read leaves them unfilled)
+        let loop_vars = self.hooks.agent_vars(&self.plan_id, b, a).ok();
         let attempt = self.update(|e, now| e.start_agent(b, a, start, now))?;
         let (mut spec, mut prompt) = attempt::spec(&SpecInput {
             plan: &plan,
@@ -563,10 +567,8 @@ impl Runner {
             branch: branch.as_deref(),
             logs_dir: &self.cfg.logs_dir,
         });
-        // the batch loop's placeholders ({outputs.X}, {files.X}, {gate_findings}) and env
-        // (a record that cannot be read leaves them unfilled, as validation names them)
-        if let Ok(vars) = self.hooks.agent_vars(&self.plan_id, b, a) {
-            crate::batch_loop::apply_vars(&mut spec, &mut prompt, &vars);
+        if let Some(vars) = &loop_vars {
+            crate::batch_loop::apply_vars(&mut spec, &mut prompt, vars);
         }
         let now = Instant::now();
         let mut live = Live {
@@ -583,6 +585,28 @@ impl Runner {
             idle_check: idle_of(&plan, a).map(|t| now + t),
             kill: None,
         };
+        // the batch loop's output cache: an identical earlier success is applied, not re-run
+        if prep_error.is_none() && isolated {
+            let ctx = AgentContext {
+                plan: self.plan_id.clone(),
+                batch: b.clone(),
+                agent: a.clone(),
+                attempt,
+                worktree: Some(cwd.clone()),
+                branch: live.branch.clone(),
+                succeeded: false,
+            };
+            if self.hooks.cached(&ctx).unwrap_or(false) {
+                observe(&RunEvent::CacheHit {
+                    batch: b.clone(),
+                    agent: a.clone(),
+                    attempt,
+                });
+                let key = live.key.clone();
+                self.live.insert(a.clone(), live);
+                return self.finished(&key, Outcome::Exited(0), None, observe);
+            }
+        }
         let search_path = spec
             .env
             .get("PATH")

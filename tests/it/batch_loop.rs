@@ -479,3 +479,55 @@ fn worktree_create_batch_starts_from_integration_and_moves_status() {
     let metrics = std::fs::read_to_string(l.repo.path().join(".baton/metrics.jsonl")).unwrap();
     assert_eq!(metrics.matches("\"batch_start\"").count(), 2, "{metrics}");
 }
+
+#[test]
+fn verify_batch_gates_only_that_batch_and_records_the_verdict() {
+    let l = Loop::new(TWO_BATCHES);
+    let wa = l.worktree("a", "main");
+    let wb = l.worktree("b", "main");
+    write(&wa, "notes.txt", "one\nTWO by a\nthree\n");
+    write(&wb, "notes.txt", "one\ntwo by b\nthree\n");
+    // a worktree outside the batch that writes the same file is not part of its gate
+    let other = l.repo.scratch("other");
+    l.repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "elsewhere",
+        other.to_str().unwrap(),
+    ]);
+    write(&other, "notes.txt", "one\ntwo elsewhere\nthree\n");
+    let rep = baton(
+        &l.repo,
+        &[
+            "verify",
+            "--plan",
+            &l.plan,
+            "--batch",
+            "B1",
+            "--check",
+            "conflicts",
+            "--json",
+        ],
+    )
+    .expect_code(1)
+    .json();
+    let conflicts = &rep["checks"][0];
+    let agents: Vec<&Value> = conflicts["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["agents"])
+        .collect();
+    assert_eq!(agents, [&serde_json::json!(["a", "b"])], "{rep}");
+    // the verdict moved the execution and the metrics
+    let gates = &l.batch_state("B1")["integration"]["gates"];
+    assert_eq!(gates[0]["passed"], false, "{gates}");
+    assert_eq!(gates[0]["agents"], serde_json::json!(["a", "b"]));
+    let metrics = std::fs::read_to_string(l.repo.path().join(".baton/metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"verification\""), "{metrics}");
+    // a batch the plan does not have is bad input, before anything runs
+    let bad = baton(&l.repo, &["verify", "--plan", &l.plan, "--batch", "B9"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+}

@@ -641,3 +641,102 @@ impl BatchStart {
         Ok(())
     }
 }
+
+/// `verify --plan P --batch B`: the batch's agents' branches (plan order; the execution's, else
+/// `baton/<plan>/<agent>`), and the integration branch as the base when it exists.
+pub fn batch_branches(
+    ctx: &Ctx,
+    plan: &str,
+    batch: &str,
+) -> CliResult<(Vec<String>, Option<String>)> {
+    let dir = ctx.state_dir()?;
+    let plan_id = plan_store::resolve_plan_id(&dir, plan)?;
+    let stored = plan_store::load_stored(&dir, &plan_id)?;
+    let batch_id =
+        BatchId::new(batch).map_err(|e| CliError::input(format!("--batch {batch:?}: {e}")))?;
+    let Some(b) = stored.batch(&batch_id) else {
+        return Err(CliError::input(format!(
+            "--batch {batch_id}: plan {plan_id} has no such batch"
+        )));
+    };
+    let exec_path = dir.execution(plan_id.as_str());
+    let exec: Option<baton_plan::Execution> = if exec_path.exists() {
+        Some(baton_store::read_versioned(&exec_path)?)
+    } else {
+        None
+    };
+    let branches = b
+        .agents
+        .iter()
+        .map(|a| {
+            exec.as_ref()
+                .and_then(|e| e.batch(&batch_id))
+                .and_then(|s| s.agents.iter().find(|x| x.id == a.id))
+                .and_then(|s| s.branch.clone())
+                .unwrap_or_else(|| baton_plan::ids::agent_branch(&plan_id, &a.id))
+        })
+        .collect();
+    let repo = ctx.repo()?.open()?;
+    let base = integrate::integration_tip(&repo, &plan_id)?
+        .map(|_| integrate::integration_branch(&plan_id));
+    Ok((branches, base))
+}
+
+/// `verify --plan P --batch B` records its verdict: a gate verdict on the batch (when the
+/// execution has the batch) and a verification event in the metrics.
+pub fn record_verify(
+    ctx: &Ctx,
+    plan: &str,
+    batch: &str,
+    rep: &baton_report::VerifyReport,
+    report: Option<&std::path::Path>,
+) -> CliResult<()> {
+    let dir = ctx.state_dir_for_writing()?;
+    let plan_id = plan_store::resolve_plan_id(&dir, plan)?;
+    let stored = plan_store::load_stored(&dir, &plan_id)?;
+    let batch_id =
+        BatchId::new(batch).map_err(|e| CliError::input(format!("--batch {batch:?}: {e}")))?;
+    let mut findings = Vec::new();
+    let mut agents: Vec<baton_plan::AgentId> = Vec::new();
+    for c in &rep.checks {
+        for f in c.findings.iter().filter(|f| {
+            f.severity == baton_report::Severity::Error
+                || (rep.strict && f.severity == baton_report::Severity::Warning)
+        }) {
+            findings.push(integrate::finding_line(&c.name, f));
+            for a in &f.agents {
+                if let Ok(id) = baton_plan::AgentId::new(a.as_str())
+                    && !agents.contains(&id)
+                {
+                    agents.push(id);
+                }
+            }
+        }
+    }
+    let verdict = baton_plan::GateVerdict {
+        at: baton_plan::ids::rfc3339_now(SystemTime::now()),
+        passed: rep.ok,
+        failed_step: (!rep.ok).then(|| "verify".to_owned()),
+        findings,
+        agents,
+        report: report.map(std::path::Path::to_owned),
+    };
+    let tracker = ExecutionTracker::open(dir.execution(plan_id.as_str()), plan_id.clone(), stored)?;
+    tracker.update(|e, now| {
+        let mut state = e
+            .batch(&batch_id)
+            .and_then(|b| b.integration.clone())
+            .unwrap_or_default();
+        state.gates.push(verdict);
+        e.set_integration(&batch_id, state, now)
+    })?;
+    let metrics = MetricsLog::new(dir.metrics());
+    if let Ok(mut e) = Event::new("verification", SystemTime::now()) {
+        e.plan = Some(plan_id.to_string());
+        e.batch = Some(batch_id.to_string());
+        e.success = Some(rep.ok);
+        e.details.insert("step".into(), "verify".into());
+        let _ = metrics.append(&[e]);
+    }
+    Ok(())
+}

@@ -10,10 +10,21 @@
 
 use std::path::{Path, PathBuf};
 
+mod land;
+mod merge;
+mod verdict;
+
+pub use land::land;
+pub use merge::{MergeResult, merge_in_order};
+pub use verdict::finding_line;
+use verdict::{
+    baton_report_ok, baton_verify_finish, check_line, merge_check, ms, passed_verdict, write_report,
+};
+
 use baton_plan::{
     AgentId, BatchGate, BatchId, ExecutionTracker, GateCheck, GateVerdict, Integration, PlanId,
 };
-use baton_report::{Check, CheckStatus, Finding, Severity, VerifyReport};
+use baton_report::{Check, CheckStatus, Severity, VerifyReport};
 
 /// The plan's integration branch (short name).
 pub fn integration_branch(plan: &PlanId) -> String {
@@ -136,115 +147,6 @@ pub fn integration_tip(
     }
 }
 
-/// What merging the agents' branches gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MergeResult {
-    /// The commit holding every agent's work on top of the base.
-    Merged(git2::Oid),
-    /// Files that do not merge, each with the agents whose changes meet there.
-    Conflicts(Vec<(String, Vec<String>)>),
-}
-
-/// Merge each agent's branch, in the order given, onto `base`: one merge commit per agent
-/// (first parent the previous result), as `git merge --no-ff` would, or a fast-forward when
-/// the result is an ancestor of the agent's tip; an agent with nothing new is skipped.
-/// Objects are written to the repository, no reference is moved.
-pub fn merge_in_order(
-    repo: &git2::Repository,
-    base: git2::Oid,
-    agents: &[(AgentId, git2::Oid)],
-    plan: &PlanId,
-    batch: &BatchId,
-) -> Result<MergeResult, IntegrateError> {
-    let sig = crate::commit::signature(repo);
-    let mut current = base;
-    let mut merged_so_far: Vec<(AgentId, git2::Oid)> = Vec::new();
-    for (agent, tip) in agents {
-        let tip = *tip;
-        if current == tip
-            || repo
-                .graph_descendant_of(current, tip)
-                .map_err(git("walk"))?
-        {
-            continue;
-        }
-        if repo
-            .graph_descendant_of(tip, current)
-            .map_err(git("walk"))?
-        {
-            current = tip;
-            merged_so_far.push((agent.clone(), tip));
-            continue;
-        }
-        let ours = repo.find_commit(current).map_err(git("read commit"))?;
-        let theirs = repo.find_commit(tip).map_err(git("read commit"))?;
-        let mut index = repo
-            .merge_commits(&ours, &theirs, None)
-            .map_err(git(format!("merge {agent}")))?;
-        if index.has_conflicts() {
-            let mut paths: Vec<String> = index
-                .conflicts()
-                .map_err(git("read conflicts"))?
-                .filter_map(Result::ok)
-                .filter_map(|c| {
-                    c.our
-                        .or(c.their)
-                        .or(c.ancestor)
-                        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-                })
-                .collect();
-            paths.sort();
-            paths.dedup();
-            let mut out = Vec::new();
-            for p in paths {
-                let mut who = Vec::new();
-                for (other, other_tip) in &merged_so_far {
-                    if touched(repo, base, *other_tip, &p)? {
-                        who.push(other.to_string());
-                    }
-                }
-                if who.is_empty() {
-                    // the conflict is with the base itself (it moved under the agent)
-                    who.push(integration_branch(plan));
-                }
-                who.push(agent.to_string());
-                out.push((p, who));
-            }
-            return Ok(MergeResult::Conflicts(out));
-        }
-        let tree_id = index
-            .write_tree_to(repo)
-            .map_err(git(format!("write the merge of {agent}")))?;
-        let tree = repo.find_tree(tree_id).map_err(git("read tree"))?;
-        let message = format!(
-            "baton: merge {agent} into the integration branch\n\nplan {plan}, batch {batch}, agent {agent}\n"
-        );
-        current = repo
-            .commit(None, &sig, &sig, &message, &tree, &[&ours, &theirs])
-            .map_err(git(format!("commit the merge of {agent}")))?;
-        merged_so_far.push((agent.clone(), tip));
-    }
-    Ok(MergeResult::Merged(current))
-}
-
-/// Did the line of work from `base` to `tip` change `path`?
-fn touched(
-    repo: &git2::Repository,
-    base: git2::Oid,
-    tip: git2::Oid,
-    path: &str,
-) -> Result<bool, IntegrateError> {
-    let mb = repo.merge_base(base, tip).unwrap_or(base);
-    let entry = |oid: git2::Oid| -> Result<Option<git2::Oid>, IntegrateError> {
-        let tree = repo
-            .find_commit(oid)
-            .and_then(|c| c.tree())
-            .map_err(git("read tree"))?;
-        Ok(tree.get_path(Path::new(path)).ok().map(|e| e.id()))
-    };
-    Ok(entry(mb)? != entry(tip)?)
-}
-
 /// Everything integration needs besides the batch.
 pub struct Integrator<'a> {
     pub repo: &'a git2::Repository,
@@ -306,7 +208,7 @@ impl Integrator<'_> {
             // a run died after moving the branch and before recording it
             Some(mut s) if s.merged.as_deref() == Some(&tip.to_string()) => {
                 s.advanced = true;
-                s.gates.push(passed_verdict(s.gates.last()));
+                s.gates.push(passed_verdict());
                 self.record(batch, &s)?;
                 return Ok(IntegrateOutcome::Advanced {
                     from: s.base.clone(),
@@ -431,7 +333,7 @@ impl Integrator<'_> {
         report.duration_ms = ms(started);
         baton_verify_finish(&mut report);
         write_report(&report_path, &report)?;
-        let mut verdict = passed_verdict(None);
+        let mut verdict = passed_verdict();
         verdict.report = Some(report_path);
         state.gates.push(verdict);
         self.record(batch, &state)?;
@@ -537,215 +439,4 @@ impl Integrator<'_> {
         }
         Ok(check)
     }
-}
-
-fn baton_report_ok(checks: &[Check], strict: bool) -> bool {
-    checks.iter().all(|c| match c.status {
-        CheckStatus::Pass | CheckStatus::Skip => true,
-        CheckStatus::Warn => !strict,
-        CheckStatus::Fail | CheckStatus::Error => false,
-    })
-}
-
-fn baton_verify_finish(report: &mut VerifyReport) {
-    report.totals = baton_report::Totals::of(&report.checks);
-    report.ok = baton_report_ok(&report.checks, report.strict);
-}
-
-fn passed_verdict(_previous: Option<&GateVerdict>) -> GateVerdict {
-    GateVerdict {
-        at: Integrator::now(),
-        passed: true,
-        failed_step: None,
-        findings: Vec::new(),
-        agents: Vec::new(),
-        report: None,
-    }
-}
-
-fn merge_check(paths: Vec<(String, Vec<String>)>) -> Check {
-    let findings = paths
-        .into_iter()
-        .map(|(path, agents)| Finding {
-            code: "merge_conflict".to_owned(),
-            severity: Severity::Error,
-            message: format!(
-                "{path}: the changes of {} do not merge",
-                agents.join(" and ")
-            ),
-            path: Some(path),
-            line: None,
-            paths: Vec::new(),
-            worktree: None,
-            agents,
-            overlap: Some(baton_report::Overlap::Conflict),
-        })
-        .collect();
-    Check {
-        name: "merge".to_owned(),
-        status: CheckStatus::Fail,
-        duration_ms: 0,
-        findings,
-        tests: None,
-        message: Some("the agents' branches do not merge onto the integration branch".into()),
-        agents: Vec::new(),
-    }
-}
-
-/// One line per finding: `conflicts: multi_writer src/lib.rs (agent-a, agent-b): …`.
-pub fn finding_line(check: &str, f: &Finding) -> String {
-    let mut line = format!("{check}: {}", f.code);
-    if let Some(p) = &f.path {
-        line.push(' ');
-        line.push_str(p);
-    }
-    if !f.agents.is_empty() {
-        line.push_str(&format!(" ({})", f.agents.join(", ")));
-    }
-    line.push_str(": ");
-    line.push_str(&f.message);
-    line
-}
-
-fn check_line(c: &Check) -> String {
-    let mut line = format!("{}: {}", c.name, c.status_word());
-    if let Some(t) = &c.tests {
-        line.push_str(&format!(" ({} passed, {} failed", t.passed, t.failed));
-        if let Some(code) = t.exit_code {
-            line.push_str(&format!(", exit code {code}"));
-        }
-        line.push(')');
-        for f in t.failures.iter().take(5) {
-            line.push_str(&format!("; {}", f.name));
-        }
-    }
-    if let Some(m) = &c.message {
-        line.push_str(": ");
-        line.push_str(m);
-    }
-    line
-}
-
-trait StatusWord {
-    fn status_word(&self) -> &'static str;
-}
-
-impl StatusWord for Check {
-    fn status_word(&self) -> &'static str {
-        match self.status {
-            CheckStatus::Pass => "passed",
-            CheckStatus::Fail => "failed",
-            CheckStatus::Warn => "warned",
-            CheckStatus::Skip => "skipped",
-            CheckStatus::Error => "could not run",
-        }
-    }
-}
-
-fn write_report(path: &Path, report: &VerifyReport) -> Result<(), IntegrateError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| IntegrateError::Git {
-            action: format!("create {}", parent.display()),
-            message: e.to_string(),
-        })?;
-    }
-    baton_store::write_json(path, report)?;
-    Ok(())
-}
-
-fn ms(since: std::time::Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Fast-forward the user's `branch` to `target` (the integration tip). Refuses anything but a
-/// fast-forward, and a branch checked out in a worktree with uncommitted changes; a checked
-/// out branch gets its files updated like `git merge --ff-only`.
-pub fn land(
-    repo: &git2::Repository,
-    branch: &str,
-    target: git2::Oid,
-) -> Result<bool, IntegrateError> {
-    let refuse = |reason: String| IntegrateError::Land {
-        branch: branch.to_owned(),
-        reason,
-    };
-    let name = full_ref(branch);
-    let current = repo
-        .find_reference(&name)
-        .ok()
-        .and_then(|r| r.target())
-        .ok_or_else(|| refuse("no such local branch".to_owned()))?;
-    if current == target {
-        return Ok(false);
-    }
-    if !repo
-        .graph_descendant_of(target, current)
-        .map_err(git("walk"))?
-    {
-        return Err(refuse(format!(
-            "{branch} ({}) is not an ancestor of the integration branch ({}); only a fast-forward is allowed — merge or rebase by hand",
-            short(current),
-            short(target)
-        )));
-    }
-    // is the branch checked out somewhere? then its files move with it
-    let mut checkouts = Vec::new();
-    if !repo.is_bare() && head_is(repo, &name) {
-        checkouts.push(repo.workdir().map(Path::to_owned));
-    }
-    for wt in repo
-        .worktrees()
-        .map_err(git("list worktrees"))?
-        .iter()
-        .flatten()
-    {
-        if let Ok(w) = repo.find_worktree(wt)
-            && let Ok(r) = git2::Repository::open_from_worktree(&w)
-            && head_is(&r, &name)
-        {
-            checkouts.push(r.workdir().map(Path::to_owned));
-        }
-    }
-    for dir in checkouts.into_iter().flatten() {
-        let wt = git2::Repository::open(&dir).map_err(git("open the checkout"))?;
-        let mut opts = git2::StatusOptions::new();
-        opts.include_untracked(false).include_ignored(false);
-        let dirty = wt
-            .statuses(Some(&mut opts))
-            .map_err(git("status"))?
-            .iter()
-            .any(|s| s.status() != git2::Status::CURRENT);
-        if dirty {
-            return Err(refuse(format!(
-                "it is checked out in {} with uncommitted changes; commit or stash them first",
-                dir.display()
-            )));
-        }
-        let tree = wt
-            .find_commit(target)
-            .and_then(|c| c.into_object().peel(git2::ObjectType::Tree))
-            .map_err(git("read the target tree"))?;
-        wt.checkout_tree(&tree, Some(git2::build::CheckoutBuilder::new().safe()))
-            .map_err(git(format!("update the files of {}", dir.display())))?;
-    }
-    repo.reference_matching(
-        &name,
-        target,
-        true,
-        current,
-        "baton: land the integration branch (fast-forward)",
-    )
-    .map_err(|e| refuse(format!("it moved while landing: {}", e.message())))?;
-    Ok(true)
-}
-
-fn head_is(repo: &git2::Repository, name: &str) -> bool {
-    repo.find_reference("HEAD")
-        .ok()
-        .and_then(|h| h.symbolic_target().map(str::to_owned))
-        .is_some_and(|t| t == name)
-}
-
-fn short(oid: git2::Oid) -> String {
-    oid.to_string()[..10].to_owned()
 }

@@ -256,3 +256,55 @@ impl AgentRecord {
         baton_store::write_json(&path, self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Option<AgentReport>, CommitError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("1.result.json");
+        std::fs::write(&p, text).unwrap();
+        read_result_file(&p)
+    }
+
+    #[test]
+    fn result_files_json_plain_text_and_bad() {
+        let r = read(r#"{"summary": "did it", "outputs": {"n": 3}}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.summary, "did it");
+        assert_eq!(r.outputs["n"], 3);
+        let r = read("  plain words\n").unwrap().unwrap();
+        assert_eq!(r.summary, "plain words");
+        assert!(r.outputs.is_empty());
+        assert_eq!(read("   \n").unwrap(), None);
+        let missing = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read_result_file(&missing.path().join("none")).unwrap(),
+            None
+        );
+        for (bad, says) in [
+            ("{\"summary\": 3}", "must be a string"),
+            ("{\"outputs\": {}}", "needs a `summary`"),
+            ("{\"summary\": \"s\", \"outputs\": []}", "must be an object"),
+            ("{\"summary\": ", "line 1"),
+        ] {
+            let e = read(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(says) && e.contains("1.result.json"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_message_names_plan_agent_and_attempt() {
+        let plan = PlanId::new("OP-20260101-000000-0000000a").unwrap();
+        let agent = AgentId::new("scan-api").unwrap();
+        let m = commit_message(&plan, &agent, 2, Some("found 3 endpoints"));
+        assert!(m.starts_with("baton: scan-api attempt 2\n"), "{m}");
+        assert!(m.contains("plan OP-20260101-000000-0000000a, agent scan-api, attempt 2"));
+        assert!(m.ends_with("found 3 endpoints\n"), "{m}");
+    }
+}

@@ -69,7 +69,7 @@ fn rerun_is_all_hits_and_a_changed_prompt_misses_downstream() {
     let first = baton(&l.repo, &["run", &l.plan]).expect_code(0);
     assert!(hits(&first).is_empty(), "{}", first.stdout);
     assert!(
-        first.stdout.contains("0 of 3 agent(s) from cache"),
+        first.stdout.contains("0 of 3 attempt(s) from cache"),
         "{}",
         first.stdout
     );
@@ -80,7 +80,7 @@ fn rerun_is_all_hits_and_a_changed_prompt_misses_downstream() {
     let run = baton(&l.repo, &["run", &second]).expect_code(0);
     assert_eq!(hits(&run), ["a", "b", "c"], "{}", run.stdout);
     assert!(
-        run.stdout.contains("3 of 3 agent(s) from cache"),
+        run.stdout.contains("3 of 3 attempt(s) from cache"),
         "{}",
         run.stdout
     );
@@ -110,7 +110,7 @@ fn rerun_is_all_hits_and_a_changed_prompt_misses_downstream() {
     let run = baton(&l.repo, &["run", &third]).expect_code(0);
     assert_eq!(hits(&run), ["b"], "{}", run.stdout);
     assert!(
-        run.stdout.contains("1 of 3 agent(s) from cache"),
+        run.stdout.contains("1 of 3 attempt(s) from cache"),
         "{}",
         run.stdout
     );

@@ -84,6 +84,13 @@ pub struct Integration {
     /// How many times the batch was sent back after a failed gate.
     #[serde(default)]
     pub replans: u32,
+    /// After a replan: where the agents sent back restarted (the tip with the others' work
+    /// merged); the next gate measures their changes from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replan_base: Option<String>,
+    /// After a replan: the agents sent back, the only ones the next gate compares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replanned: Vec<AgentId>,
 }
 
 /// What one gate of a batch decided.

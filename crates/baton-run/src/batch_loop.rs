@@ -262,6 +262,8 @@ impl LoopHooks {
         }
         let mut state = integration.unwrap_or_default();
         state.replans = n;
+        state.replan_base = Some(base.to_string());
+        state.replanned = rerun.clone();
         let reason = format!(
             "batch {batch} failed its gate; re-running {} with the findings",
             rerun
@@ -334,6 +336,30 @@ impl LoopHooks {
         fill(&mut e);
         // metrics never fail the loop; a missing line is visible in `metrics summary`
         let _ = log.append(&[e]);
+    }
+
+    /// The batch passed: its tasks in the built-in task store are done (other backends are
+    /// closed by the CLI or by hand). Best effort: a task store that cannot be written never
+    /// fails the batch.
+    pub fn close_tasks(&self, batch: &BatchId) {
+        use baton_tasks::TaskStore;
+        let store = baton_tasks::file::FileStore::new(self.state.clone());
+        for link in self
+            .plan
+            .tasks
+            .iter()
+            .filter(|t| t.batch.as_ref() == Some(batch) && t.backend == "file")
+        {
+            if store
+                .set_status(&link.task_id, baton_tasks::TaskStatus::Done)
+                .is_ok()
+            {
+                self.event("task", batch, |e| {
+                    e.details.insert("task".into(), link.task_id.clone());
+                    e.details.insert("status".into(), "done".into());
+                });
+            }
+        }
     }
 
     /// Where gate reports of this plan are kept.
@@ -409,6 +435,7 @@ impl BatchHooks for LoopHooks {
     fn after_batch(&self, ctx: &BatchContext) -> Result<GateDecision, HookError> {
         match self.integrate(&ctx.batch).map_err(hook)? {
             IntegrateOutcome::Advanced { .. } | IntegrateOutcome::AlreadyDone { .. } => {
+                self.close_tasks(&ctx.batch);
                 Ok(GateDecision::Pass)
             }
             IntegrateOutcome::Failed(verdict) => {

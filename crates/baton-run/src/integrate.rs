@@ -228,6 +228,8 @@ impl Integrator<'_> {
                 advanced: false,
                 gates: s.gates,
                 replans: s.replans,
+                replan_base: s.replan_base,
+                replanned: s.replanned,
             },
             None => Integration {
                 branch: branch.clone(),
@@ -261,11 +263,25 @@ impl Integrator<'_> {
             Some(m) => git2::Oid::from_str(m).map_err(git("read the recorded merge"))?,
             None => {
                 if settings.runs(GateCheck::Git) || settings.runs(GateCheck::Conflicts) {
+                    // after a replan, the agents sent back are gated from where they
+                    // restarted (the others' work is already in their line, and was gated)
+                    let replan_base = state
+                        .replan_base
+                        .as_deref()
+                        .and_then(|b| git2::Oid::from_str(b).ok());
+                    let gated: Vec<GateAgent> = match replan_base {
+                        Some(_) => agents
+                            .iter()
+                            .filter(|a| state.replanned.contains(&a.id))
+                            .cloned()
+                            .collect(),
+                        None => agents.to_vec(),
+                    };
                     let req = GateRequest {
                         plan: self.plan_id,
                         batch,
-                        base: tip,
-                        agents,
+                        base: replan_base.unwrap_or(tip),
+                        agents: &gated,
                         settings,
                     };
                     let gate = self.gate.check(&req).map_err(IntegrateError::Gate)?;

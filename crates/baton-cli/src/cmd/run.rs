@@ -388,7 +388,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         .load(std::sync::atomic::Ordering::Relaxed);
     if lookups > 0 && !ctx.json {
         let hits = cache_stats.hits.load(std::sync::atomic::Ordering::Relaxed);
-        ctx.say(format!("{hits} of {lookups} agent(s) from cache"));
+        ctx.say(format!("{hits} of {lookups} attempt(s) from cache"));
     }
     if summary.status == Status::Succeeded
         && let Some(branch) = &args.land

@@ -478,6 +478,29 @@ fn worktree_create_batch_starts_from_integration_and_moves_status() {
     assert!(c.join("a.txt").is_file() && c.join("b.txt").is_file());
     let metrics = std::fs::read_to_string(l.repo.path().join(".baton/metrics.jsonl")).unwrap();
     assert_eq!(metrics.matches("\"batch_start\"").count(), 2, "{metrics}");
+
+    // B1's worktrees go: their work is on the integration branch (not on main)
+    let integration_before = l.rev(&l.integration());
+    baton(
+        &l.repo,
+        &["worktree", "cleanup", "--plan", &l.plan, "--batch", "B1"],
+    )
+    .expect_code(0);
+    for p in &paths {
+        assert!(!p.exists(), "{} was not removed", p.display());
+    }
+    assert!(c.is_dir(), "B2's worktree is not part of B1");
+    assert_eq!(l.rev(&l.integration()), integration_before);
+    let kept = l
+        .repo
+        .git(&["ls-tree", "-r", "--name-only", &l.integration()]);
+    assert!(kept.contains("a.txt") && kept.contains("b.txt"), "{kept}");
+    let fsck = l.repo.git_output(l.repo.path(), &["fsck", "--no-dangling"]);
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
 }
 
 #[test]

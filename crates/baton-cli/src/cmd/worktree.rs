@@ -98,6 +98,11 @@ pub struct CleanupArgs {
     /// Only worktrees made for this plan.
     #[arg(long, value_name = "ID")]
     plan: Option<String>,
+    /// Only the worktrees of this batch of --plan, checked against the plan's integration
+    /// branch (unless --target): a batch integrated there is merged, and its worktrees and
+    /// branches can go while the integration branch keeps every commit.
+    #[arg(long, value_name = "BATCH", requires = "plan")]
+    batch: Option<String>,
     /// Never delete branches, even integrated ones.
     #[arg(long)]
     keep_branches: bool,
@@ -300,7 +305,25 @@ fn create(ctx: &Ctx, wt: &Worktrees, mut a: CreateArgs) -> CliResult {
     Ok(exit::OK)
 }
 
-fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
+fn cleanup(ctx: &Ctx, wt: &Worktrees, mut a: CleanupArgs) -> CliResult {
+    if let (Some(plan), Some(batch)) = (&a.plan, &a.batch) {
+        let (branches, integration) = super::batch::batch_branches(ctx, plan, batch)?;
+        let repo = wt.open()?;
+        let existing: Vec<String> = branches
+            .into_iter()
+            .filter(|b| repo.find_branch(b, git2::BranchType::Local).is_ok())
+            .collect();
+        if existing.is_empty() {
+            ctx.say(format!(
+                "batch {batch} has no worktree branches left; nothing to clean up"
+            ));
+            return Ok(exit::OK);
+        }
+        a.worktrees.extend(existing);
+        if a.target.is_none() {
+            a.target = integration;
+        }
+    }
     let opts = CleanupOptions {
         force: a.force,
         dry_run: a.dry_run,

@@ -100,6 +100,31 @@ fn run_gates_replans_merges_and_passes_results_forward() {
     assert_eq!(l.rev("main"), main_before);
     let metrics = std::fs::read_to_string(l.repo.path().join(".baton/metrics.jsonl")).unwrap();
     assert!(metrics.contains("\"replan\""), "{metrics}");
+
+    // the same plan again: a's work comes from the cache, but b's first attempt (rejected by
+    // the gate) is not replayed: b runs, the gate catches it again, its replan is a hit
+    let again = crate::tasks::store_plan(&l.repo, PLAN);
+    std::fs::remove_file(l.repo.path().join("plan.toml")).unwrap();
+    let run = baton(&l.repo, &["run", &again]).expect_code(0);
+    assert!(
+        run.stdout.contains("a [cache hit] (attempt 1)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("b [cache hit] (attempt 1)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("b [cache hit] (attempt 2)"),
+        "{}",
+        run.stdout
+    );
+    let notes = l
+        .repo
+        .git(&["show", &format!("baton/{again}/integration:notes.txt")]);
+    assert_eq!(notes, "one\nTWO by a\nthree\nfour by b");
 }
 
 #[test]

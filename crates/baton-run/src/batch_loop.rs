@@ -249,6 +249,12 @@ impl LoopHooks {
             }
         };
         let n = replans + 1;
+        // the work the gate rejected must not come back from the cache
+        if let Some(cache) = &self.cache {
+            for a in rerun {
+                cache.forget_last(a.as_str());
+            }
+        }
         for a in agents.iter().filter(|a| rerun.contains(&a.id)) {
             replan::restart_agent_at(
                 &repo,

@@ -187,6 +187,7 @@ impl Cache {
         };
         baton_store::write_json(&self.entry_path(&key), &entry)?;
         self.note_inputs(agent, inputs)?;
+        baton_store::write_atomic(&self.last_path(agent), key.as_bytes())?;
         self.prune();
         Ok(())
     }
@@ -218,6 +219,23 @@ impl Cache {
                 let _ = std::fs::remove_file(path);
             }
         }
+    }
+
+    fn last_path(&self, agent: &str) -> PathBuf {
+        self.dir.join("agents").join(format!("{agent}.last"))
+    }
+
+    /// Drop the last success stored for `agent`: a gate rejected that work, so it must not
+    /// be replayed. Returns whether an entry was removed.
+    pub fn forget_last(&self, agent: &str) -> bool {
+        let Ok(key) = std::fs::read_to_string(self.last_path(agent)) else {
+            return false;
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_hexdigit()) {
+            return false;
+        }
+        std::fs::remove_file(self.entry_path(key)).is_ok()
     }
 
     /// Why would `agent` with `inputs` hit or miss?

@@ -260,6 +260,9 @@ fn flow(demo: &Demo<'_>) -> CliResult<()> {
     }
 
     demo.heading("Run the same plan again: unchanged agents come from the output cache");
+    ctx.say(
+        "  (work the gate rejected is never replayed: style-guide runs again and is caught again)",
+    );
     let again = demo
         .baton(&["plan", "new", "--from", "plans/greeting.toml"], exit::OK)?
         .trim()

@@ -9,6 +9,8 @@ mod metrics;
 mod metrics_summary;
 mod plan;
 mod run;
+mod run_failures;
+mod run_isolation;
 mod run_resume;
 mod store;
 mod support;

@@ -110,7 +110,7 @@ pub fn processes_with_env(needle: &str) -> Vec<u32> {
 fn a_three_batch_dag_completes_in_order_with_independent_agents_together() {
     let repo = TestRepo::new();
     let tr = repo.scratch("t").join("trace");
-    let cmd = traced(&tr, "sleep 0.2");
+    let cmd = traced(&tr, "sleep 0.4");
     let id = "OP-20260101-000000-00000d01";
     let plan = write_plan(
         &repo,

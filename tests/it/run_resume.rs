@@ -106,14 +106,30 @@ command = ["sh", "-c", {next}]
     // the supervised agents outlive the runner
     let exec = execution(&repo, id);
     assert_eq!(agent(&exec, "slow1").status, Status::Running);
-    assert!(
-        agent(&exec, "slow1").handle.is_some(),
-        "the handle was persisted"
-    );
+    // findable by a new runner: the handle in the execution, or (killed before the handles'
+    // write) the pid file the supervisor claimed before it started the agent
+    let pid_file = repo
+        .path()
+        .join(format!(".baton/executions/{id}/logs/slow1/1.pid.json"));
+    assert!(agent(&exec, "slow1").handle.is_some() || pid_file.exists());
     assert!(
         !processes_with_env("BATON_AGENT_ID=slow1").is_empty(),
         "slow1 still runs without its runner"
     );
+    // as if the runner had died before writing slow2's handle: only its pid file finds it
+    let exec_path = repo.path().join(format!(".baton/executions/{id}.json"));
+    let mut raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&exec_path).unwrap()).unwrap();
+    for b in raw["batches"].as_array_mut().unwrap() {
+        for a in b["agents"].as_array_mut().unwrap() {
+            if a["id"] == "slow2" {
+                let a = a.as_object_mut().unwrap();
+                a.remove("handle");
+                a.remove("process");
+            }
+        }
+    }
+    baton_store::write_json(&exec_path, &raw).unwrap();
     // `quick` has ended by now, with nobody watching; the slow ones finish once adopted
     let mut second = spawn_run(&repo, &["run", id, "--resume", "--max-parallel", "3"]);
     let mut seen = String::new();

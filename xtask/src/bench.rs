@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 mod metrics;
+mod run;
 mod synth;
 mod verify;
 mod worktree;
@@ -13,6 +14,10 @@ const BENCHES: &[(&str, &str)] = &[
     (
         "metrics",
         "summary of a 1,000,000-event log (time, peak RSS); append throughput, 4 writers",
+    ),
+    (
+        "run",
+        "baton run: 8 sleeping agents parallel vs sequential, 200 no-ops vs xargs -P 8, 16 worktrees vs git, peak RSS",
     ),
     (
         "verify",
@@ -30,6 +35,7 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     match what.as_str() {
         "metrics" => metrics::run(&args[1..]),
+        "run" => run::run(&args[1..]),
         "verify" => verify::run(&args[1..]),
         "worktree" => worktree::run(&args[1..]),
         _ => {

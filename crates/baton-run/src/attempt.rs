@@ -74,6 +74,8 @@ pub fn spec(input: &SpecInput) -> (AttemptSpec, Option<(PathBuf, String)>) {
         .profile_of(agent)
         .map(|p| p.env.clone())
         .unwrap_or_default();
+    // tools that trust $PWD must not see the runner's directory
+    env.insert("PWD".into(), path_str(cwd));
     env.insert("BATON_PLAN_ID".into(), plan_id.to_string());
     env.insert("BATON_BATCH_ID".into(), batch.to_string());
     env.insert("BATON_AGENT_ID".into(), agent.id.to_string());

@@ -48,3 +48,28 @@ pub fn follow(
         reader.next()?;
     }
 }
+
+/// Wakes when something in a directory is written or renamed into it (an execution file being
+/// replaced atomically), for `baton status --watch`.
+pub struct DirWatch {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl DirWatch {
+    pub fn new(dir: &Path) -> std::io::Result<Self> {
+        let fd = inotify::init(CreateFlags::CLOEXEC)?;
+        inotify::add_watch(
+            &fd,
+            dir,
+            WatchFlags::MODIFY | WatchFlags::CREATE | WatchFlags::MOVED_TO,
+        )?;
+        Ok(DirWatch { fd })
+    }
+
+    /// Block until the next change.
+    pub fn wait(&self) -> std::io::Result<()> {
+        let mut events = [MaybeUninit::<u8>::uninit(); 4096];
+        let mut reader = inotify::Reader::new(&self.fd, &mut events);
+        reader.next().map(drop).map_err(std::io::Error::from)
+    }
+}

@@ -35,6 +35,7 @@ pub mod runner;
 pub mod sched;
 pub mod supervise;
 pub mod timeline;
+pub mod watch;
 
 pub use batch_loop::LoopHooks;
 pub use events::RunEvent;

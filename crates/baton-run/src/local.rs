@@ -20,9 +20,9 @@ use crate::executor::{
 };
 use crate::procfs;
 use crate::supervise::{CLAIMED_ELSEWHERE, PidFile, StatusFile, SuperviseArgs};
+use crate::watch::{Watch, Watcher};
 
 /// Runs attempts on this machine.
-#[derive(Debug, Clone)]
 pub struct LocalExecutor {
     /// The program that supervises (the baton binary) and the arguments that select the
     /// supervisor (`["__supervise"]`).
@@ -30,6 +30,56 @@ pub struct LocalExecutor {
     pub supervisor_args: Vec<OsString>,
     /// Time between SIGTERM and SIGKILL when an attempt is stopped.
     pub grace: Duration,
+    /// Waits for every supervisor on one thread (`None`: a thread per attempt).
+    watcher: Option<Watcher>,
+}
+
+impl LocalExecutor {
+    pub fn new(supervisor: PathBuf, supervisor_args: Vec<OsString>, grace: Duration) -> Self {
+        LocalExecutor {
+            supervisor,
+            supervisor_args,
+            grace,
+            watcher: Watcher::start(on_exit).ok(),
+        }
+    }
+
+    /// Wait for the supervisor behind `fd` on the watcher thread, or on a thread of its own.
+    fn watch(&self, w: Watch) -> std::io::Result<()> {
+        let w = match &self.watcher {
+            Some(watcher) => match watcher.add(w) {
+                Ok(()) => return Ok(()),
+                Err(w) => *w,
+            },
+            None => w,
+        };
+        std::thread::Builder::new()
+            .name(format!("wait-{}", w.key.agent))
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                wait_fd(&w.fd, None);
+                on_exit(w);
+            })
+            .map(drop)
+    }
+}
+
+/// A supervisor exited: reap it if it is ours, and report how the attempt ended.
+fn on_exit(mut w: Watch) {
+    let claimed_elsewhere = w
+        .child
+        .take()
+        .and_then(|mut c| c.wait().ok())
+        .is_some_and(|s| s.code() == Some(CLAIMED_ELSEWHERE));
+    let ev = if claimed_elsewhere {
+        AttemptEvent {
+            key: w.key,
+            kind: EventKind::Finished(Outcome::Lost("another runner claimed this attempt".into())),
+        }
+    } else {
+        finished(&w.key, &w.log)
+    };
+    let _ = w.events.send(ev);
 }
 
 /// The files of an attempt, beside its log: `<n>.log`, `<n>.status.json`, `<n>.pid.json`.
@@ -118,7 +168,7 @@ impl Executor for LocalExecutor {
             grace: self.grace,
             argv: spec.argv.iter().map(OsString::from).collect(),
         };
-        let mut child = Command::new(&self.supervisor)
+        let child = Command::new(&self.supervisor)
             .args(&self.supervisor_args)
             .args(args.to_args())
             .current_dir(&spec.cwd)
@@ -136,22 +186,40 @@ impl Executor for LocalExecutor {
             })?;
         let pid = child.id();
         let start_time = procfs::process_ref(pid).map_or(0, |p| p.start_time);
-        let (key, log) = (spec.key.clone(), spec.log.clone());
-        std::thread::Builder::new()
-            .name(format!("wait-{}", key.agent))
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let ev = match child.wait() {
-                    Ok(s) if s.code() == Some(CLAIMED_ELSEWHERE) => AttemptEvent {
-                        key,
-                        kind: EventKind::Finished(Outcome::Lost(
-                            "another runner claimed this attempt".into(),
-                        )),
-                    },
-                    _ => finished(&key, &log),
-                };
-                let _ = events.send(ev);
-            })?;
+        // our own child: not reaped yet, so its pidfd is valid even if it already exited
+        match rustix::process::pidfd_open(self::pid(pid)?, PidfdFlags::empty()) {
+            Ok(fd) => self.watch(Watch {
+                fd,
+                child: Some(child),
+                key: spec.key.clone(),
+                log: spec.log.clone(),
+                events,
+            })?,
+            Err(_) => {
+                // no pidfd (an old kernel): wait on the child from a thread of its own
+                let (key, log) = (spec.key.clone(), spec.log.clone());
+                let mut child = child;
+                std::thread::Builder::new()
+                    .name(format!("wait-{}", key.agent))
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        let claimed = child
+                            .wait()
+                            .is_ok_and(|s| s.code() == Some(CLAIMED_ELSEWHERE));
+                        let ev = if claimed {
+                            AttemptEvent {
+                                key,
+                                kind: EventKind::Finished(Outcome::Lost(
+                                    "another runner claimed this attempt".into(),
+                                )),
+                            }
+                        } else {
+                            finished(&key, &log)
+                        };
+                        let _ = events.send(ev);
+                    })?;
+            }
+        }
         Ok(AttemptHandle::Local { pid, start_time })
     }
 
@@ -171,14 +239,13 @@ impl Executor for LocalExecutor {
                 || Outcome::Lost(format!("process {pid} is gone and left no status")),
             )));
         };
-        let (key, log) = (spec.key.clone(), spec.log.clone());
-        std::thread::Builder::new()
-            .name(format!("adopt-{}", key.agent))
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                wait_fd(&fd, None);
-                let _ = events.send(finished(&key, &log));
-            })?;
+        self.watch(Watch {
+            fd,
+            child: None,
+            key: spec.key.clone(),
+            log: spec.log.clone(),
+            events,
+        })?;
         Ok(Adoption::Running)
     }
 

@@ -67,6 +67,21 @@ pub trait Workspaces {
         agent: &AgentId,
         base: Option<&str>,
     ) -> Result<(PathBuf, String), String>;
+    /// The worktrees of several agents from one base, at once (one pool scan, checkouts in
+    /// parallel); all or none.
+    fn prepare_many(
+        &self,
+        plan: &PlanId,
+        agents: &[AgentId],
+        base: Option<&str>,
+    ) -> Result<Vec<(PathBuf, String)>, String> {
+        agents.iter().map(|a| self.prepare(plan, a, base)).collect()
+    }
+    /// The attempt in `dir` runs as `process` (a local supervisor): the worktree is locked to
+    /// it, so no one reuses it while the agent lives, runner or not.
+    fn attach(&self, _dir: &Path, _process: ProcessRef) -> Result<(), String> {
+        Ok(())
+    }
     /// Files an agent changed in its worktree (measured, not self-reported).
     fn changed_files(&self, _dir: &Path) -> Vec<String> {
         Vec::new()
@@ -123,6 +138,14 @@ impl Interrupter {
     }
 }
 
+/// An attempt's end, decided and waiting to be recorded.
+struct Concluded {
+    key: AttemptKey,
+    status: Status,
+    result: AgentResult,
+    detail: Option<String>,
+}
+
 struct Live {
     key: AttemptKey,
     handle: Option<AttemptHandle>,
@@ -161,7 +184,14 @@ pub struct Runner {
     bases: BTreeMap<BatchId, Option<String>>,
     epoch: Instant,
     last: Decision,
+    /// Transitions applied in memory, written with the next persisted one (group commit).
+    pending: Vec<Pending>,
 }
+
+type Pending = Box<dyn Fn(&mut Execution, &str) -> Result<(), TransitionError>>;
+
+/// Where an attempt runs: its directory and, in a worktree, its branch.
+type Place = Result<(PathBuf, Option<String>), String>;
 
 fn first_output_of(plan: &Plan, agent: &AgentId) -> Option<Duration> {
     let (_, a) = plan.agent(agent)?;
@@ -226,6 +256,7 @@ impl Runner {
             bases: BTreeMap::new(),
             epoch: Instant::now(),
             last: Decision::default(),
+            pending: Vec::new(),
         })
     }
 
@@ -237,13 +268,39 @@ impl Runner {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// Persist `f` (after any deferred transitions) and take the state it leaves.
     fn update<T>(
         &mut self,
         f: impl FnOnce(&mut Execution, &str) -> Result<T, TransitionError>,
     ) -> Result<T, RunError> {
-        let (exec, value) = self.tracker.update(f)?;
+        let pending = std::mem::take(&mut self.pending);
+        let (exec, value) = self.tracker.update(|e, now| {
+            for p in &pending {
+                p(e, now)?;
+            }
+            f(e, now)
+        })?;
         self.exec = exec;
         Ok(value)
+    }
+
+    /// Apply a transition now in memory; it is written with the next persisted transition,
+    /// and in any case before the runner waits for anything.
+    fn defer(&mut self, f: Pending) -> Result<(), RunError> {
+        let now = baton_plan::ids::rfc3339_now(SystemTime::now());
+        f(&mut self.exec, &now).map_err(|source| TrackError::Transition {
+            path: self.tracker.path().to_path_buf(),
+            source,
+        })?;
+        self.pending.push(f);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), RunError> {
+        if !self.pending.is_empty() {
+            self.update(|_, _| Ok(()))?;
+        }
+        Ok(())
     }
 
     /// Run until every batch is finished, or launching stopped and nothing runs any more.
@@ -272,6 +329,8 @@ impl Runner {
         self.adopt_running(observe)?;
         loop {
             self.drive(observe)?;
+            // nothing waits on a state that is not on disk
+            self.flush()?;
             if self.live.is_empty() && !self.worth_waiting() {
                 break;
             }
@@ -289,23 +348,20 @@ impl Runner {
                     Err(_) => break,
                 },
             };
-            match msg {
-                Some(Msg::Attempt(ev)) => {
-                    if let EventKind::Finished(outcome) = ev.kind {
-                        self.finished(&ev.key, outcome, None, observe)?;
-                    }
+            // everything already queued is handled together: ends are recorded in one write
+            let mut msgs: Vec<Msg> = msg.into_iter().collect();
+            msgs.extend(self.rx.try_iter());
+            let mut ends = Vec::new();
+            for m in msgs {
+                match m {
+                    Msg::Attempt(AttemptEvent {
+                        key,
+                        kind: EventKind::Finished(outcome),
+                    }) => ends.push((key, outcome, None)),
+                    other => self.handle(other, observe),
                 }
-                Some(Msg::Interrupt) => self.interrupt(observe),
-                Some(Msg::KillDone(agent, report)) => match report {
-                    Ok(r) if !r.leaked.is_empty() => observe(&RunEvent::Leak {
-                        agent,
-                        pids: r.leaked,
-                    }),
-                    // a failed kill leaves the attempt running: its Finished event still comes
-                    Ok(_) | Err(_) => {}
-                },
-                None => {}
             }
+            self.finished_many(ends, observe)?;
             self.check_deadlines(observe);
         }
         let exec = {
@@ -331,6 +387,18 @@ impl Runner {
                 .map(|t| t.hint()),
             execution: exec,
         })
+    }
+
+    fn handle(&mut self, msg: Msg, observe: &mut dyn FnMut(&RunEvent)) {
+        match msg {
+            Msg::Interrupt => self.interrupt(observe),
+            Msg::KillDone(agent, Ok(r)) if !r.leaked.is_empty() => observe(&RunEvent::Leak {
+                agent,
+                pids: r.leaked,
+            }),
+            // a failed kill leaves the attempt running: its Finished event still comes
+            Msg::KillDone(..) | Msg::Attempt(_) => {}
+        }
     }
 
     /// With nothing running: is there something that a wait could unblock?
@@ -411,558 +479,22 @@ impl Runner {
                 self.last = d;
                 return Ok(());
             }
+            let mut launches = Vec::new();
             for step in d.steps {
-                self.apply(step, observe)?;
-            }
-        }
-    }
-
-    fn apply(&mut self, step: Step, observe: &mut dyn FnMut(&RunEvent)) -> Result<(), RunError> {
-        match step {
-            Step::StartBatch(b) => {
-                let plan = self.plan.clone();
-                self.update(|e, now| e.start_batch(&plan, &b, now))?;
-                let base = self.hooks.base_for(&self.plan_id, &b).unwrap_or(None);
-                self.bases.insert(b.clone(), base);
-                self.batch_started.insert(b.clone(), Instant::now());
-                observe(&RunEvent::BatchStart { batch: b });
-            }
-            Step::SkipBatch(b) => {
-                self.update(|e, now| e.skip_batch(&b, now))?;
-                observe(&RunEvent::BatchFinish {
-                    batch: b,
-                    status: Status::Skipped,
-                    duration_ms: 0,
-                });
-            }
-            Step::Launch { batch, agent } => self.launch(&batch, &agent, observe)?,
-            Step::GateBatch(b) => self.gate(&b, observe)?,
-            Step::FailBatch(b) => self.complete(&b, Status::Failed, observe)?,
-        }
-        Ok(())
-    }
-
-    fn complete(
-        &mut self,
-        b: &BatchId,
-        status: Status,
-        observe: &mut dyn FnMut(&RunEvent),
-    ) -> Result<(), RunError> {
-        self.update(|e, now| e.complete_batch(b, status, now))?;
-        let duration_ms = self
-            .batch_started
-            .get(b)
-            .map_or(0, |t| t.elapsed().as_millis() as u64);
-        observe(&RunEvent::BatchFinish {
-            batch: b.clone(),
-            status,
-            duration_ms,
-        });
-        Ok(())
-    }
-
-    fn gate(&mut self, b: &BatchId, observe: &mut dyn FnMut(&RunEvent)) -> Result<(), RunError> {
-        let agents = self
-            .exec
-            .batch(b)
-            .map(|s| {
-                s.agents
-                    .iter()
-                    .map(|a| (a.id.clone(), a.branch.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ctx = BatchContext {
-            plan: self.plan_id.clone(),
-            batch: b.clone(),
-            agents,
-        };
-        let decision = self
-            .hooks
-            .after_batch(&ctx)
-            .unwrap_or_else(|e| GateDecision::Fail {
-                report: None,
-                findings: format!("the batch's gate could not run: {e}"),
-                rerun: Vec::new(),
-            });
-        match decision {
-            GateDecision::Pass => self.complete(b, Status::Succeeded, observe),
-            GateDecision::Fail {
-                findings, rerun, ..
-            } => {
-                let rerun: Vec<AgentId> = rerun
-                    .into_iter()
-                    .filter(|a| {
-                        self.exec
-                            .batch(b)
-                            .is_some_and(|s| s.agents.iter().any(|x| &x.id == a))
-                    })
-                    .collect();
-                observe(&RunEvent::GateFailed {
-                    batch: b.clone(),
-                    findings,
-                    rerun: rerun.clone(),
-                });
-                if rerun.is_empty() || self.replans_used >= self.cfg.replan_budget {
-                    return self.complete(b, Status::Failed, observe);
-                }
-                self.replans_used += 1;
-                for a in &rerun {
-                    self.update(|e, now| e.reopen_agent(b, a, ErrorClass::GateFailed, now))?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn launch(
-        &mut self,
-        b: &BatchId,
-        a: &AgentId,
-        observe: &mut dyn FnMut(&RunEvent),
-    ) -> Result<(), RunError> {
-        let plan = self.plan.clone();
-        let Some((_, agent)) = plan.agent(a) else {
-            return Ok(());
-        };
-        let isolated = attempt::isolation_of(&plan, agent) == Isolation::Worktree;
-        let previous = self
-            .exec
-            .batch(b)
-            .and_then(|s| s.agents.iter().find(|x| &x.id == a))
-            .map(|s| (s.worktree.clone(), s.branch.clone()));
-        let place: Result<(PathBuf, Option<String>), String> = if !isolated {
-            Ok((self.cfg.repo_root.clone(), None))
-        } else if let Some((Some(dir), branch)) =
-            previous.filter(|(w, _)| w.as_ref().is_some_and(|w| w.is_dir()))
-        {
-            Ok((dir, branch))
-        } else {
-            let base = self.bases.get(b).cloned().flatten();
-            self.workspaces
-                .prepare(&self.plan_id, a, base.as_deref())
-                .map(|(d, br)| (d, Some(br)))
-        };
-        let (cwd, branch, prep_error) = match place {
-            Ok((d, br)) => (d, br, None),
-            Err(e) => (self.cfg.repo_root.clone(), None, Some(e)),
-        };
-        let start = AgentStart {
-            process: None,
-            worktree: isolated.then(|| cwd.clone()),
-            branch: branch.clone(),
-        };
-        // the batch loop's placeholders ({outputs.X}, {files.X}, {gate_findings}) and env,
-        // read before the start is recorded so the window until the handle is persisted stays
-        // as short as it was (a record that cannot be read leaves them unfilled)
-        let loop_vars = self.hooks.agent_vars(&self.plan_id, b, a).ok();
-        let attempt = self.update(|e, now| e.start_agent(b, a, start, now))?;
-        let (mut spec, mut prompt) = attempt::spec(&SpecInput {
-            plan: &plan,
-            plan_id: &self.plan_id,
-            batch: b,
-            agent,
-            attempt,
-            cwd: &cwd,
-            branch: branch.as_deref(),
-            logs_dir: &self.cfg.logs_dir,
-        });
-        if let Some(vars) = &loop_vars {
-            crate::batch_loop::apply_vars(&mut spec, &mut prompt, vars);
-        }
-        let now = Instant::now();
-        let mut live = Live {
-            key: spec.key.clone(),
-            handle: None,
-            log: spec.log.clone(),
-            cwd: cwd.clone(),
-            branch,
-            isolated,
-            started: now,
-            wall: spec.timeout.map(|t| now + t),
-            first_output: first_output_of(&plan, a).map(|t| now + t),
-            idle: idle_of(&plan, a),
-            idle_check: idle_of(&plan, a).map(|t| now + t),
-            kill: None,
-        };
-        // the batch loop's output cache: an identical earlier success is applied, not re-run
-        if prep_error.is_none() && isolated {
-            let ctx = AgentContext {
-                plan: self.plan_id.clone(),
-                batch: b.clone(),
-                agent: a.clone(),
-                attempt,
-                worktree: Some(cwd.clone()),
-                branch: live.branch.clone(),
-                succeeded: false,
-            };
-            if self.hooks.cached(&ctx).unwrap_or(false) {
-                observe(&RunEvent::CacheHit {
-                    batch: b.clone(),
-                    agent: a.clone(),
-                    attempt,
-                });
-                let key = live.key.clone();
-                self.live.insert(a.clone(), live);
-                return self.finished(&key, Outcome::Exited(0), None, observe);
-            }
-        }
-        let search_path = spec
-            .env
-            .get("PATH")
-            .map(std::ffi::OsString::from)
-            .or_else(|| self.cfg.search_path.clone());
-        let preflight = match spec.argv.first() {
-            Some(p) if self.executor.kind() == "local" => {
-                attempt::preflight(p, &cwd, search_path.as_deref())
-            }
-            Some(_) => Ok(()),
-            None => Err("the command is empty".to_owned()),
-        };
-        let started = match (prep_error, preflight) {
-            (Some(e), _) => Err(format!("cannot prepare the worktree: {e}")),
-            (None, Err(e)) => Err(e),
-            (None, Ok(())) => {
-                if let Some(dir) = spec.log.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                if let Some((path, text)) = &prompt
-                    && let Err(e) = baton_store::write_atomic(path, text.as_bytes())
-                {
-                    Err(e.to_string())
-                } else {
-                    self.executor
-                        .start(&spec, self.events.clone())
-                        .map_err(|e| e.to_string())
+                match step {
+                    Step::Launch { batch, agent } => launches.push((batch, agent)),
+                    other => self.apply(other, observe)?,
                 }
             }
-        };
-        match started {
-            Ok(handle) => {
-                // persisted before anything waits on the attempt
-                self.update(|e, now| e.set_handle(b, a, handle.clone(), now))?;
-                live.handle = Some(handle);
-                observe(&RunEvent::AgentStart {
-                    batch: b.clone(),
-                    agent: a.clone(),
-                    attempt,
-                    cwd,
-                    log: spec.log.clone(),
-                });
-                self.live.insert(a.clone(), live);
-            }
-            Err(e) => {
-                let key = live.key.clone();
-                self.live.insert(a.clone(), live);
-                self.finished(&key, Outcome::SpawnFailed(e), None, observe)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// After a crash: watch again what still runs, record what ended meanwhile.
-    fn adopt_running(&mut self, observe: &mut dyn FnMut(&RunEvent)) -> Result<(), RunError> {
-        let running: Vec<(BatchId, baton_plan::execution::AgentState)> = self
-            .exec
-            .batches
-            .iter()
-            .flat_map(|b| b.agents.iter().map(move |a| (b.id.clone(), a.clone())))
-            .filter(|(_, a)| a.status == Status::Running)
-            .collect();
-        let plan = self.plan.clone();
-        for (b, state) in running {
-            let Some((_, agent)) = plan.agent(&state.id) else {
-                continue;
-            };
-            let isolated = attempt::isolation_of(&plan, agent) == Isolation::Worktree;
-            let cwd = state
-                .worktree
-                .clone()
-                .unwrap_or_else(|| self.cfg.repo_root.clone());
-            let (spec, _) = attempt::spec(&SpecInput {
-                plan: &plan,
-                plan_id: &self.plan_id,
-                batch: &b,
-                agent,
-                attempt: state.attempt,
-                cwd: &cwd,
-                branch: state.branch.as_deref(),
-                logs_dir: &self.cfg.logs_dir,
-            });
-            let found = match &state.handle {
-                Some(h) => self
-                    .executor
-                    .adopt(&spec, h, self.events.clone())
-                    .map(|a| Some((h.clone(), a))),
-                None => self.executor.adopt_unrecorded(&spec, self.events.clone()),
-            };
-            let now = Instant::now();
-            let live = Live {
-                key: spec.key.clone(),
-                handle: None,
-                log: spec.log.clone(),
-                cwd,
-                branch: state.branch.clone(),
-                isolated,
-                started: now,
-                wall: spec.timeout.map(|t| now + t),
-                first_output: None,
-                idle: idle_of(&plan, &state.id),
-                idle_check: idle_of(&plan, &state.id).map(|t| now + t),
-                kill: None,
-            };
-            let key = live.key.clone();
-            self.live.insert(state.id.clone(), live);
-            match found {
-                Ok(Some((handle, adoption))) => {
-                    if state.handle.is_none() {
-                        self.update(|e, now| e.set_handle(&b, &state.id, handle.clone(), now))?;
-                    }
-                    if let Some(l) = self.live.get_mut(&state.id) {
-                        l.handle = Some(handle);
-                    }
-                    match adoption {
-                        Adoption::Running => observe(&RunEvent::AgentAdopted {
-                            batch: b.clone(),
-                            agent: state.id.clone(),
-                            attempt: state.attempt,
-                        }),
-                        Adoption::Finished(outcome) => {
-                            self.finished(&key, outcome, None, observe)?;
-                        }
-                    }
-                }
-                // it never started (the runner died between recording and starting it)
-                Ok(None) => self.finished(
-                    &key,
-                    Outcome::Cancelled,
-                    Some(KillReason::Interrupt),
-                    observe,
-                )?,
-                Err(e) => self.finished(&key, Outcome::Lost(e.to_string()), None, observe)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn finished(
-        &mut self,
-        key: &AttemptKey,
-        outcome: Outcome,
-        reason: Option<KillReason>,
-        observe: &mut dyn FnMut(&RunEvent),
-    ) -> Result<(), RunError> {
-        let Some(live) = self.live.remove(&key.agent) else {
-            return Ok(());
-        };
-        if live.key.attempt != key.attempt {
-            // a late event of an earlier attempt
-            self.live.insert(key.agent.clone(), live);
-            return Ok(());
-        }
-        let plan = self.plan.clone();
-        let Some((_, agent)) = plan.agent(&key.agent) else {
-            return Ok(());
-        };
-        let tail = attempt::log_tail(&live.log, 16 * 1024);
-        let mut verdict = classify(
-            &outcome,
-            live.kill.or(reason),
-            &plan.rate_limit_of(agent),
-            &tail,
-        );
-        let duration_ms = live.started.elapsed().as_millis() as u64;
-        let mut detail = match &outcome {
-            Outcome::SpawnFailed(why) | Outcome::Lost(why) => Some(why.clone()),
-            _ => None,
-        };
-        let ctx = AgentContext {
-            plan: self.plan_id.clone(),
-            batch: key.batch.clone(),
-            agent: key.agent.clone(),
-            attempt: key.attempt,
-            worktree: live.isolated.then(|| live.cwd.clone()),
-            branch: live.branch.clone(),
-            succeeded: verdict.status == Status::Succeeded,
-        };
-        let files_changed = if live.isolated {
-            self.workspaces.changed_files(&live.cwd)
-        } else {
-            Vec::new()
-        };
-        if let Err(e) = self.hooks.after_agent(&ctx) {
-            verdict.status = Status::Failed;
-            verdict.class.get_or_insert(ErrorClass::Other);
-            detail = Some(format!("after the attempt: {e}"));
-        }
-        let result = AgentResult {
-            exit_code: verdict.exit_code,
-            attempts: key.attempt,
-            duration_ms,
-            files_changed,
-            summary: attempt::read_summary(&live.log.with_extension("result.json")),
-            error_class: verdict.class,
-        };
-        let status = verdict.status;
-        self.update(|e, now| e.record_agent_result(&key.batch, &key.agent, status, result, now))?;
-        let now_ms = self.now_ms();
-        let mut retry_in_ms = None;
-        if status == Status::Succeeded {
-            self.breaker.succeeded();
-            self.not_before.remove(&key.agent);
-        } else if let Some(class) = verdict.class {
-            if let Some(trip) = self.breaker.failed(&key.agent, class, now_ms) {
-                observe(&RunEvent::BreakerOpen {
-                    class: trip.class,
-                    agents: trip.agents.clone(),
-                    hint: trip.hint(),
-                });
-            }
-            let retries = sched::retries_of(&plan, &key.agent, self.cfg.default_retries);
-            let state = self
-                .exec
-                .batch(&key.batch)
-                .and_then(|s| s.agents.iter().find(|a| a.id == key.agent));
-            if class != ErrorClass::Interrupted
-                && state.is_some_and(|s| sched::phase(s, retries) == Phase::Wants)
-            {
-                let delay = self.cfg.backoff.delay(
-                    key.attempt,
-                    backoff::seed(self.cfg.nonce, key.agent.as_str(), key.attempt),
-                );
-                let ms = delay.as_millis() as u64;
-                self.not_before.insert(key.agent.clone(), now_ms + ms);
-                retry_in_ms = Some(ms);
-            }
-        }
-        observe(&RunEvent::AgentFinish {
-            batch: key.batch.clone(),
-            agent: key.agent.clone(),
-            attempt: key.attempt,
-            status,
-            error_class: verdict.class,
-            exit_code: verdict.exit_code,
-            duration_ms,
-            retry_in_ms,
-            detail,
-        });
-        Ok(())
-    }
-
-    fn interrupt(&mut self, observe: &mut dyn FnMut(&RunEvent)) {
-        self.stop = self.stop.saturating_add(1);
-        if self.stop == 1 {
-            observe(&RunEvent::Stopping {
-                running: self.live.len(),
-            });
-        } else if self.stop == 2 {
-            observe(&RunEvent::Killing {
-                running: self.live.len(),
-            });
-            let agents: Vec<AgentId> = self.live.keys().cloned().collect();
-            for a in agents {
-                self.kill(&a, KillReason::Interrupt, observe);
-            }
-        }
-    }
-
-    fn kill(&mut self, agent: &AgentId, reason: KillReason, observe: &mut dyn FnMut(&RunEvent)) {
-        let Some(live) = self.live.get_mut(agent) else {
-            return;
-        };
-        if live.kill.is_some() {
-            return;
-        }
-        live.kill = Some(reason);
-        observe(&RunEvent::AgentKill {
-            batch: live.key.batch.clone(),
-            agent: agent.clone(),
-            attempt: live.key.attempt,
-            reason: match reason {
-                KillReason::Timeout => "timeout",
-                KillReason::Idle => "idle timeout",
-                KillReason::FirstOutput => "no output before the first-output timeout",
-                KillReason::Interrupt => "Ctrl-C",
-            },
-        });
-        let Some(handle) = live.handle.clone() else {
-            return;
-        };
-        let (executor, tx, grace, agent) = (
-            self.executor.clone(),
-            self.tx.clone(),
-            self.cfg.grace,
-            agent.clone(),
-        );
-        let _ = std::thread::Builder::new()
-            .name(format!("kill-{agent}"))
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let report = executor.kill(&handle, grace).map_err(|e| e.to_string());
-                let _ = tx.send(Msg::KillDone(agent, report));
-            });
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let mut all: Vec<Instant> = Vec::new();
-        for l in self.live.values().filter(|l| l.kill.is_none()) {
-            all.extend(l.wall);
-            all.extend(l.first_output);
-            all.extend(l.idle_check);
-        }
-        if self.stop == 0 {
-            if let Some(ms) = self.last.next_due_ms() {
-                all.push(self.epoch + Duration::from_millis(ms));
-            }
-            if let Some(ms) = self.breaker.reopens_at() {
-                all.push(self.epoch + Duration::from_millis(ms));
-            }
-            if self
-                .last
-                .waits
-                .iter()
-                .any(|w| matches!(w, Wait::Busy { .. }))
-            {
-                all.push(Instant::now() + Duration::from_secs(1));
-            }
-        }
-        all.into_iter().min()
-    }
-
-    fn check_deadlines(&mut self, observe: &mut dyn FnMut(&RunEvent)) {
-        let now = Instant::now();
-        let mut kills = Vec::new();
-        for (id, l) in self.live.iter_mut().filter(|(_, l)| l.kill.is_none()) {
-            if l.wall.is_some_and(|t| t <= now) {
-                kills.push((id.clone(), KillReason::Timeout));
-                continue;
-            }
-            if l.first_output.is_some_and(|t| t <= now) {
-                if attempt::has_output(&l.log) {
-                    l.first_output = None;
-                } else {
-                    kills.push((id.clone(), KillReason::FirstOutput));
-                    continue;
-                }
-            }
-            if let (Some(t), Some(idle)) = (l.idle_check, l.idle)
-                && t <= now
-            {
-                let last = attempt::last_activity(&l.log, l.isolated.then_some(l.cwd.as_path()));
-                let left = attempt::idle_left(
-                    last.max(Some(SystemTime::now() - now.duration_since(l.started))),
-                    idle,
-                    SystemTime::now(),
-                );
-                if left.is_zero() {
-                    kills.push((id.clone(), KillReason::Idle));
-                } else {
-                    l.idle_check = Some(now + left);
-                }
-            }
-        }
-        for (id, reason) in kills {
-            self.kill(&id, reason, observe);
+            self.launch_many(launches, observe)?;
         }
     }
 }
+
+mod batches;
+mod ends;
+mod launch;
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;

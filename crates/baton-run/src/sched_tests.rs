@@ -291,6 +291,31 @@ fn stopped_launching_starts_nothing_new_but_finishes_batches() {
 }
 
 #[test]
+fn a_busy_machine_holds_new_agents_and_says_why() {
+    let s = Sim::new(DAG);
+    let mut exec = s.exec.clone();
+    exec.start_batch(&s.plan, &b("B1"), "t").unwrap();
+    let d = decide(
+        &s.plan,
+        &exec,
+        &s.overlaps,
+        &Gate {
+            now_ms: 0,
+            max_parallel: 8,
+            not_before: &s.not_before,
+            stopped: None,
+            busy: Some("load 9.0, above the 4.0 limit"),
+            default_retries: 0,
+        },
+    );
+    assert!(!d.steps.iter().any(|st| matches!(st, Step::Launch { .. })));
+    assert!(d.waits.contains(&Wait::Busy {
+        agent: a("a1"),
+        why: "load 9.0, above the 4.0 limit".into()
+    }));
+}
+
+#[test]
 fn interrupted_and_gate_reruns_run_again_whatever_the_retries() {
     let mut s = Sim::new(DAG);
     s.step(0);

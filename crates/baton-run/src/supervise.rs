@@ -147,9 +147,9 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         pid: me.pid,
         start_time: me.start_time,
     };
-    match baton_store::create_new_json(&args.pidfile, &claim) {
-        Ok(()) => {}
-        Err(baton_store::StoreError::AlreadyExists { .. }) => return CLAIMED_ELSEWHERE,
+    match claim_file(&args.pidfile, &claim) {
+        Ok(true) => {}
+        Ok(false) => return CLAIMED_ELSEWHERE,
         Err(e) => {
             return finish(
                 &args,
@@ -235,8 +235,9 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
                 if pid.as_raw_nonzero().get() as u32 == agent {
                     status.exit_code = ws.exit_status();
                     status.signal = ws.terminating_signal();
-                    if !cancelled.load(std::sync::atomic::Ordering::SeqCst) {
-                        // the agent is done; whatever it left running goes too
+                    if !cancelled.load(std::sync::atomic::Ordering::SeqCst) && has_children() {
+                        // the agent is done; whatever it left running goes too (as a
+                        // subreaper, everything left is a child of this process or below)
                         let left = procfs::descendants(me.pid);
                         status.swept = left.len();
                         if !left.is_empty() {
@@ -265,15 +266,85 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
     status
         .leaked
         .extend(leaked.lock().expect("not poisoned").iter());
+    note_in_log(&args.log, &status);
     finish(&args, status, started)
 }
 
 fn finish(args: &SuperviseArgs, mut status: StatusFile, started: Instant) -> i32 {
     status.schema_version = 1;
     status.duration_ms = started.elapsed().as_millis() as u64;
-    match baton_store::write_json(&args.status, &status) {
+    match write_replace(&args.status, &status) {
         Ok(()) => 0,
         Err(_) => 3,
+    }
+}
+
+/// Say in the agent's log what the supervisor had to clean up, so `baton logs` shows it.
+fn note_in_log(log: &std::path::Path, status: &StatusFile) {
+    use std::io::Write;
+    let mut notes = Vec::new();
+    if status.swept > 0 {
+        notes.push(format!(
+            "[baton] the agent exited leaving {} process(es) running; they were stopped",
+            status.swept
+        ));
+    }
+    if !status.leaked.is_empty() {
+        notes.push(format!(
+            "[baton] LEAK: processes {:?} survived SIGKILL",
+            status.leaked
+        ));
+    }
+    if notes.is_empty() {
+        return;
+    }
+    if let Ok(mut f) = OpenOptions::new().append(true).open(log) {
+        for n in notes {
+            let _ = writeln!(f, "{n}");
+        }
+    }
+}
+
+/// Does this process have a child left (running or not yet reaped)?
+fn has_children() -> bool {
+    // Ok(None): children, none exited yet; Ok(Some): an exited one; ECHILD: none at all
+    rustix::process::waitid(
+        rustix::process::WaitId::All,
+        rustix::process::WaitIdOptions::EXITED
+            | rustix::process::WaitIdOptions::NOHANG
+            | rustix::process::WaitIdOptions::NOWAIT,
+    )
+    .is_ok()
+}
+
+/// A temp file beside `path` with `value` as JSON.
+///
+/// The supervisor's files are written whole and renamed or linked into place, so no reader
+/// sees a partial file, but not fsynced: they must survive the runner, not a power cut (after
+/// one, the agent is gone too and a missing status reads as a lost attempt, retried per
+/// policy). This keeps an agent's start and end off the disk's flush path.
+fn temp_with<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<PathBuf> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    Ok(tmp)
+}
+
+fn write_replace<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<()> {
+    let tmp = temp_with(path, value)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Create `path` with `value` unless it exists: `Ok(false)` when someone claimed it first.
+fn claim_file<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<bool> {
+    let tmp = temp_with(path, value)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

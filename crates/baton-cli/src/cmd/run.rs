@@ -17,6 +17,7 @@ use clap::Args;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
+mod dry;
 mod view;
 
 #[derive(Debug, Args)]
@@ -178,31 +179,52 @@ impl Workspaces for Pool {
         agent: &AgentId,
         base: Option<&str>,
     ) -> Result<(PathBuf, String), String> {
-        let branch = self
-            .wt
-            .config
-            .branch
-            .replace("{plan}", plan.as_str())
-            .replace("{agent}", agent.as_str());
-        let req = baton_worktree::CreateRequest {
-            dir: PathBuf::from(plan.as_str()).join(agent.as_str()),
-            branch: branch.clone(),
-            base: base.unwrap_or("HEAD").to_owned(),
-            plan: Some(plan.to_string()),
-            agent: Some(agent.to_string()),
-        };
-        // no pool reuse: a worktree an agent of this run has just been given is clean and
-        // at its base, so the pool took it for the next agent while the first still ran (its
-        // directory moved away under it, and its work landed in the other agent's tree)
+        self.prepare_many(plan, std::slice::from_ref(agent), base)?
+            .pop()
+            .ok_or_else(|| "no worktree was made".to_owned())
+    }
+
+    fn prepare_many(
+        &self,
+        plan: &PlanId,
+        agents: &[AgentId],
+        base: Option<&str>,
+    ) -> Result<Vec<(PathBuf, String)>, String> {
+        let reqs = agents
+            .iter()
+            .map(|agent| baton_worktree::CreateRequest {
+                dir: PathBuf::from(plan.as_str()).join(agent.as_str()),
+                branch: self
+                    .wt
+                    .config
+                    .branch
+                    .replace("{plan}", plan.as_str())
+                    .replace("{agent}", agent.as_str()),
+                base: base.unwrap_or("HEAD").to_owned(),
+                plan: Some(plan.to_string()),
+                agent: Some(agent.to_string()),
+            })
+            .collect();
+        // locked to this runner until each agent's supervisor takes it over (`attach`)
         let opts = baton_worktree::CreateOptions {
-            reuse: false,
+            owner: baton_run::procfs::process_ref(std::process::id()),
+            reuse: true,
             setup: true,
             ..Default::default()
         };
-        let made = baton_worktree::create(&self.wt, vec![req], &opts, SystemTime::now())
+        let made = baton_worktree::create(&self.wt, reqs, &opts, SystemTime::now())
             .map_err(|e| e.to_string())?;
-        let made = made.into_iter().next().ok_or("no worktree was made")?;
-        Ok((made.path, made.branch))
+        // `create` returns them in request order
+        Ok(made.into_iter().map(|c| (c.path, c.branch)).collect())
+    }
+
+    fn attach(&self, dir: &Path, process: baton_plan::ProcessRef) -> Result<(), String> {
+        match baton_worktree::set_owner(&self.wt, &dir.to_string_lossy(), process) {
+            Ok(_) => Ok(()),
+            // the attempt already ended: nothing to protect
+            Err(baton_worktree::WorktreeError::NoSuchProcess { .. }) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn changed_files(&self, dir: &Path) -> Vec<String> {
@@ -260,7 +282,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             &logs_dir,
             &worktree_of,
         );
-        view::print_preview(ctx, &p, &why)?;
+        dry::print_preview(ctx, &p, &why)?;
         return Ok(exit::OK);
     }
 
@@ -312,11 +334,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             "cannot find the baton binary to supervise agents: {e}"
         ))
     })?;
-    let executor = LocalExecutor {
-        supervisor: exe,
-        supervisor_args: vec!["__supervise".into()],
-        grace: args.grace,
-    };
+    let executor = LocalExecutor::new(exe, vec!["__supervise".into()], args.grace);
     let nonce = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

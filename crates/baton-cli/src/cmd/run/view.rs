@@ -5,98 +5,23 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use baton_metrics::{Event, MetricsLog};
 use baton_plan::{AgentId, ErrorClass, Plan, Status};
 use baton_run::RunEvent;
-use baton_run::preview::Preview;
 use baton_run::sched::Wait;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::ctx::Ctx;
-use crate::error::CliResult;
 
 fn class_name(c: ErrorClass) -> String {
     serde_json::to_value(c)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
-}
-
-pub fn print_preview(ctx: &Ctx, p: &Preview, why: &str) -> CliResult<()> {
-    if ctx.json {
-        return ctx.print_json(p);
-    }
-    let s = &ctx.style;
-    ctx.say(format!(
-        "{} — dry run: nothing runs; up to {} agent(s) at once ({why})",
-        s.bold(p.plan.as_str()),
-        p.max_parallel
-    ));
-    ctx.say(format!(
-        "levels: {}",
-        crate::cmd::plan::format_levels(&p.levels)
-    ));
-    for (i, level) in p.levels.iter().enumerate() {
-        ctx.say(format!(
-            "level {i}: {} run together",
-            level
-                .iter()
-                .map(|b| b.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    for b in &p.batches {
-        let kind = match b.kind {
-            baton_plan::BatchKind::Parallel => "parallel",
-            baton_plan::BatchKind::Sequential => "sequential, one at a time",
-        };
-        let deps = if b.depends_on.is_empty() {
-            String::new()
-        } else {
-            format!(
-                ", after {}",
-                b.depends_on
-                    .iter()
-                    .map(|d| d.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        ctx.say(format!("{} ({kind}{deps})", s.bold(b.id.as_str())));
-        for a in &b.agents {
-            ctx.say(format!(
-                "  {} argv: {}",
-                s.bold(a.id.as_str()),
-                quote(&a.argv)
-            ));
-            match &a.branch {
-                Some(br) => ctx.say(format!("    worktree {} on {br}", a.cwd.display())),
-                None => ctx.say(format!("    shared checkout {}", a.cwd.display())),
-            }
-            if !a.serialised_with.is_empty() {
-                ctx.say(format!(
-                    "    serialised with {} (overlapping write scopes)",
-                    a.serialised_with
-                        .iter()
-                        .map(|x| x.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// argv shown so each element is visible (JSON string quoting); it is never run by a shell.
-fn quote(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| serde_json::to_string(a).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub struct Output<'a> {
@@ -108,17 +33,46 @@ pub struct Output<'a> {
     live: Option<Live>,
 }
 
+/// The terminal view: a spinner line per running agent (batch/agent, attempt, elapsed, last
+/// line of its output), redrawn by a ticker thread; event lines print above it.
 struct Live {
     multi: MultiProgress,
-    bars: BTreeMap<AgentId, (ProgressBar, PathBuf, u32)>,
+    bars: Arc<Mutex<BTreeMap<AgentId, (ProgressBar, PathBuf)>>>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Live {
+    fn new() -> Self {
+        let bars: Arc<Mutex<BTreeMap<AgentId, (ProgressBar, PathBuf)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (bars, stop) = (bars.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(bars) = bars.lock() {
+                        for (bar, log) in bars.values() {
+                            if let Some(last) = baton_run::attempt::last_line(log) {
+                                bar.set_message(last);
+                            }
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })
+        };
+        Live {
+            multi: MultiProgress::new(),
+            bars,
+            stop,
+            ticker: Some(ticker),
+        }
+    }
 }
 
 impl<'a> Output<'a> {
     pub fn new(ctx: &'a Ctx, plan: &Plan, metrics: MetricsLog) -> Self {
-        let live = (!ctx.json && !ctx.quiet && std::io::stderr().is_terminal()).then(|| Live {
-            multi: MultiProgress::new(),
-            bars: BTreeMap::new(),
-        });
+        let live = (!ctx.json && !ctx.quiet && std::io::stderr().is_terminal()).then(Live::new);
         Output {
             ctx,
             task_types: plan
@@ -154,9 +108,15 @@ impl<'a> Output<'a> {
     }
 
     pub fn finish(&mut self) {
-        if let Some(l) = self.live.take() {
-            for (bar, _, _) in l.bars.values() {
-                bar.finish_and_clear();
+        if let Some(mut l) = self.live.take() {
+            l.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = l.ticker.take() {
+                let _ = t.join();
+            }
+            if let Ok(bars) = l.bars.lock() {
+                for (bar, _) in bars.values() {
+                    bar.finish_and_clear();
+                }
             }
             let _ = l.multi.clear();
         }
@@ -166,36 +126,39 @@ impl<'a> Output<'a> {
         let Some(live) = &mut self.live else {
             return;
         };
+        let Ok(mut bars) = live.bars.lock() else {
+            return;
+        };
         match e {
             RunEvent::AgentStart {
+                batch,
                 agent,
                 attempt,
                 log,
                 ..
             } => {
                 let bar = live.multi.add(ProgressBar::new_spinner());
-                if let Ok(style) =
-                    ProgressStyle::with_template("{spinner} {prefix} {elapsed:>4} {wide_msg}")
-                {
+                if let Ok(style) = ProgressStyle::with_template(
+                    "{spinner} {prefix} running {elapsed:>4} {wide_msg}",
+                ) {
                     bar.set_style(style);
                 }
-                bar.set_prefix(format!("{agent} #{attempt}"));
+                bar.set_prefix(format!("{batch}/{agent} #{attempt}"));
                 bar.enable_steady_tick(Duration::from_millis(200));
-                live.bars
-                    .insert(agent.clone(), (bar, log.clone(), *attempt));
+                bars.insert(agent.clone(), (bar, log.clone()));
+            }
+            RunEvent::AgentKill { agent, reason, .. } => {
+                if let Some((bar, _)) = bars.get(agent) {
+                    bar.set_prefix(format!("{} (stopping: {reason})", bar.prefix()));
+                }
             }
             RunEvent::AgentFinish { agent, .. } => {
-                if let Some((bar, _, _)) = live.bars.remove(agent) {
+                if let Some((bar, _)) = bars.remove(agent) {
                     bar.finish_and_clear();
                     live.multi.remove(&bar);
                 }
             }
             _ => {}
-        }
-        for (bar, log, _) in live.bars.values() {
-            if let Some(last) = baton_run::attempt::last_line(log) {
-                bar.set_message(last);
-            }
         }
     }
 

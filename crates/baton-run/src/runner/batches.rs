@@ -1,0 +1,112 @@
+//! Batch steps of the runner: start, skip, gate (the hooks' `after_batch`, reruns within
+//! the replan budget) and complete.
+
+use super::*;
+
+impl Runner {
+    pub(super) fn apply(
+        &mut self,
+        step: Step,
+        observe: &mut dyn FnMut(&RunEvent),
+    ) -> Result<(), RunError> {
+        match step {
+            Step::StartBatch(b) => {
+                let plan = self.plan.clone();
+                self.update(|e, now| e.start_batch(&plan, &b, now))?;
+                let base = self.hooks.base_for(&self.plan_id, &b).unwrap_or(None);
+                self.bases.insert(b.clone(), base);
+                self.batch_started.insert(b.clone(), Instant::now());
+                observe(&RunEvent::BatchStart { batch: b });
+            }
+            Step::SkipBatch(b) => {
+                self.update(|e, now| e.skip_batch(&b, now))?;
+                observe(&RunEvent::BatchFinish {
+                    batch: b,
+                    status: Status::Skipped,
+                    duration_ms: 0,
+                });
+            }
+            Step::Launch { batch, agent } => self.launch_many(vec![(batch, agent)], observe)?,
+            Step::GateBatch(b) => self.gate(&b, observe)?,
+            Step::FailBatch(b) => self.complete(&b, Status::Failed, observe)?,
+        }
+        Ok(())
+    }
+
+    pub(super) fn complete(
+        &mut self,
+        b: &BatchId,
+        status: Status,
+        observe: &mut dyn FnMut(&RunEvent),
+    ) -> Result<(), RunError> {
+        self.update(|e, now| e.complete_batch(b, status, now))?;
+        let duration_ms = self
+            .batch_started
+            .get(b)
+            .map_or(0, |t| t.elapsed().as_millis() as u64);
+        observe(&RunEvent::BatchFinish {
+            batch: b.clone(),
+            status,
+            duration_ms,
+        });
+        Ok(())
+    }
+
+    pub(super) fn gate(
+        &mut self,
+        b: &BatchId,
+        observe: &mut dyn FnMut(&RunEvent),
+    ) -> Result<(), RunError> {
+        let agents = self
+            .exec
+            .batch(b)
+            .map(|s| {
+                s.agents
+                    .iter()
+                    .map(|a| (a.id.clone(), a.branch.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ctx = BatchContext {
+            plan: self.plan_id.clone(),
+            batch: b.clone(),
+            agents,
+        };
+        let decision = self
+            .hooks
+            .after_batch(&ctx)
+            .unwrap_or_else(|e| GateDecision::Fail {
+                report: None,
+                findings: format!("the batch's gate could not run: {e}"),
+                rerun: Vec::new(),
+            });
+        match decision {
+            GateDecision::Pass => self.complete(b, Status::Succeeded, observe),
+            GateDecision::Fail {
+                findings, rerun, ..
+            } => {
+                let rerun: Vec<AgentId> = rerun
+                    .into_iter()
+                    .filter(|a| {
+                        self.exec
+                            .batch(b)
+                            .is_some_and(|s| s.agents.iter().any(|x| &x.id == a))
+                    })
+                    .collect();
+                observe(&RunEvent::GateFailed {
+                    batch: b.clone(),
+                    findings,
+                    rerun: rerun.clone(),
+                });
+                if rerun.is_empty() || self.replans_used >= self.cfg.replan_budget {
+                    return self.complete(b, Status::Failed, observe);
+                }
+                self.replans_used += 1;
+                for a in &rerun {
+                    self.update(|e, now| e.reopen_agent(b, a, ErrorClass::GateFailed, now))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+mod merged;
 mod metrics;
 mod run;
 mod synth;
@@ -11,6 +12,10 @@ mod worktree;
 
 /// The benchmarks there are, with what each measures.
 const BENCHES: &[(&str, &str)] = &[
+    (
+        "merged",
+        "verify --merged on an unchanged batch reuses its build: vs cargo test in the checkout",
+    ),
     (
         "metrics",
         "summary of a 1,000,000-event log (time, peak RSS); append throughput, 4 writers",
@@ -34,6 +39,7 @@ pub fn run(args: &[String]) -> ExitCode {
         return usage();
     };
     match what.as_str() {
+        "merged" => merged::run(&args[1..]),
         "metrics" => metrics::run(&args[1..]),
         "run" => run::run(&args[1..]),
         "verify" => verify::run(&args[1..]),

@@ -254,6 +254,9 @@ impl Integrator<'_> {
             checks: Vec::new(),
             strict: settings.strict,
             merged: true,
+            tested: None,
+            partition: None,
+            shards: Vec::new(),
             totals: Default::default(),
         };
         let started = std::time::Instant::now();
@@ -319,6 +322,18 @@ impl Integrator<'_> {
         // --- the tests on the merged tree ------------------------------------------------
         if state.tested != Some(true) && settings.runs(GateCheck::Tests) {
             let check = self.test_merged(merged, settings)?;
+            report.tested = Some(baton_report::TestedTree {
+                kind: "merged".to_owned(),
+                commit: Some(tip.to_string()),
+                tree: repo
+                    .find_commit(merged)
+                    .ok()
+                    .map(|c| c.tree_id().to_string()),
+                uncommitted: false,
+                agents: agents.iter().map(|a| a.id.to_string()).collect(),
+                dir: "(a scratch copy of the merged commit, removed afterwards)".to_owned(),
+                kept: false,
+            });
             let passed = check.status == CheckStatus::Pass || check.status == CheckStatus::Skip;
             report.checks.push(check);
             if !passed {

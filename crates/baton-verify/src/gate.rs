@@ -20,8 +20,10 @@ use crate::findings;
 use crate::git_check::{GitCheckOptions, check_git};
 use crate::report;
 
+mod affected;
 mod error;
 mod sources;
+mod tested_tree;
 mod tests_step;
 
 pub use error::GateError;
@@ -59,8 +61,11 @@ impl Mode {
 /// Which tree the tests step tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TestsTree {
-    /// The checkout as it is.
+    /// The agents' merged result when the gate has agents with lines of work of their own,
+    /// else the checkout.
     #[default]
+    Auto,
+    /// The checkout as it is.
     InCheckout,
     /// The agents' work merged onto the base, in a scratch directory.
     Merged,
@@ -85,6 +90,11 @@ pub struct GateOptions {
     /// Warnings fail the gate too.
     pub strict: bool,
     pub tests_tree: TestsTree,
+    /// Test the merged tree in this new (or empty) directory and keep it there.
+    pub keep_merged: Option<PathBuf>,
+    /// This repository's stable scratch directory for merged builds (default:
+    /// `<git common dir>/baton/merged`); reused run after run so builds are incremental.
+    pub scratch_dir: Option<PathBuf>,
     /// One shard of the tests: `hash:M/N` or `count:M/N`.
     pub partition: Option<String>,
     /// Test only the packages the agents' changes touch and their reverse dependencies.
@@ -105,7 +115,9 @@ impl GateOptions {
             base: None,
             agents: AgentSource::Worktrees,
             strict: false,
-            tests_tree: TestsTree::InCheckout,
+            tests_tree: TestsTree::Auto,
+            keep_merged: None,
+            scratch_dir: None,
             partition: None,
             affected: false,
             report: None,
@@ -144,10 +156,18 @@ pub fn run(opts: &GateOptions, progress: &dyn Progress) -> Result<VerifyReport, 
     // --- validate every input before anything runs -------------------------------------
     let base = match &opts.base {
         Some(rev) => Some(baton_git::resolve_commit(&repo, rev).map_err(GateError::Base)?),
-        None => head,
+        // the target agents merge into: the main checkout's HEAD, not the HEAD of the worktree
+        // the gate happens to run in (an agent's own commits would vanish from its changes)
+        None => baton_git::worktrees::main_head(&repo)?,
     };
-    let merged = opts.tests_tree == TestsTree::Merged;
-    let needs_agents = opts.selected(CheckKind::Conflicts) || merged;
+    if let Some(p) = &opts.partition {
+        // validated whatever the checks: `report merge` relies on it
+        crate::tests_check::parse_partition(p)?;
+    }
+    let tests = opts.selected(CheckKind::Tests);
+    // the tests need the agents to test their merged result or to know what they changed
+    let needs_agents = opts.selected(CheckKind::Conflicts)
+        || (tests && (opts.tests_tree != TestsTree::InCheckout || opts.affected));
     let (agents, not_started): (Vec<AgentSpec>, Vec<String>) = if needs_agents {
         sources::resolve(&repo, &opts.agents)?
     } else {
@@ -162,7 +182,12 @@ pub fn run(opts: &GateOptions, progress: &dyn Progress) -> Result<VerifyReport, 
                 full: opts.mode == Mode::Full,
                 partition: opts.partition.clone(),
                 affected: opts.affected,
-                merged,
+                tree: opts.tests_tree,
+                keep_merged: opts.keep_merged.clone(),
+                scratch_dir: opts
+                    .scratch_dir
+                    .clone()
+                    .unwrap_or_else(|| repo_paths.common_dir.join("baton").join("merged")),
             },
         )?)
     } else {
@@ -176,6 +201,8 @@ pub fn run(opts: &GateOptions, progress: &dyn Progress) -> Result<VerifyReport, 
         let git_opts = GitCheckOptions {
             now: SystemTime::now(),
             stale_lock_after: Duration::from_secs(config.stale_lock_secs),
+            base,
+            full: opts.mode == Mode::Full,
         };
         let check = match check_git(repo_paths, &git_opts) {
             Ok(found) => check_from("git", findings::status_of(&found, opts.strict), found, t),
@@ -232,14 +259,11 @@ pub fn run(opts: &GateOptions, progress: &dyn Progress) -> Result<VerifyReport, 
             checks.push(check);
         }
     }
+    let mut tested = None;
     if let Some(plan) = tests_plan {
-        checks.push(tests_step::run(
-            repo_paths,
-            plan,
-            base,
-            outcome.as_ref(),
-            progress,
-        ));
+        let (check, tree) = tests_step::run(repo_paths, plan, base, outcome.as_ref(), progress);
+        checks.push(check);
+        tested = tree;
     }
 
     // --- report ----------------------------------------------------------------------------
@@ -253,7 +277,10 @@ pub fn run(opts: &GateOptions, progress: &dyn Progress) -> Result<VerifyReport, 
         duration_ms: ms(started),
         checks,
         strict: opts.strict,
-        merged,
+        merged: tested.as_ref().is_some_and(|t| t.kind == "merged"),
+        tested,
+        partition: opts.partition.clone(),
+        shards: Vec::new(),
         totals: Default::default(),
     };
     report::finish(&mut rep);

@@ -22,7 +22,9 @@ pub mod merged;
 pub mod pairs;
 pub mod render;
 pub mod report;
+pub mod scratch;
 pub mod tests_check;
+pub mod tests_output;
 pub mod tests_run;
 mod writes;
 

@@ -234,7 +234,10 @@ fn flow(demo: &Demo<'_>) -> CliResult<()> {
         ],
     )?;
     ctx.say("  the tests fail in your checkout (it has no greeting yet):");
-    demo.baton(&["verify", "--check", "tests"], exit::GATE_FAILED)?;
+    demo.baton(
+        &["verify", "--check", "tests", "--in-checkout"],
+        exit::GATE_FAILED,
+    )?;
 
     demo.heading("The picture of the run: a timeline page, a Chrome trace, the logs");
     demo.baton(&["report", "html", &id], exit::OK)?;
@@ -269,7 +272,7 @@ fn flow(demo: &Demo<'_>) -> CliResult<()> {
         .to_owned();
     demo.baton(&["run", &again, "--land", "main"], exit::OK)?;
     ctx.say("  --land main fast-forwarded your branch (and checkout) to the integrated result:");
-    demo.baton(&["verify", "--check", "tests"], exit::OK)?;
+    demo.baton(&["verify", "--check", "tests", "--in-checkout"], exit::OK)?;
 
     demo.heading("Cleanup keeps what is not merged: an abandoned experiment survives");
     demo.baton(

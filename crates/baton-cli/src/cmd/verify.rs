@@ -31,11 +31,18 @@ pub struct VerifyArgs {
         value_name = "CHECK"
     )]
     checks: Vec<CheckName>,
-    /// Merge all agents' branches in memory and run the tests on the result, in a scratch
-    /// directory outside the checkout.
-    #[arg(long)]
+    /// Run the tests on the agents' work merged in memory, in a scratch directory outside the
+    /// checkout (the default when the gate has agents with branches).
+    #[arg(long, conflicts_with = "in_checkout")]
     merged: bool,
-    /// The commit agents' changes are measured from (default: HEAD).
+    /// Run the tests in the checkout as it is, even when the gate has agents.
+    #[arg(long)]
+    in_checkout: bool,
+    /// Test the merged result in DIR (new or empty) and keep it there to look at.
+    #[arg(long, value_name = "DIR", conflicts_with = "in_checkout")]
+    keep_merged: Option<PathBuf>,
+    /// The commit agents' changes are measured from and merged into (default: the main
+    /// checkout's HEAD, wherever verify runs from).
     #[arg(long, value_name = "REF")]
     base: Option<String>,
     /// Agents are the local branches matching GLOB (`*` stays in one path segment).
@@ -84,21 +91,20 @@ enum Format {
 }
 
 /// The gate's progress on the terminal: notes and the test command's output on stderr
-/// (nothing under `--json` or `-q`, so stdout stays the report).
+/// (also under `--json`, whose stdout stays the report; nothing under `-q`).
 struct TerminalProgress {
-    json: bool,
     quiet: bool,
 }
 
 impl Progress for TerminalProgress {
     fn note(&self, message: &str) {
-        if !self.json && !self.quiet {
+        if !self.quiet {
             use std::io::Write;
             let _ = writeln!(std::io::stderr().lock(), "{message}");
         }
     }
     fn output(&self, line: &str) {
-        if !self.json && !self.quiet {
+        if !self.quiet {
             use std::io::Write;
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
@@ -110,16 +116,22 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
     // store instead of re-hashing every object read, which is most of a tree diff's cost
     baton_git::status::tune_for_reading();
     let format = match (args.format, ctx.json) {
+        (Some(f), true) if f != Format::Json => {
+            return Err(CliError::input(format!(
+                "--json and --format {} contradict each other; pass one of them",
+                f.to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            )));
+        }
         (Some(f), _) => f,
         (None, true) => Format::Json,
         (None, false) => Format::Human,
     };
     let opts = options(ctx, &args)?;
-    let progress = TerminalProgress {
-        json: ctx.json,
-        quiet: ctx.quiet,
-    };
+    let progress = TerminalProgress { quiet: ctx.quiet };
     let rep = gate::run(&opts, &progress)?;
+    record_verification(ctx, &args, &rep);
     if let (Some(plan), Some(batch)) = (&args.plan, &args.batch) {
         super::batch::record_verify(ctx, plan, batch, &rep, args.report.as_deref())?;
     }
@@ -174,11 +186,15 @@ fn options(ctx: &Ctx, args: &VerifyArgs) -> CliResult<GateOptions> {
         }
     }
     opts.strict = args.strict;
-    opts.tests_tree = if args.merged {
+    opts.tests_tree = if args.merged || args.keep_merged.is_some() {
         TestsTree::Merged
-    } else {
+    } else if args.in_checkout {
         TestsTree::InCheckout
+    } else {
+        TestsTree::Auto
     };
+    opts.keep_merged = args.keep_merged.clone();
+    opts.scratch_dir = Some(scratch_root(&opts.repo));
     opts.partition = args.partition.clone();
     opts.affected = args.affected;
     opts.report = args.report.clone();
@@ -187,6 +203,90 @@ fn options(ctx: &Ctx, args: &VerifyArgs) -> CliResult<GateOptions> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("cargo"));
     Ok(opts)
+}
+
+/// Where `--merged` builds live, one stable directory per repository outside it:
+/// `$BATON_CACHE_DIR`, else `$XDG_CACHE_HOME/baton`, else `~/.cache/baton`, then
+/// `merged-<hash of the repository's git dir>`.
+fn scratch_root(repo: &baton_git::RepoPaths) -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let cache = env("BATON_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("baton")))
+        .or_else(|| env("HOME").map(|p| p.join(".cache").join("baton")))
+        .unwrap_or_else(|| repo.common_dir.join("baton"));
+    let key = std::fs::canonicalize(&repo.common_dir).unwrap_or_else(|_| repo.common_dir.clone());
+    // FNV-1a: stable across runs and builds, unlike std's hasher
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_os_str().as_encoded_bytes() {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    cache.join(format!("merged-{h:016x}"))
+}
+
+/// Append a `verification` event (checks, verdict, duration, counts) to the metrics log, so
+/// `metrics summary` reflects manual use too. Only where baton keeps state already: verify
+/// itself never creates `.baton/` (nor edits `.git/info/exclude` to hide it). A log that
+/// cannot be written is a warning: the gate's verdict stands.
+fn record_verification(ctx: &Ctx, args: &VerifyArgs, rep: &baton_report::VerifyReport) {
+    let result = (|| -> CliResult<()> {
+        let dir = ctx.state_dir()?;
+        if !dir.root().is_dir() {
+            if ctx.verbose > 0 {
+                ctx.note(format!(
+                    "not recorded in the metrics log: {} does not exist yet",
+                    dir.root().display()
+                ));
+            }
+            return Ok(());
+        }
+        let mut e = baton_metrics::Event::new("verification", std::time::SystemTime::now())
+            .map_err(|e| CliError::env(e.to_string()))?;
+        e.duration_ms = Some(rep.duration_ms);
+        e.success = Some(rep.ok);
+        e.plan = args
+            .plan
+            .as_deref()
+            .filter(|p| baton_plan::PlanId::new(*p).is_ok())
+            .map(str::to_owned);
+        let verdict = match gate::exit_code(rep) {
+            0 => "passed",
+            1 => "failed",
+            _ => "error",
+        };
+        let checks: Vec<String> = rep
+            .checks
+            .iter()
+            .map(|c| format!("{}:{}", c.name, render::status_word(c.status)))
+            .collect();
+        let mut d = |k: &str, v: String| {
+            e.details.insert(k.to_owned(), v);
+        };
+        d("verdict", verdict.to_owned());
+        d("checks", checks.join(","));
+        d("mode", rep.mode.clone());
+        d("errors", rep.totals.errors.to_string());
+        d("warnings", rep.totals.warnings.to_string());
+        if let Some(t) = rep.checks.iter().find_map(|c| c.tests.as_ref()) {
+            d("tests_passed", t.passed.to_string());
+            d("tests_failed", t.failed.to_string());
+            d("tests_skipped", t.skipped.to_string());
+        }
+        if let Some(t) = &rep.tested {
+            d("tested", t.kind.clone());
+        }
+        baton_metrics::MetricsLog::new(dir.metrics())
+            .append(&[e])
+            .map_err(|e| CliError::env(e.to_string()))
+    })();
+    if let Err(e) = result {
+        ctx.warn(format!(
+            "could not record the verification in the metrics log: {e}"
+        ));
+    }
 }
 
 fn append(path: &std::path::Path, text: &str) -> CliResult<()> {

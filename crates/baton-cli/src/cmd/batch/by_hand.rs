@@ -159,8 +159,8 @@ pub fn batch_branches(
     Ok((branches, base))
 }
 
-/// `verify --plan P --batch B` records its verdict: a gate verdict on the batch (when the
-/// execution has the batch) and a verification event in the metrics.
+/// `verify --plan P --batch B` records its verdict as a gate verdict on the batch (the
+/// verification event in the metrics is written by `verify` itself).
 pub fn record_verify(
     ctx: &Ctx,
     plan: &str,
@@ -207,13 +207,5 @@ pub fn record_verify(
         state.gates.push(verdict);
         e.set_integration(&batch_id, state, now)
     })?;
-    let metrics = MetricsLog::new(dir.metrics());
-    if let Ok(mut e) = Event::new("verification", SystemTime::now()) {
-        e.plan = Some(plan_id.to_string());
-        e.batch = Some(batch_id.to_string());
-        e.success = Some(rep.ok);
-        e.details.insert("step".into(), "verify".into());
-        let _ = metrics.append(&[e]);
-    }
     Ok(())
 }

@@ -51,6 +51,8 @@ impl Gate for CliGate {
             let opts = GitCheckOptions {
                 now: SystemTime::now(),
                 stale_lock_after: Duration::from_secs(self.config.stale_lock_secs),
+                base: Some(req.base),
+                full: false,
             };
             let found = check_git(&self.repo, &opts).map_err(|e| e.to_string())?;
             let mut c = check("git", findings::status_of(&found, strict), t);
@@ -97,6 +99,9 @@ impl Gate for CliGate {
             checks,
             strict,
             merged: false,
+            tested: None,
+            partition: None,
+            shards: Vec::new(),
             totals: Default::default(),
         };
         baton_verify::report::finish(&mut report);
@@ -137,6 +142,9 @@ impl Gate for CliGate {
             filter,
             partition: None,
             cargo: self.cargo.clone(),
+            doctests: false,
+            packages: Vec::new(),
+            junit: self.config.junit.as_ref().map(PathBuf::from),
         };
         let show = self.show_output;
         let print = move |line: &str| {
@@ -164,8 +172,9 @@ impl Gate for CliGate {
             } else {
                 Vec::new()
             };
-        let summary = baton_verify::tests_run::run_tests(&plan, dir, &env, scratch.path(), sink)
+        let run = baton_verify::tests_run::run_tests(&plan, dir, &env, scratch.path(), sink)
             .map_err(|e| e.to_string())?;
+        let summary = run.summary;
         let failed = summary.failed > 0 || summary.exit_code.is_some_and(|c| c != 0);
         let mut c = check(
             "tests",
@@ -177,6 +186,7 @@ impl Gate for CliGate {
             t,
         );
         c.tests = Some(summary);
+        c.findings = run.findings;
         Ok(c)
     }
 }

@@ -35,15 +35,37 @@ fn demo_runs_the_whole_flow_and_keeps_its_repo_only_when_asked() {
     };
     // the good plan passes, the two bad ones are rejected with exit 2
     assert_eq!(exit_of(&["baton", "plan", "validate"]), [0, 2, 2]);
-    // the gate: fails on the conflict, passes after the retry; tests fail in the main
-    // checkout and pass on the merged result
-    assert_eq!(exit_of(&["baton", "verify"]), [1, 0, 1, 0]);
+    // baton run: the first run (collision caught, replanned, merged tests pass) and the re-run
+    // (from the cache, landed on main) both succeed
+    assert_eq!(exit_of(&["baton", "run"]), [0, 0]);
+    // the tests fail in the checkout before landing and pass after
+    assert_eq!(exit_of(&["baton", "verify"]), [1, 0]);
     assert_eq!(exit_of(&["baton", "worktree", "cleanup"]), [0]);
-    // the kept repository holds the merged work and the unmerged experiment's branch
-    let log = repo.git_in(&dir, &["log", "--format=%s", "main"]);
-    assert!(log.contains("Merge greeter (batch B2)"), "{log}");
+    // main was fast-forwarded to the re-run's integration branch, built from the cache
+    let log = repo.git_in(&dir, &["log", "--format=%B", "main"]);
+    assert!(log.contains("from the output cache"), "{log}");
+    assert!(log.contains("greeter"), "{log}");
+    // cleanup removed the merged agents' branches; the unmerged experiment and the two
+    // integration branches stay
     let branches = repo.git_in(&dir, &["branch", "--format=%(refname:short)"]);
-    assert_eq!(branches.lines().collect::<Vec<_>>(), ["experiment", "main"]);
+    let branches: Vec<&str> = branches.lines().collect();
+    assert_eq!(branches.len(), 4, "{branches:?}");
+    assert!(branches.contains(&"experiment") && branches.contains(&"main"));
+    assert_eq!(
+        branches
+            .iter()
+            .filter(|b| b.ends_with("/integration"))
+            .count(),
+        2,
+        "{branches:?}"
+    );
+    // the picture of the run was written
+    let reports = std::fs::read_dir(dir.join(".baton/executions"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("report.html").is_file())
+        .count();
+    assert_eq!(reports, 1);
     // nothing of the demo leaked into the repository it was started from
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }

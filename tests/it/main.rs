@@ -1,5 +1,9 @@
 //! End-to-end tests: the real baton binary on real git repositories in temp dirs.
 
+mod batch_loop;
+mod batch_loop_cache;
+mod batch_loop_report;
+mod batch_loop_run;
 mod demo;
 mod embed;
 mod human_output;

@@ -122,6 +122,9 @@ Exit 1 when the gate fails; the JSON report (--json, --report FILE) is docs/json
     Worktree(cmd::worktree::WorktreeCommand),
     /// Show the effective configuration (`.config/baton.toml` and defaults), or its JSON Schema.
     Config(cmd::config::ConfigArgs),
+    /// Drive the batch loop by hand: integrate one batch (commit, gate, merge, test, advance).
+    #[command(subcommand)]
+    Batch(cmd::batch::BatchCommand),
     /// Show the whole flow on a throwaway repository with scripted agents.
     #[command(after_help = "Examples:
   baton demo                 run it in a temporary directory, removed afterwards

@@ -147,6 +147,7 @@ mod tests {
             depends_on: deps.iter().map(|d| BatchId::new(*d).unwrap()).collect(),
             agents: vec![],
             status: Default::default(),
+            gate: Default::default(),
         }
     }
 

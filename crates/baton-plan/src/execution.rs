@@ -53,6 +53,64 @@ pub struct BatchState {
     pub finished_at: Option<String>,
     /// In plan order.
     pub agents: Vec<AgentState>,
+    /// The batch loop's progress on this batch (gate, merge, merged tests, advance), so a
+    /// resumed run continues after the last finished step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration: Option<Integration>,
+}
+
+/// One batch's way into the plan's integration branch. Steps are recorded as they finish; a
+/// step is never repeated once recorded for the same `base`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Integration {
+    /// `baton/<plan>/integration`.
+    pub branch: String,
+    /// The integration tip the batch is being integrated onto (the compare-and-swap's old
+    /// value).
+    pub base: String,
+    /// The commit merging the agents' branches onto `base`, once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<String>,
+    /// Whether the tests passed on `merged`, once they ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tested: Option<bool>,
+    /// The integration branch points at `merged`.
+    #[serde(default)]
+    pub advanced: bool,
+    /// Every gate verdict of the batch, oldest first (a replan adds one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateVerdict>,
+    /// How many times the batch was sent back after a failed gate.
+    #[serde(default)]
+    pub replans: u32,
+    /// After a replan: where the agents sent back restarted (the tip with the others' work
+    /// merged); the next gate measures their changes from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replan_base: Option<String>,
+    /// After a replan: the agents sent back, the only ones the next gate compares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replanned: Vec<AgentId>,
+}
+
+/// What one gate of a batch decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateVerdict {
+    pub at: String,
+    pub passed: bool,
+    /// The step that failed: `gate`, `merge` or `tests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    /// One line per error finding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
+    /// Agents the findings name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentId>,
+    /// The full verify report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +236,7 @@ impl Execution {
                             result: None,
                         })
                         .collect(),
+                    integration: None,
                 })
                 .collect(),
             replans: Vec::new(),
@@ -496,6 +555,19 @@ impl Execution {
         }
         self.touch(now);
         changed
+    }
+
+    /// Record the batch loop's progress on a batch (any status: a finished batch keeps its
+    /// history; `--resume` reads it).
+    pub fn set_integration(
+        &mut self,
+        batch: &BatchId,
+        integration: Integration,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        self.batch_mut(batch)?.integration = Some(integration);
+        self.touch(now);
+        Ok(())
     }
 
     /// Counts of agents per status, for progress displays and `baton status`.

@@ -42,6 +42,68 @@ pub struct Plan {
     /// Where this plan's agents run; overrides `.config/baton.toml`'s `[executor]` field by field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<crate::executor::ExecutorSettings>,
+    /// What the batch loop does when a batch fails its gate (default `stop`).
+    #[serde(default, skip_serializing_if = "GateFailurePolicy::is_stop")]
+    pub on_gate_failure: GateFailurePolicy,
+    /// How many times, at most, one batch is sent back after a failed gate (`replan` only;
+    /// default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replans: Option<u32>,
+}
+
+/// What the batch loop does when a batch fails its gate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GateFailurePolicy {
+    /// The batch fails; batches depending on it are skipped.
+    #[default]
+    Stop,
+    /// The agents the findings name run again, one after another, on top of the integration
+    /// branch with the others' work merged, their prompt given the findings.
+    Replan,
+}
+
+impl GateFailurePolicy {
+    pub fn is_stop(&self) -> bool {
+        *self == GateFailurePolicy::Stop
+    }
+}
+
+/// The gate after one batch; every field is optional (default: `verify --quick` over the
+/// batch's agents, then the tests on their merged result).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchGate {
+    /// `git`, `conflicts`, `tests` (default: all three).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<GateCheck>,
+    /// Run every test instead of the smoke selection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
+    /// Warnings fail the gate too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
+    /// Test only the packages the batch's changes touch (Cargo workspaces with nextest).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub affected: bool,
+}
+
+impl BatchGate {
+    pub fn is_default(&self) -> bool {
+        self == &BatchGate::default()
+    }
+    /// Whether `check` runs (all of them when none is named).
+    pub fn runs(&self, check: GateCheck) -> bool {
+        self.checks.is_empty() || self.checks.contains(&check)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GateCheck {
+    Git,
+    Conflicts,
+    Tests,
 }
 
 impl Plan {
@@ -205,6 +267,9 @@ pub struct Batch {
     pub agents: Vec<Agent>,
     #[serde(default, skip_serializing_if = "Status::is_pending")]
     pub status: Status,
+    /// The gate after this batch (checks, quick/full, strict, affected).
+    #[serde(default, skip_serializing_if = "BatchGate::is_default")]
+    pub gate: BatchGate,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

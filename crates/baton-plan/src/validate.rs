@@ -72,7 +72,19 @@ pub const COMMAND_PLACEHOLDERS: &[&str] = &[
     "result_file",
     "prompt_file",
     "attempt",
+    "gate_findings",
 ];
+
+/// The prefixes of placeholders that carry an upstream agent's results: `{outputs.<agent>}`
+/// (the summary from its result file) and `{files.<agent>}` (the files it changed).
+pub const UPSTREAM_PLACEHOLDERS: &[&str] = &["outputs.", "files."];
+
+/// The upstream agent a placeholder names, with the prefix it used.
+pub fn upstream_source(name: &str) -> Option<(&'static str, &str)> {
+    UPSTREAM_PLACEHOLDERS
+        .iter()
+        .find_map(|p| name.strip_prefix(p).map(|rest| (*p, rest)))
+}
 
 struct Out(Vec<Diagnostic>);
 
@@ -316,7 +328,8 @@ fn check_commands(plan: &Plan, out: &mut Out) {
             Some(cmd) => {
                 for arg in cmd {
                     for name in placeholders(arg) {
-                        if !COMMAND_PLACEHOLDERS.contains(&name) && !name.starts_with("outputs.") {
+                        if !COMMAND_PLACEHOLDERS.contains(&name) && upstream_source(name).is_none()
+                        {
                             out.error(
                                 "unknown_placeholder",
                                 &subject,
@@ -368,15 +381,16 @@ fn check_outputs(plan: &Plan, out: &mut Out) {
             );
             for text in texts {
                 for name in placeholders(text) {
-                    let Some(source) = name.strip_prefix("outputs.") else {
+                    let Some((prefix, source)) = upstream_source(name) else {
                         continue;
                     };
+                    let kind = prefix.trim_end_matches('.');
                     let subject = format!("agent {}", agent.id);
                     match plan.agents().find(|(_, a)| a.id.as_str() == source) {
                         None => out.error(
                             "unknown_output",
                             subject,
-                            format!("{{outputs.{source}}} names no agent of this plan"),
+                            format!("{{{kind}.{source}}} names no agent of this plan"),
                         ),
                         Some((src_batch, _)) => {
                             let si = batch_index[&src_batch.id];
@@ -385,7 +399,7 @@ fn check_outputs(plan: &Plan, out: &mut Out) {
                                     "output_not_ready",
                                     subject,
                                     format!(
-                                        "{{outputs.{source}}} comes from batch {}, which batch {} does not depend on; add it to depends_on",
+                                        "{{{kind}.{source}}} comes from batch {}, which batch {} does not depend on; add it to depends_on",
                                         src_batch.id, batch.id
                                     ),
                                 );

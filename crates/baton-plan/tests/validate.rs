@@ -342,6 +342,74 @@ task_type = "research"
 }
 
 #[test]
+fn files_of_upstream_agents_and_gate_findings_are_placeholders_too() {
+    let top = "on_gate_failure = \"replan\"\nmax_replans = 2\n";
+    let body = r#"
+[[batches]]
+id = "B1"
+gate = { checks = ["conflicts", "tests"], full = true, strict = true }
+[[batches.agents]]
+id = "a"
+task_type = "research"
+prompt = "use {files.b}; fix {gate_findings}"
+[[batches]]
+id = "B2"
+[[batches.agents]]
+id = "b"
+task_type = "research"
+[[batches]]
+id = "B3"
+depends_on = ["B2"]
+[[batches.agents]]
+id = "c"
+task_type = "research"
+prompt = "after {files.b} and {outputs.b}"
+command = ["agent", "{prompt}", "{gate_findings}"]
+"#;
+    assert_error(
+        body,
+        "output_not_ready",
+        "{files.b} comes from batch B2, which batch B1 does not depend on",
+    );
+    let diags = check(body);
+    assert!(
+        !diags.iter().any(|(_, c, m)| *c == "unknown_placeholder"
+            || (m.contains("agent c") && m.contains("files.b"))),
+        "{diags:#?}"
+    );
+    // the loop's settings (top-level keys come before the header's tables)
+    let header = HEADER.replacen("title = \"t\"\n", &format!("title = \"t\"\n{top}"), 1);
+    let text = format!("{header}{body}");
+    let plan = parse_plan(&text, Format::Toml, Path::new("plan.toml")).unwrap();
+    assert_eq!(plan.on_gate_failure, baton_plan::GateFailurePolicy::Replan);
+    assert_eq!(plan.max_replans, Some(2));
+    let gate = &plan.batches[0].gate;
+    assert!(gate.full && gate.strict && !gate.affected);
+    assert!(!gate.runs(baton_plan::GateCheck::Git) && gate.runs(baton_plan::GateCheck::Tests));
+    assert!(
+        plan.batches[1].gate.runs(baton_plan::GateCheck::Git),
+        "default: every check"
+    );
+}
+
+#[test]
+fn unknown_gate_settings_and_policies_are_errors() {
+    for (top, bad, fragment) in [
+        ("on_gate_failure = \"retry\"\n", "", "retry"),
+        (
+            "",
+            "[[batches]]\nid = \"B1\"\ngate = { quick = true }",
+            "quick",
+        ),
+    ] {
+        let text = HEADER.replacen("title = \"t\"\n", &format!("title = \"t\"\n{top}"), 1);
+        let text = format!("{text}{bad}\n");
+        let err = parse_plan(&text, Format::Toml, Path::new("plan.toml")).unwrap_err();
+        assert!(err.to_string().contains(fragment), "{err}");
+    }
+}
+
+#[test]
 fn schema_version_must_be_known() {
     let text = "schema_version = 2\ntitle = \"t\"\n[[batches]]\nid = \"B1\"\n[[batches.agents]]\nid = \"a\"\ntask_type = \"test\"\ncommand = [\"x\"]\n";
     let plan = parse_plan(text, Format::Toml, Path::new("p.toml")).unwrap();

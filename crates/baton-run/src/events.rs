@@ -29,6 +29,12 @@ pub enum RunEvent {
         cwd: PathBuf,
         log: PathBuf,
     },
+    /// The output cache had this attempt's result: it is not run.
+    CacheHit {
+        batch: BatchId,
+        agent: AgentId,
+        attempt: u32,
+    },
     /// A resumed runner found the attempt still running and watches it again.
     AgentAdopted {
         batch: BatchId,

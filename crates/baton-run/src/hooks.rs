@@ -2,6 +2,7 @@
 //! integration branch, test the merged result) plugs into the runner. The runner calls these at
 //! fixed points; [`NoHooks`] is the loop-less runner.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use baton_plan::{AgentId, BatchId, PlanId};
@@ -46,10 +47,35 @@ pub enum GateDecision {
 #[error("{0}")]
 pub struct HookError(pub String);
 
+/// What the batch loop adds to an attempt about to start: placeholders for its prompt and
+/// command (`outputs.<agent>`, `files.<agent>`, `gate_findings`) and environment
+/// (`BATON_GATE_REPORT`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentVars {
+    pub placeholders: BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
+}
+
 pub trait BatchHooks: Send + Sync {
     /// The branch or commit a batch's agents start from (the integration branch in the loop).
     fn base_for(&self, _plan: &PlanId, _batch: &BatchId) -> Result<Option<String>, HookError> {
         Ok(None)
+    }
+    /// An attempt of `agent` is about to start: the results of upstream agents and, after a
+    /// failed gate, the findings it must address.
+    fn agent_vars(
+        &self,
+        _plan: &PlanId,
+        _batch: &BatchId,
+        _agent: &AgentId,
+    ) -> Result<AgentVars, HookError> {
+        Ok(AgentVars::default())
+    }
+    /// An attempt is about to start in its prepared worktree: `true` when the output cache
+    /// applied an earlier identical success to its branch, so the runner records the attempt
+    /// as succeeded without running it.
+    fn cached(&self, _ctx: &AgentContext) -> Result<bool, HookError> {
+        Ok(false)
     }
     /// An attempt ended: commit what it left in its worktree, read its result file.
     fn after_agent(&self, _ctx: &AgentContext) -> Result<(), HookError> {

@@ -17,26 +17,35 @@
 
 pub mod attempt;
 pub mod backoff;
+pub mod batch_loop;
 pub mod breaker;
+pub mod cache;
 pub mod classify;
+pub mod commit;
 pub mod events;
 pub mod executor;
 pub mod follow;
 pub mod hooks;
+pub mod integrate;
 pub mod local;
 pub mod preview;
 pub mod procfs;
+pub mod replan;
 pub mod runner;
 pub mod sched;
 pub mod supervise;
+pub mod timeline;
 pub mod watch;
 
+pub use batch_loop::LoopHooks;
 pub use events::RunEvent;
 pub use executor::{
     Adoption, AttemptEvent, AttemptHandle, AttemptKey, AttemptSpec, EventKind, ExecError, Executor,
     KillReport, Outcome, Resources,
 };
-pub use hooks::{AgentContext, BatchContext, BatchHooks, GateDecision, HookError, NoHooks};
+pub use hooks::{
+    AgentContext, AgentVars, BatchContext, BatchHooks, GateDecision, HookError, NoHooks,
+};
 pub use local::LocalExecutor;
 pub use runner::{
     Interrupter, RunConfig, RunError, RunSummary, Runner, SharedCheckout, Workspaces,

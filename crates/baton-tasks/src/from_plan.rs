@@ -174,6 +174,8 @@ pub fn link_plan(
             tasks: Vec::new(),
             created_at: None,
             executor: None,
+            on_gate_failure: Default::default(),
+            max_replans: None,
         },
         |plan: &mut Plan| {
             if plan.id.is_none() {

@@ -2,21 +2,19 @@
 //!
 //! Every `baton` step runs this same executable as a child process, prints the command and what
 //! it printed, and checks the exit code it must have: the demo is also an end-to-end smoke test.
-//! The scripted director (`demo/director.rs`) plays the part `baton run` and a director agent
-//! will play: it runs agents in their worktrees and merges batches.
+//! The loop itself is `baton run` with scripted agents (`demo/fixtures.rs`): a collision the
+//! gate catches and a replan fixes, a flaky agent retried, the tests on the merged result, a
+//! re-run served by the output cache and landed on main, the timeline page and where
+//! everything is kept.
 
-mod director;
 mod fixtures;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use baton_metrics::MetricsLog;
-use baton_plan::{BatchId, ExecutionTracker};
 use baton_report::exit;
 use clap::Args;
 
-use self::director::{Director, Seat};
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
@@ -95,7 +93,8 @@ impl Demo<'_> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Run git in the demo repository (the director merging a batch, say), shown like a step.
+    /// Run git in the demo repository (the log of the integration branch, say), shown like a
+    /// step.
     fn git(&self, dir: &Path, args: &[&str]) -> CliResult<()> {
         let shown: Vec<String> = args
             .iter()
@@ -134,43 +133,6 @@ impl Demo<'_> {
             exit_code,
         });
     }
-
-    /// Where each agent of the plan works, from `baton --json worktree list`.
-    fn seats(&self, plan_id: &str, base: &str) -> CliResult<Vec<(String, Seat)>> {
-        let listing = self.baton_quiet(&["--json", "worktree", "list"], exit::OK)?;
-        let value: serde_json::Value = serde_json::from_str(&listing)
-            .map_err(|e| CliError::env(format!("demo: worktree list --json: {e}")))?;
-        let items = value
-            .get("worktrees")
-            .and_then(|w| w.as_array())
-            .or_else(|| value.as_array())
-            .cloned()
-            .unwrap_or_default();
-        let prefix = format!("baton/{plan_id}/");
-        Ok(items
-            .iter()
-            .filter_map(|w| {
-                let branch = w.get("branch")?.as_str()?;
-                let agent = branch.strip_prefix(&prefix)?;
-                Some((
-                    agent.to_owned(),
-                    Seat {
-                        worktree: PathBuf::from(w.get("path")?.as_str()?),
-                        branch: branch.to_owned(),
-                        base: base.to_owned(),
-                    },
-                ))
-            })
-            .collect())
-    }
-}
-
-fn seat<'s>(seats: &'s [(String, Seat)], agent: &str) -> CliResult<&'s Seat> {
-    seats
-        .iter()
-        .find(|(a, _)| a == agent)
-        .map(|(_, s)| s)
-        .ok_or_else(|| CliError::env(format!("demo: no worktree for agent {agent}")))
 }
 
 pub fn run(ctx: &Ctx, args: DemoArgs) -> CliResult {
@@ -253,121 +215,65 @@ fn flow(demo: &Demo<'_>) -> CliResult<()> {
     demo.baton(&["task", "create-from-plan", &id], exit::OK)?;
     demo.baton(&["task", "ready"], exit::OK)?;
 
-    let state = Ctx::state_dir_at(root)?;
-    let plan_id: baton_plan::PlanId = id
-        .parse()
-        .map_err(|e| CliError::env(format!("demo: {e}")))?;
-    let plan = baton_plan::store::load_stored(&state, &plan_id)?;
-    let director = Director {
-        tracker: ExecutionTracker::open(state.execution(&id), plan_id.clone(), plan.clone())?,
-        metrics: MetricsLog::new(state.metrics()),
-        plan,
-        plan_id,
-        say: Box::new({
-            let json = ctx.json;
-            move |line| {
-                if !json {
-                    println!("{line}");
-                }
-            }
-        }),
-    };
-    let b1: BatchId = "B1"
-        .parse()
-        .map_err(|e| CliError::env(format!("demo: {e}")))?;
-    let b2: BatchId = "B2"
-        .parse()
-        .map_err(|e| CliError::env(format!("demo: {e}")))?;
+    demo.heading(
+        "baton run: agents in worktrees, each batch gated, merged and tested before the next",
+    );
+    ctx.say("  B1: survey and style-guide both retitle README.md (style-guide outside its scope);");
+    ctx.say("  the gate catches it and sends style-guide back with the findings (a replan).");
+    ctx.say("  B2: greeter fails once (retried), and the tests run on the merged result.");
+    demo.baton(&["run", &id, "--max-parallel", "2"], exit::OK)?;
+    demo.baton(&["status", &id], exit::OK)?;
 
-    demo.heading("Batch B1: each agent works in its own worktree, on its own branch");
-    demo.baton(
+    demo.heading("Nothing of yours moved: the work is on the plan's integration branch");
+    demo.git(
+        root,
         &[
-            "worktree",
-            "create",
-            "--plan",
-            &id,
-            "--agent",
-            "survey",
-            "--agent",
-            "style-guide",
+            "log",
+            "--oneline",
+            "--graph",
+            &format!("baton/{id}/integration"),
         ],
-        exit::OK,
     )?;
-    let seats = demo.seats(&id, "main")?;
-    let started = director.start_batch(&b1)?;
-    for agent in ["survey", "style-guide"] {
-        director.run_agent(&b1, agent, seat(&seats, agent)?)?;
-    }
-
-    demo.heading("The gate: both agents rewrote README.md's title, and style-guide left its scope");
-    demo.baton(
-        &["verify", "--plan", &id, "--check", "git,conflicts"],
-        exit::GATE_FAILED,
-    )?;
-    director.record_gate(&b1, false)?;
-
-    demo.heading("The director sends style-guide back; the gate passes");
-    let style = seat(&seats, "style-guide")?;
-    demo.git(&style.worktree, &["reset", "-q", "--hard", "main"])?;
-    director.reopen(&b1, "style-guide")?;
-    director.run_agent(&b1, "style-guide", style)?;
-    demo.baton(
-        &["verify", "--plan", &id, "--check", "git,conflicts"],
-        exit::OK,
-    )?;
-    director.record_gate(&b1, true)?;
-    for agent in ["survey", "style-guide"] {
-        let branch = &seat(&seats, agent)?.branch;
-        let message = format!("Merge {agent} (batch B1)");
-        demo.git(root, &["merge", "-q", "--no-ff", "-m", &message, branch])?;
-    }
-    director.complete_batch(&b1, started, true)?;
-
-    demo.heading("Batch B2 reuses a finished worktree: only changed files are rewritten");
-    demo.baton(
-        &[
-            "worktree", "create", "--plan", &id, "--agent", "greeter", "--reuse",
-        ],
-        exit::OK,
-    )?;
-    let seats = demo.seats(&id, "main")?;
-    let greeter = seat(&seats, "greeter")?;
-    let started = director.start_batch(&b2)?;
-    if !director.run_agent(&b2, "greeter", greeter)? {
-        ctx.say("  retrying (retries = 1)");
-        director.run_agent(&b2, "greeter", greeter)?;
-    }
-
-    demo.heading("Tests: they fail in the main checkout, and pass on the batch's merged result");
+    ctx.say("  the tests fail in your checkout (it has no greeting yet):");
     demo.baton(
         &["verify", "--check", "tests", "--in-checkout"],
         exit::GATE_FAILED,
     )?;
+
+    demo.heading("The picture of the run: a timeline page, a Chrome trace, the logs");
+    demo.baton(&["report", "html", &id], exit::OK)?;
     demo.baton(
-        &[
-            "verify",
-            "--plan",
-            &id,
-            "--merged",
-            "--check",
-            "conflicts,tests",
-        ],
+        &["report", "html", &id, "--format", "chrome-trace"],
         exit::OK,
     )?;
-    director.record_gate(&b2, true)?;
-    demo.git(
-        root,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "Merge greeter (batch B2)",
-            &greeter.branch,
-        ],
-    )?;
-    director.complete_batch(&b2, started, true)?;
-    demo.baton(&["status", &id], exit::OK)?;
+    demo.baton(&["logs", &id, "greeter"], exit::OK)?;
+    let state = Ctx::state_dir_at(root)?;
+    let run_dir = state.executions_dir().join(&id);
+    for (what, path) in [
+        ("the timeline page", run_dir.join("report.html")),
+        (
+            "the Chrome trace (open it in ui.perfetto.dev)",
+            run_dir.join("trace.json"),
+        ),
+        ("each attempt's log", run_dir.join("logs")),
+        ("each gate's report", run_dir.join("gates")),
+        ("the execution state", state.execution(&id)),
+        ("the metrics", state.metrics()),
+    ] {
+        ctx.say(format!("  {what}: {}", path.display()));
+    }
+
+    demo.heading("Run the same plan again: unchanged agents come from the output cache");
+    ctx.say(
+        "  (work the gate rejected is never replayed: style-guide runs again and is caught again)",
+    );
+    let again = demo
+        .baton(&["plan", "new", "--from", "plans/greeting.toml"], exit::OK)?
+        .trim()
+        .to_owned();
+    demo.baton(&["run", &again, "--land", "main"], exit::OK)?;
+    ctx.say("  --land main fast-forwarded your branch (and checkout) to the integrated result:");
+    demo.baton(&["verify", "--check", "tests", "--in-checkout"], exit::OK)?;
 
     demo.heading("Cleanup keeps what is not merged: an abandoned experiment survives");
     demo.baton(

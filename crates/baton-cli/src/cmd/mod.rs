@@ -1,11 +1,13 @@
 //! One module per subcommand; `dispatch` only routes.
 
 pub mod config;
+pub mod batch;
 pub mod demo;
 pub mod logs;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod report_html;
 pub mod run;
 pub mod status;
 pub mod task;
@@ -19,6 +21,7 @@ use crate::error::CliResult;
 pub fn dispatch(ctx: &Ctx, command: Command) -> CliResult {
     match command {
         Command::Plan(c) => plan::run(ctx, c),
+        Command::Batch(c) => batch::run(ctx, c),
         Command::Run(a) => run::run(ctx, a),
         Command::Logs(a) => logs::run(ctx, a),
         Command::Supervise(a) => run::supervise(a),

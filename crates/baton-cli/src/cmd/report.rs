@@ -23,6 +23,8 @@ pub enum ReportCommand {
     },
     /// Print the JSON Schema of the verify report (`verify --json`, `--report FILE`).
     Schema,
+    /// Draw a run's timeline as one self-contained HTML file (or a Chrome trace for Perfetto).
+    Html(super::report_html::ReportHtmlArgs),
 }
 
 pub fn run(ctx: &Ctx, cmd: ReportCommand) -> CliResult {
@@ -32,6 +34,7 @@ pub fn run(ctx: &Ctx, cmd: ReportCommand) -> CliResult {
             ctx.print_json(&schemars::schema_for!(VerifyReport))?;
             return Ok(exit::OK);
         }
+        ReportCommand::Html(a) => return super::report_html::run(ctx, a),
     };
     let mut loaded = Vec::new();
     for path in reports {

@@ -9,9 +9,9 @@ use baton_plan::store as plan_store;
 use baton_plan::validate::{Severity, validate};
 use baton_plan::{AgentId, ExecutionTracker, Plan, PlanId, Status};
 use baton_report::exit;
+use baton_run::LocalExecutor;
 use baton_run::backoff::Backoff;
 use baton_run::runner::{RunConfig, Runner, Workspaces};
-use baton_run::{LocalExecutor, NoHooks};
 use clap::Args;
 
 use crate::ctx::Ctx;
@@ -69,7 +69,25 @@ pub struct RunArgs {
     /// .config/baton.toml's `[executor] kind`, else local). Resume with the same executor.
     #[arg(long, value_enum, value_name = "KIND")]
     executor: Option<super::verify::shards::ExecutorArg>,
+    /// When the run succeeds, fast-forward BRANCH to the plan's integration branch
+    /// (`baton/<plan>/integration`); refused unless it is a fast-forward. Without it, none of
+    /// your branches or your checkout is touched.
+    #[arg(long, value_name = "BRANCH")]
+    land: Option<String>,
+    /// Run every agent, even one whose command, prompt (upstream outputs included),
+    /// environment values, base tree and upstream results match an earlier success.
+    #[arg(long)]
+    no_cache: bool,
+    /// Say whether AGENT would come from the output cache, and which input changed if not;
+    /// runs nothing.
+    #[arg(long, value_name = "AGENT", conflicts_with = "dry_run")]
+    explain_cache: Option<String>,
 }
+
+/// Cache entries older than this are not reused.
+const CACHE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// At most this many entries are kept (the oldest go first).
+const CACHE_MAX_ENTRIES: usize = 2000;
 
 /// The hidden `__supervise` subcommand's arguments, parsed by `baton_run::supervise`.
 #[derive(Debug, Args)]
@@ -310,6 +328,25 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             ));
         }
     }
+    if let Some(branch) = &args.land
+        && repo
+            .open()?
+            .find_branch(branch, git2::BranchType::Local)
+            .is_err()
+    {
+        return Err(CliError::input(format!(
+            "--land {branch}: no such local branch"
+        )));
+    }
+    // the batch loop: batches start from baton/<plan>/integration (created here from HEAD),
+    // each agent's work is committed, each batch gated, merged, tested and integrated
+    let mut hooks = super::batch::loop_hooks(ctx, &plan_id, &plan, None)?;
+    hooks.cache =
+        (!args.no_cache).then(|| baton_run::cache::Cache::new(&dir, CACHE_TTL, CACHE_MAX_ENTRIES));
+    if let Some(agent) = &args.explain_cache {
+        return explain_cache(ctx, &hooks, &plan, agent);
+    }
+    let cache_stats = std::sync::Arc::clone(&hooks.cache_stats);
     let exe = std::env::current_exe().map_err(|e| {
         CliError::env(format!(
             "cannot find the baton binary to supervise agents: {e}"
@@ -354,7 +391,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         plan_id.clone(),
         tracker,
         executor,
-        Box::new(NoHooks),
+        Box::new(hooks),
         Box::new(Pool { wt }),
         cfg,
     )
@@ -393,10 +430,94 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         }
         return Ok(exit::GATE_FAILED);
     }
+    let lookups = cache_stats
+        .lookups
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if lookups > 0 && !ctx.json {
+        let hits = cache_stats.hits.load(std::sync::atomic::Ordering::Relaxed);
+        ctx.say(format!("{hits} of {lookups} attempt(s) from cache"));
+    }
+    if summary.status == Status::Succeeded
+        && let Some(branch) = &args.land
+    {
+        let r = repo.open()?;
+        let tip = baton_run::integrate::integration_tip(&r, &plan_id)?
+            .ok_or_else(|| CliError::env("the integration branch vanished"))?;
+        let moved = baton_run::integrate::land(&r, branch, tip)?;
+        if !ctx.json {
+            ctx.note(if moved {
+                format!("landed: {branch} fast-forwarded to baton/{plan_id}/integration")
+            } else {
+                format!("{branch} already points at baton/{plan_id}/integration")
+            });
+        }
+    }
     Ok(match summary.status {
         Status::Succeeded => exit::OK,
         _ => exit::GATE_FAILED,
     })
+}
+
+/// `--explain-cache AGENT`: compare the agent's inputs as they are now (its batch starting
+/// from the integration branch, or HEAD before the run) with the last success stored for it.
+fn explain_cache(ctx: &Ctx, hooks: &baton_run::LoopHooks, plan: &Plan, agent: &str) -> CliResult {
+    use baton_run::cache::Explanation;
+    let id = AgentId::new(agent).map_err(|e| CliError::input(format!("--explain-cache: {e}")))?;
+    let Some((batch, _)) = plan.agent(&id) else {
+        return Err(CliError::input(format!(
+            "--explain-cache {agent}: the plan has no such agent"
+        )));
+    };
+    let Some(cache) = &hooks.cache else {
+        return Err(CliError::input(
+            "--explain-cache with --no-cache: there is no cache to ask",
+        ));
+    };
+    let repo = hooks.repo.open()?;
+    let tip = baton_run::integrate::integration_tip(&repo, &hooks.plan_id)?;
+    let base = match tip {
+        Some(t) => t,
+        None => repo
+            .head()
+            .ok()
+            .and_then(|h| h.target())
+            .ok_or_else(|| CliError::input("HEAD has no commit yet"))?,
+    };
+    let tree = repo
+        .find_commit(base)
+        .map(|c| c.tree_id().to_string())
+        .map_err(|e| CliError::env(format!("read {base}: {}", e.message())))?;
+    let inputs = hooks.cache_inputs(&batch.id, &id, tree)?;
+    let (verdict, changed) = match cache.explain(agent, &inputs) {
+        Explanation::Hit => ("hit".to_owned(), Vec::new()),
+        Explanation::Changed(parts) => ("miss".to_owned(), parts),
+        Explanation::NoEntry => ("miss".to_owned(), Vec::new()),
+        Explanation::NeverSeen => ("miss".to_owned(), Vec::new()),
+    };
+    let why = match cache.explain(agent, &inputs) {
+        Explanation::Hit => "its inputs match a stored success: it would not run".to_owned(),
+        Explanation::Changed(parts) => format!(
+            "changed since its last success: {} (the base tree assumes its batch starts from {})",
+            parts.join(", "),
+            if tip.is_some() {
+                "the integration branch as it is now"
+            } else {
+                "HEAD"
+            }
+        ),
+        Explanation::NoEntry => {
+            "the inputs match its last success, but that entry expired or was dropped".to_owned()
+        }
+        Explanation::NeverSeen => "no success of this agent is stored yet".to_owned(),
+    };
+    if ctx.json {
+        ctx.print_json(
+            &serde_json::json!({"agent": agent, "cache": verdict, "changed": changed, "why": why}),
+        )?;
+    } else {
+        ctx.say(format!("{agent}: cache {verdict}: {why}"));
+    }
+    Ok(exit::OK)
 }
 
 fn run_error(e: baton_run::RunError) -> CliError {

@@ -52,6 +52,10 @@ pub struct VerifyArgs {
     /// Agents are those of a stored plan (id, unique suffix, or `latest`).
     #[arg(long, value_name = "ID", conflicts_with = "results")]
     plan: Option<String>,
+    /// Only this batch of --plan: its agents' branches, measured from the plan's integration
+    /// branch (unless --base); the verdict is recorded in the execution and the metrics.
+    #[arg(long, value_name = "BATCH", requires = "plan")]
+    batch: Option<String>,
     /// Agents share one tree; FILE is a JSON object mapping agent id to the files it wrote.
     #[arg(long, value_name = "FILE")]
     results: Option<PathBuf>,
@@ -149,6 +153,9 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
         None => gate::run(&opts, &progress)?,
     };
     record_verification(ctx, &args, &rep);
+    if let (Some(plan), Some(batch)) = (&args.plan, &args.batch) {
+        super::batch::record_verify(ctx, plan, batch, &rep, args.report.as_deref())?;
+    }
     match format {
         Format::Json => ctx.print_json(&rep)?,
         Format::Human => print_human(ctx, &rep),
@@ -192,6 +199,13 @@ fn options(ctx: &Ctx, args: &VerifyArgs) -> CliResult<GateOptions> {
         (_, _, Some(f)) => AgentSource::Results(f.clone()),
         _ => AgentSource::Worktrees,
     };
+    if let (Some(plan), Some(batch)) = (&args.plan, &args.batch) {
+        let (branches, base) = super::batch::batch_branches(ctx, plan, batch)?;
+        opts.agents = AgentSource::Branches(branches);
+        if opts.base.is_none() {
+            opts.base = base;
+        }
+    }
     opts.strict = args.strict;
     opts.tests_tree = if args.merged || args.keep_merged.is_some() {
         TestsTree::Merged

@@ -51,6 +51,16 @@ pub struct CreateArgs {
     /// Only these agents of the plan (repeatable; default all).
     #[arg(long = "agent", value_name = "AGENT", requires = "plan")]
     agents: Vec<String>,
+    /// The worktrees of one batch of the plan, started from the plan's integration branch
+    /// (`baton/<plan>/integration`, created from the target if needed); the batch and its
+    /// agents are recorded as started in the execution, as `baton run` would.
+    #[arg(
+        long,
+        value_name = "BATCH",
+        requires = "plan",
+        conflicts_with = "agents"
+    )]
+    batch: Option<String>,
     /// Branch, tag or commit to start from (default: the target branch).
     #[arg(long, value_name = "REF")]
     base: Option<String>,
@@ -104,6 +114,11 @@ pub struct CleanupArgs {
     /// Only worktrees made for this plan.
     #[arg(long, value_name = "ID")]
     plan: Option<String>,
+    /// Only the worktrees of this batch of --plan, checked against the plan's integration
+    /// branch (unless --target): a batch integrated there is merged, and its worktrees and
+    /// branches can go while the integration branch keeps every commit.
+    #[arg(long, value_name = "BATCH", requires = "plan")]
+    batch: Option<String>,
     /// Never delete branches, even integrated ones.
     #[arg(long)]
     keep_branches: bool,
@@ -175,11 +190,25 @@ fn json_or_say(ctx: &Ctx, value: &serde_json::Value, line: String) -> CliResult 
     Ok(exit::OK)
 }
 
-fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
+fn create(ctx: &Ctx, wt: &Worktrees, mut a: CreateArgs) -> CliResult {
     let repo = wt.open()?;
-    let base = match a.base {
-        Some(b) => b,
-        None => wt.resolve_target(&repo, a.target.as_deref())?.name,
+    // --batch: validated before anything is written; the batch's agents, on the integration
+    // branch
+    let batch = match (&a.batch, &a.plan) {
+        (Some(b), Some(p)) => {
+            let start = super::batch::batch_start(ctx, p, b)?;
+            a.agents = start.agents.iter().map(ToString::to_string).collect();
+            Some(start)
+        }
+        _ => None,
+    };
+    let base = match (a.base.take(), &batch) {
+        (Some(b), _) => b,
+        (None, Some(start)) => {
+            let target = wt.resolve_target(&repo, a.target.as_deref())?.name;
+            start.integration_base(&repo, &target)?
+        }
+        (None, None) => wt.resolve_target(&repo, a.target.as_deref())?.name,
     };
     let mut reqs = Vec::new();
     if let Some(name) = &a.name {
@@ -270,6 +299,19 @@ fn create(ctx: &Ctx, wt: &Worktrees, a: CreateArgs) -> CliResult {
     let created = baton_worktree::create(wt, reqs, &opts, SystemTime::now());
     drop(progress);
     let created = created?;
+    if let Some(start) = &batch {
+        let made: Vec<(String, PathBuf, String)> = created
+            .iter()
+            .map(|c| {
+                (
+                    c.agent.clone().unwrap_or_default(),
+                    c.path.clone(),
+                    c.branch.clone(),
+                )
+            })
+            .collect();
+        start.record(ctx, &made)?;
+    }
     if ctx.json {
         ctx.print_versioned(
             WORKTREE_OUTPUT_SCHEMA_VERSION,
@@ -324,7 +366,25 @@ fn active_agents(ctx: &Ctx) -> CliResult<BTreeSet<(String, String)>> {
     Ok(out)
 }
 
-fn cleanup(ctx: &Ctx, wt: &Worktrees, a: CleanupArgs) -> CliResult {
+fn cleanup(ctx: &Ctx, wt: &Worktrees, mut a: CleanupArgs) -> CliResult {
+    if let (Some(plan), Some(batch)) = (&a.plan, &a.batch) {
+        let (branches, integration) = super::batch::batch_branches(ctx, plan, batch)?;
+        let repo = wt.open()?;
+        let existing: Vec<String> = branches
+            .into_iter()
+            .filter(|b| repo.find_branch(b, git2::BranchType::Local).is_ok())
+            .collect();
+        if existing.is_empty() {
+            ctx.say(format!(
+                "batch {batch} has no worktree branches left; nothing to clean up"
+            ));
+            return Ok(exit::OK);
+        }
+        a.worktrees.extend(existing);
+        if a.target.is_none() {
+            a.target = integration;
+        }
+    }
     let nothing = nothing_to_clean(&a);
     // A plan given by a unique prefix or `latest` resolves to its stored id; an id that is not
     // stored is still fine if worktrees were made for it (the library checks that).

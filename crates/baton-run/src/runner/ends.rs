@@ -123,16 +123,17 @@ impl Runner {
             branch: live.branch.clone(),
             succeeded: verdict.status == Status::Succeeded,
         };
-        if let Err(e) = self.hooks.after_agent(&ctx) {
-            verdict.status = Status::Failed;
-            verdict.class.get_or_insert(ErrorClass::Other);
-            detail = Some(format!("after the attempt: {e}"));
-        }
+        // measured before the batch loop commits what the attempt left
         let files_changed = if live.isolated {
             self.workspaces.changed_files(&live.cwd)
         } else {
             Vec::new()
         };
+        if let Err(e) = self.hooks.after_agent(&ctx) {
+            verdict.status = Status::Failed;
+            verdict.class.get_or_insert(ErrorClass::Other);
+            detail = Some(format!("after the attempt: {e}"));
+        }
         Some(Concluded {
             key: key.clone(),
             status: verdict.status,

@@ -115,6 +115,13 @@ impl Runner {
                 error,
             });
         }
+        // the batch loop's placeholders ({outputs.X}, {files.X}, {gate_findings}) and env,
+        // read before the starts are recorded so the window until the handles are persisted
+        // stays as short as it was (a record that cannot be read leaves them unfilled)
+        let loop_vars: Vec<Option<crate::hooks::AgentVars>> = prepared
+            .iter()
+            .map(|p| self.hooks.agent_vars(&self.plan_id, &p.b, &p.a).ok())
+            .collect();
         let attempts = self.update(|e, now| {
             prepared
                 .iter()
@@ -130,11 +137,11 @@ impl Runner {
         })?;
         let mut started = Vec::new();
         let mut failed = Vec::new();
-        for (p, attempt) in prepared.into_iter().zip(attempts) {
+        for ((p, attempt), vars) in prepared.into_iter().zip(attempts).zip(loop_vars) {
             let Some((_, agent)) = plan.agent(&p.a) else {
                 continue;
             };
-            let (spec, prompt) = attempt::spec(&SpecInput {
+            let (mut spec, mut prompt) = attempt::spec(&SpecInput {
                 plan: &plan,
                 plan_id: &self.plan_id,
                 batch: &p.b,
@@ -144,6 +151,9 @@ impl Runner {
                 branch: p.branch.as_deref(),
                 logs_dir: &self.cfg.logs_dir,
             });
+            if let Some(vars) = &vars {
+                crate::batch_loop::apply_vars(&mut spec, &mut prompt, vars);
+            }
             let now = Instant::now();
             let live = Live {
                 key: spec.key.clone(),
@@ -159,6 +169,29 @@ impl Runner {
                 idle_check: idle_of(&plan, &p.a).map(|t| now + t),
                 kill: None,
             };
+            // the batch loop's output cache: an identical earlier success is applied to the
+            // worktree's branch, and the attempt ends now as succeeded without running
+            if p.error.is_none() && p.isolated {
+                let ctx = AgentContext {
+                    plan: self.plan_id.clone(),
+                    batch: p.b.clone(),
+                    agent: p.a.clone(),
+                    attempt,
+                    worktree: Some(p.cwd.clone()),
+                    branch: p.branch.clone(),
+                    succeeded: false,
+                };
+                if self.hooks.cached(&ctx).unwrap_or(false) {
+                    observe(&RunEvent::CacheHit {
+                        batch: p.b.clone(),
+                        agent: p.a.clone(),
+                        attempt,
+                    });
+                    self.live.insert(p.a.clone(), live);
+                    failed.push((spec.key, Outcome::Exited(0), None));
+                    continue;
+                }
+            }
             let result = match p.error {
                 Some(e) => Err(e),
                 None => self.start_one(&spec, prompt.as_ref()),

@@ -4,6 +4,9 @@
 /// Two batches: two research agents in parallel, then an implementer.
 pub const PLAN: &str = r#"schema_version = 1
 title = "Add a greeting module"
+# When a batch's gate fails, the agents it names are sent back with the findings.
+on_gate_failure = "replan"
+max_replans = 1
 
 [goal]
 summary = "The project greets its users"
@@ -23,6 +26,8 @@ command = ["sh", "scripts/agent.sh", "{agent_id}"]
 id = "B1"
 name = "research"
 kind = "parallel"
+# research writes no code: its gate checks git state and collisions, not the tests
+gate = { checks = ["git", "conflicts"] }
 
 [[batches.agents]]
 id = "survey"
@@ -97,7 +102,8 @@ task_type = "research"
 
 /// A scripted agent. It works in its own worktree and commits what it did.
 /// `style-guide` strays into README.md on its first attempt (outside its scope, and on the
-/// same line `survey` edits); `greeter` fails its first attempt.
+/// same line `survey` edits); sent back with the findings (`BATON_GATE_REPORT` is set) it
+/// keeps to its file. `greeter` fails its first attempt.
 pub const AGENT_SCRIPT: &str = r##"#!/bin/sh
 set -eu
 id="$1"
@@ -110,7 +116,7 @@ case "$id" in
   style-guide)
     mkdir -p docs
     echo "Warm, short, no exclamation marks." > docs/style.md
-    if [ "$attempt" = 1 ]; then echo "# demo: warm greetings" > README.md; fi ;;
+    if [ -z "${BATON_GATE_REPORT:-}" ]; then echo "# demo: warm greetings" > README.md; fi ;;
   greeter)
     if [ "$attempt" = 1 ]; then echo "flaky start" >&2; exit 1; fi
     mkdir -p src

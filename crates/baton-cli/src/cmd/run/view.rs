@@ -177,6 +177,10 @@ impl<'a> Output<'a> {
             RunEvent::AgentAdopted { agent, attempt, .. } => {
                 format!("{agent} still running (attempt {attempt}): adopted")
             }
+            RunEvent::CacheHit { agent, attempt, .. } => format!(
+                "{agent} {} (attempt {attempt}): an identical earlier success is reused, not run",
+                s.green("[cache hit]")
+            ),
             RunEvent::AgentWaiting { wait } => match wait {
                 Wait::Scope { agent, with } => format!(
                     "{agent} waits for {with}: their write scopes overlap, so they run one after the other"

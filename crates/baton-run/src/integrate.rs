@@ -1,0 +1,473 @@
+//! Integrating one batch into the plan's integration branch `baton/<plan>/integration`:
+//! gate the agents' work, merge their branches in plan order onto the integration tip, run
+//! the tests on that merged tree in a scratch directory, and only then move the integration
+//! branch — by compare-and-swap on the tip the batch started from.
+//!
+//! Every finished step is recorded in the execution ([`baton_plan::Integration`]) before the
+//! next begins, so a run that died anywhere resumes after the last finished step: the merge
+//! commit is never made twice, and the branch moves exactly once. Nothing here touches the
+//! user's branches or checkout; [`land`] does, by fast-forward only, when asked.
+
+use std::path::{Path, PathBuf};
+
+mod land;
+mod merge;
+mod verdict;
+
+pub use land::land;
+pub use merge::{MergeResult, merge_in_order};
+pub use verdict::finding_line;
+use verdict::{
+    baton_report_ok, baton_verify_finish, check_line, merge_check, ms, passed_verdict, write_report,
+};
+
+use baton_plan::{
+    AgentId, BatchGate, BatchId, ExecutionTracker, GateCheck, GateVerdict, Integration, PlanId,
+};
+use baton_report::{Check, CheckStatus, Severity, VerifyReport};
+
+/// The plan's integration branch (short name).
+pub fn integration_branch(plan: &PlanId) -> String {
+    format!("baton/{plan}/integration")
+}
+
+fn full_ref(branch: &str) -> String {
+    format!("refs/heads/{branch}")
+}
+
+/// One agent of the batch being integrated.
+#[derive(Debug, Clone)]
+pub struct GateAgent {
+    pub id: AgentId,
+    pub branch: String,
+    pub worktree: Option<PathBuf>,
+    /// Declared `files_write` globs.
+    pub scope: Vec<String>,
+}
+
+/// What the gate is asked to check before anything is merged.
+#[derive(Debug)]
+pub struct GateRequest<'a> {
+    pub plan: &'a PlanId,
+    pub batch: &'a BatchId,
+    /// The integration tip the agents' changes are measured from.
+    pub base: git2::Oid,
+    pub agents: &'a [GateAgent],
+    pub settings: &'a BatchGate,
+}
+
+/// The gate's checks, as the CLI provides them (the `baton verify` library call). The
+/// integration step asks for the git and conflicts checks first and the tests later, on the
+/// merged tree.
+pub trait Gate: Send + Sync {
+    /// The git and conflicts checks over the batch's agents (those `settings` selects).
+    fn check(&self, req: &GateRequest<'_>) -> Result<VerifyReport, String>;
+    /// The tests (quick, or full per `settings`) in `dir`, a plain copy of the merged tree.
+    fn run_tests(&self, dir: &Path, settings: &BatchGate) -> Result<Check, String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrateError {
+    #[error("{action}: {message}")]
+    Git { action: String, message: String },
+    #[error("the gate could not run: {0}")]
+    Gate(String),
+    #[error(transparent)]
+    Track(#[from] baton_plan::TrackError),
+    #[error(transparent)]
+    Store(#[from] baton_store::StoreError),
+    #[error(
+        "{branch} moved to {found} while batch {batch} was being integrated onto {expected}; nothing was changed, run again to integrate onto the new tip"
+    )]
+    Moved {
+        branch: String,
+        batch: BatchId,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "agent {agent}: branch {branch} does not exist; the agent has not started or its branch was deleted"
+    )]
+    MissingBranch { agent: AgentId, branch: String },
+    #[error("--land {branch}: {reason}")]
+    Land { branch: String, reason: String },
+}
+
+impl IntegrateError {
+    /// Bad input (exit 2) rather than an environment failure.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, IntegrateError::MissingBranch { .. })
+    }
+}
+
+fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> IntegrateError {
+    let action = action.into();
+    move |e| IntegrateError::Git {
+        action,
+        message: e.message().to_owned(),
+    }
+}
+
+/// The integration branch's tip; created at `base` when it does not exist yet.
+pub fn ensure_integration_branch(
+    repo: &git2::Repository,
+    plan: &PlanId,
+    base: git2::Oid,
+) -> Result<git2::Oid, IntegrateError> {
+    let name = full_ref(&integration_branch(plan));
+    if let Ok(r) = repo.find_reference(&name)
+        && let Some(oid) = r.target()
+    {
+        return Ok(oid);
+    }
+    match repo.reference(
+        &name,
+        base,
+        false,
+        &format!("baton: integration branch of {plan}"),
+    ) {
+        Ok(_) => Ok(base),
+        // someone created it meanwhile: theirs stands
+        Err(e) if e.code() == git2::ErrorCode::Exists => {
+            integration_tip(repo, plan)?.ok_or_else(|| git(format!("create {name}"))(e))
+        }
+        Err(e) => Err(git(format!("create {name}"))(e)),
+    }
+}
+
+/// The integration branch's tip, if the branch exists.
+pub fn integration_tip(
+    repo: &git2::Repository,
+    plan: &PlanId,
+) -> Result<Option<git2::Oid>, IntegrateError> {
+    match repo.find_reference(&full_ref(&integration_branch(plan))) {
+        Ok(r) => Ok(r.target()),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(git("read the integration branch")(e)),
+    }
+}
+
+/// Everything integration needs besides the batch.
+pub struct Integrator<'a> {
+    pub repo: &'a git2::Repository,
+    pub plan_id: &'a PlanId,
+    pub tracker: &'a ExecutionTracker,
+    pub gate: &'a dyn Gate,
+    /// Where gate reports are written (`<dir>/<batch>-<n>.json`).
+    pub reports_dir: PathBuf,
+    /// Where scratch copies of merged trees go (removed afterwards).
+    pub scratch_dir: PathBuf,
+}
+
+/// How integrating a batch ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntegrateOutcome {
+    /// The integration branch moved from `from` to `to` (now, or in a run that died right
+    /// after moving it).
+    Advanced { from: String, to: String },
+    /// The batch was integrated earlier; nothing to do.
+    AlreadyDone { tip: String },
+    /// The gate, the merge or the merged tests failed; the branch did not move.
+    Failed(GateVerdict),
+}
+
+impl Integrator<'_> {
+    fn record(&self, batch: &BatchId, state: &Integration) -> Result<(), IntegrateError> {
+        let state = state.clone();
+        self.tracker
+            .update(|e, now| e.set_integration(batch, state, now))?;
+        Ok(())
+    }
+
+    fn now() -> String {
+        baton_plan::ids::rfc3339_now(std::time::SystemTime::now())
+    }
+
+    /// Integrate `batch` (its agents in plan order). Resumes after the last recorded step.
+    pub fn integrate(
+        &self,
+        batch: &BatchId,
+        agents: &[GateAgent],
+        settings: &BatchGate,
+    ) -> Result<IntegrateOutcome, IntegrateError> {
+        let repo = self.repo;
+        let branch = integration_branch(self.plan_id);
+        let tip = integration_tip(repo, self.plan_id)?.ok_or_else(|| IntegrateError::Git {
+            action: format!("read {branch}"),
+            message: "the integration branch does not exist; it is created when the run starts"
+                .to_owned(),
+        })?;
+        let exec = self.tracker.load()?;
+        let previous = exec.batch(batch).and_then(|b| b.integration.clone());
+        let mut state = match previous {
+            Some(s) if s.advanced => {
+                return Ok(IntegrateOutcome::AlreadyDone {
+                    tip: tip.to_string(),
+                });
+            }
+            // a run died after moving the branch and before recording it
+            Some(mut s) if s.merged.as_deref() == Some(&tip.to_string()) => {
+                s.advanced = true;
+                s.gates.push(passed_verdict());
+                self.record(batch, &s)?;
+                return Ok(IntegrateOutcome::Advanced {
+                    from: s.base.clone(),
+                    to: tip.to_string(),
+                });
+            }
+            Some(s)
+                if s.base == tip.to_string() && s.merged.is_some() && s.tested != Some(false) =>
+            {
+                s
+            }
+            Some(s) => Integration {
+                branch: branch.clone(),
+                base: tip.to_string(),
+                merged: None,
+                tested: None,
+                advanced: false,
+                gates: s.gates,
+                replans: s.replans,
+                replan_base: s.replan_base,
+                replanned: s.replanned,
+            },
+            None => Integration {
+                branch: branch.clone(),
+                base: tip.to_string(),
+                ..Integration::default()
+            },
+        };
+        let n = state.gates.len() + 1;
+        let report_path = self.reports_dir.join(format!("{batch}-{n}.json"));
+        let mut report = VerifyReport {
+            schema_version: VerifyReport::SCHEMA_VERSION,
+            ok: true,
+            mode: if settings.full { "full" } else { "quick" }.to_owned(),
+            repo: repo
+                .workdir()
+                .unwrap_or_else(|| repo.path())
+                .display()
+                .to_string(),
+            head: Some(tip.to_string()),
+            base: Some(tip.to_string()),
+            duration_ms: 0,
+            checks: Vec::new(),
+            strict: settings.strict,
+            merged: true,
+            tested: None,
+            partition: None,
+            shards: Vec::new(),
+            totals: Default::default(),
+        };
+        let started = std::time::Instant::now();
+
+        // --- gate and merge (skipped when a merge is already recorded for this tip) ---------
+        let merged = match state.merged.as_deref() {
+            Some(m) => git2::Oid::from_str(m).map_err(git("read the recorded merge"))?,
+            None => {
+                if settings.runs(GateCheck::Git) || settings.runs(GateCheck::Conflicts) {
+                    // after a replan, the agents sent back are gated from where they
+                    // restarted (the others' work is already in their line, and was gated)
+                    let replan_base = state
+                        .replan_base
+                        .as_deref()
+                        .and_then(|b| git2::Oid::from_str(b).ok());
+                    let gated: Vec<GateAgent> = match replan_base {
+                        Some(_) => agents
+                            .iter()
+                            .filter(|a| state.replanned.contains(&a.id))
+                            .cloned()
+                            .collect(),
+                        None => agents.to_vec(),
+                    };
+                    let req = GateRequest {
+                        plan: self.plan_id,
+                        batch,
+                        base: replan_base.unwrap_or(tip),
+                        agents: &gated,
+                        settings,
+                    };
+                    let gate = self.gate.check(&req).map_err(IntegrateError::Gate)?;
+                    report.checks.extend(gate.checks);
+                    if !baton_report_ok(&report.checks, settings.strict) {
+                        return self.fail(batch, state, report, &report_path, "gate", started);
+                    }
+                }
+                let mut tips = Vec::new();
+                for a in agents {
+                    let oid = repo
+                        .find_reference(&full_ref(&a.branch))
+                        .ok()
+                        .and_then(|r| r.target())
+                        .ok_or_else(|| IntegrateError::MissingBranch {
+                            agent: a.id.clone(),
+                            branch: a.branch.clone(),
+                        })?;
+                    tips.push((a.id.clone(), oid));
+                }
+                match merge_in_order(repo, tip, &tips, self.plan_id, batch)? {
+                    MergeResult::Conflicts(paths) => {
+                        report.checks.push(merge_check(paths));
+                        return self.fail(batch, state, report, &report_path, "merge", started);
+                    }
+                    MergeResult::Merged(m) => {
+                        state.merged = Some(m.to_string());
+                        self.record(batch, &state)?;
+                        m
+                    }
+                }
+            }
+        };
+
+        // --- the tests on the merged tree ------------------------------------------------
+        if state.tested != Some(true) && settings.runs(GateCheck::Tests) {
+            let check = self.test_merged(merged, settings)?;
+            report.tested = Some(baton_report::TestedTree {
+                kind: "merged".to_owned(),
+                commit: Some(tip.to_string()),
+                tree: repo
+                    .find_commit(merged)
+                    .ok()
+                    .map(|c| c.tree_id().to_string()),
+                uncommitted: false,
+                agents: agents.iter().map(|a| a.id.to_string()).collect(),
+                dir: "(a scratch copy of the merged commit, removed afterwards)".to_owned(),
+                kept: false,
+            });
+            let passed = check.status == CheckStatus::Pass || check.status == CheckStatus::Skip;
+            report.checks.push(check);
+            if !passed {
+                state.tested = Some(false);
+                return self.fail(batch, state, report, &report_path, "tests", started);
+            }
+            state.tested = Some(true);
+            self.record(batch, &state)?;
+        }
+
+        // --- advance: compare-and-swap on the tip the batch started from ------------------
+        if merged != tip {
+            let name = full_ref(&branch);
+            let msg = format!("baton: integrate batch {batch}");
+            if let Err(e) = repo.reference_matching(&name, merged, true, tip, &msg) {
+                let found = integration_tip(repo, self.plan_id)?;
+                if found != Some(merged) {
+                    return Err(IntegrateError::Moved {
+                        branch,
+                        batch: batch.clone(),
+                        expected: tip.to_string(),
+                        found: found.map_or_else(|| e.message().to_owned(), |o| o.to_string()),
+                    });
+                }
+            }
+        }
+        state.advanced = true;
+        report.duration_ms = ms(started);
+        baton_verify_finish(&mut report);
+        write_report(&report_path, &report)?;
+        let mut verdict = passed_verdict();
+        verdict.report = Some(report_path);
+        state.gates.push(verdict);
+        self.record(batch, &state)?;
+        Ok(IntegrateOutcome::Advanced {
+            from: tip.to_string(),
+            to: merged.to_string(),
+        })
+    }
+
+    fn fail(
+        &self,
+        batch: &BatchId,
+        mut state: Integration,
+        mut report: VerifyReport,
+        report_path: &Path,
+        step: &str,
+        started: std::time::Instant,
+    ) -> Result<IntegrateOutcome, IntegrateError> {
+        report.duration_ms = ms(started);
+        baton_verify_finish(&mut report);
+        report.ok = false;
+        write_report(report_path, &report)?;
+        let mut agents: Vec<AgentId> = Vec::new();
+        let mut findings = Vec::new();
+        for c in &report.checks {
+            let failed = matches!(c.status, CheckStatus::Fail | CheckStatus::Error);
+            for f in &c.findings {
+                let counts = f.severity == Severity::Error
+                    || (report.strict && f.severity == Severity::Warning);
+                if !counts {
+                    continue;
+                }
+                findings.push(finding_line(&c.name, f));
+                for a in &f.agents {
+                    if let Ok(id) = AgentId::new(a.as_str())
+                        && !agents.contains(&id)
+                    {
+                        agents.push(id);
+                    }
+                }
+            }
+            if failed && c.findings.is_empty() {
+                findings.push(check_line(c));
+            }
+        }
+        let verdict = GateVerdict {
+            at: Self::now(),
+            passed: false,
+            failed_step: Some(step.to_owned()),
+            findings,
+            agents,
+            report: Some(report_path.to_owned()),
+        };
+        state.gates.push(verdict.clone());
+        // a failed attempt is finished: the next one starts from the gate again
+        state.merged = None;
+        state.tested = None;
+        self.record(batch, &state)?;
+        Ok(IntegrateOutcome::Failed(verdict))
+    }
+
+    fn test_merged(
+        &self,
+        merged: git2::Oid,
+        settings: &BatchGate,
+    ) -> Result<Check, IntegrateError> {
+        std::fs::create_dir_all(&self.scratch_dir).map_err(|e| IntegrateError::Git {
+            action: format!("create {}", self.scratch_dir.display()),
+            message: e.to_string(),
+        })?;
+        let scratch = tempfile::Builder::new()
+            .prefix("merged-")
+            .tempdir_in(&self.scratch_dir)
+            .map_err(|e| IntegrateError::Git {
+                action: format!(
+                    "create a scratch directory in {}",
+                    self.scratch_dir.display()
+                ),
+                message: e.to_string(),
+            })?;
+        let tree = self
+            .repo
+            .find_commit(merged)
+            .and_then(|c| c.tree())
+            .map_err(git("read the merged tree"))?;
+        let mut index = git2::Index::new().map_err(git("index"))?;
+        index
+            .read_tree(&tree)
+            .map_err(git("read the merged tree"))?;
+        baton_git::export::export_index(self.repo, &index, scratch.path()).map_err(|e| {
+            IntegrateError::Git {
+                action: "write the merged tree".to_owned(),
+                message: e.to_string(),
+            }
+        })?;
+        let mut check = self
+            .gate
+            .run_tests(scratch.path(), settings)
+            .map_err(IntegrateError::Gate)?;
+        check.name = "tests".to_owned();
+        if let Some(t) = check.tests.as_mut() {
+            t.dir = Some(format!("(merged result {merged}, removed afterwards)"));
+        }
+        Ok(check)
+    }
+}

@@ -55,7 +55,15 @@ fn hits(run: &Run) -> Vec<String> {
 }
 
 fn store(l: &Loop, prompt_a: &str) -> String {
-    let id = store_plan(&l.repo, &PLAN.replace("PROMPT_A", prompt_a));
+    // each stored copy gets a title of its own: `plan new --from` refuses a plan whose content
+    // is already stored, and the title is not part of any agent's cache key
+    static COPIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let plan = PLAN.replace("PROMPT_A", prompt_a).replace(
+        "title = \"Cached\"",
+        &format!("title = \"Cached, copy {n}\""),
+    );
+    let id = store_plan(&l.repo, &plan);
     std::fs::remove_file(l.repo.path().join("plan.toml")).unwrap();
     id
 }

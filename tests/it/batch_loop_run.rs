@@ -103,7 +103,14 @@ fn run_gates_replans_merges_and_passes_results_forward() {
 
     // the same plan again: a's work comes from the cache, but b's first attempt (rejected by
     // the gate) is not replayed: b runs, the gate catches it again, its replan is a hit
-    let again = crate::tasks::store_plan(&l.repo, PLAN);
+    // (a title of its own: `plan new --from` refuses content that is already stored)
+    let again = crate::tasks::store_plan(
+        &l.repo,
+        &PLAN.replace(
+            "title = \"Loop under run\"",
+            "title = \"Loop under run, again\"",
+        ),
+    );
     std::fs::remove_file(l.repo.path().join("plan.toml")).unwrap();
     let run = baton(&l.repo, &["run", &again]).expect_code(0);
     assert!(

@@ -31,11 +31,19 @@ pub enum PlanStoreError {
 /// A plan without an id whose content (everything but `id` and `created_at`) equals a stored
 /// plan's is refused with [`PlanStoreError::Duplicate`] naming the stored id, so storing the
 /// same file twice does not make two plans.
-pub fn store_plan(dir: &StateDir, mut plan: Plan, now: SystemTime) -> Result<Plan, PlanStoreError> {
-    let explicit = plan.id.is_some();
-    if !explicit && let Some(existing) = find_same(dir, &plan)? {
+pub fn store_plan(dir: &StateDir, plan: Plan, now: SystemTime) -> Result<Plan, PlanStoreError> {
+    if plan.id.is_none()
+        && let Some(existing) = find_same(dir, &plan)?
+    {
         return Err(PlanStoreError::Duplicate(existing));
     }
+    store_copy(dir, plan, now)
+}
+
+/// Store a plan even when a stored plan has the same content: a deliberate new run of a plan
+/// whose earlier run finished (`baton run FILE` again) gets a plan, and an execution, of its own.
+pub fn store_copy(dir: &StateDir, mut plan: Plan, now: SystemTime) -> Result<Plan, PlanStoreError> {
+    let explicit = plan.id.is_some();
     plan.created_at.get_or_insert_with(|| rfc3339_now(now));
     loop {
         let id = match &plan.id {

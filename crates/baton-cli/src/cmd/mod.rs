@@ -1,7 +1,7 @@
 //! One module per subcommand; `dispatch` only routes.
 
-pub mod config;
 pub mod batch;
+pub mod config;
 pub mod demo;
 pub mod logs;
 pub mod metrics;

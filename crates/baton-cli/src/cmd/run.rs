@@ -92,6 +92,7 @@ const CACHE_MAX_ENTRIES: usize = 2000;
 /// The hidden `__supervise` subcommand's arguments, parsed by `baton_run::supervise`.
 #[derive(Debug, Args)]
 pub struct SuperviseCli {
+    /// The supervisor's own arguments (internal: written by `baton run`, not by people).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<OsString>,
 }
@@ -170,7 +171,24 @@ fn resolve(ctx: &Ctx, given: &str, dry_run: bool) -> CliResult<(PlanId, Plan)> {
             return Ok((id, plan));
         }
         let dir = ctx.state_dir_for_writing()?;
-        let stored = plan_store::store_plan(&dir, plan, SystemTime::now())?;
+        let stored = match plan_store::store_plan(&dir, plan.clone(), SystemTime::now()) {
+            // the same file again: an unfinished run of it continues; after a finished run it
+            // is a new run (the output cache makes the unchanged agents cheap)
+            Err(plan_store::PlanStoreError::Duplicate(existing)) => {
+                let exec = dir.execution(existing.as_str());
+                let finished = exec.exists()
+                    && baton_store::read_versioned::<baton_plan::Execution>(&exec)?
+                        .status
+                        .is_finished();
+                if !finished {
+                    ctx.note(format!("the same plan is stored as {existing}; running it"));
+                    let stored = plan_store::load_stored(&dir, &existing)?;
+                    return Ok((existing, stored));
+                }
+                plan_store::store_copy(&dir, plan, SystemTime::now())?
+            }
+            other => other?,
+        };
         let id = stored.id.clone().expect("stored plans have ids");
         ctx.note(format!("stored the plan as {id}"));
         return Ok((id, stored));

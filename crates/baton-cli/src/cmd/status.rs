@@ -112,8 +112,7 @@ fn watch(ctx: &Ctx, dir: &baton_store::StateDir, id: &PlanId, plan: &Plan) -> Cl
         if revision != last {
             last = revision;
             if ctx.json {
-                let line =
-                    serde_json::json!({ "schema_version": STATUS_SCHEMA_VERSION, "plan_id": id, "title": plan.title, "execution": exec });
+                let line = serde_json::json!({ "schema_version": STATUS_SCHEMA_VERSION, "plan_id": id, "title": plan.title, "execution": exec });
                 let _ = writeln!(std::io::stdout().lock(), "{line}");
             } else {
                 ctx.say("");

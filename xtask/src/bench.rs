@@ -20,7 +20,7 @@ const BENCHES: &[(&str, &str)] = &[
     ),
     (
         "worktree",
-        "create 8 / reuse 1 / cleanup 8 worktrees vs the git CLI on a ~20k-file repo",
+        "create / reuse / cleanup vs the git CLI, real-shaped 3k-file and synthetic 20k-file trees",
     ),
 ];
 

@@ -12,7 +12,10 @@
 //! Every sample prints its own ratio, and a target is met only when *every* sample meets it,
 //! not the median. Fairness: the side that goes first alternates, dirty pages are flushed
 //! before each timed run, and between samples both tools create and remove a set of worktrees
-//! (churn), so no sample meets a filesystem fresher than a real user's.
+//! (churn), so no sample meets a filesystem fresher than a real user's. baton marks the
+//! directories it creates above its worktrees as tops of directory hierarchies (ext4's `T`
+//! attribute), so each worktree gets block groups of its own; `--git-spread` gives git's
+//! worktree parent the same attribute, to compare with git at its best on this filesystem.
 //!
 //! baton runs as this very binary (`xtask` embeds the CLI), so process start is included.
 
@@ -37,6 +40,7 @@ struct Opts {
     files: usize,
     samples: usize,
     only: Option<String>,
+    git_spread: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -45,6 +49,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         files: 20_000,
         samples: 3,
         only: None,
+        git_spread: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -70,6 +75,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 }
                 o.only = Some(w);
             }
+            "--git-spread" => o.git_spread = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -82,6 +88,8 @@ struct Tree {
     repo: PathBuf,
     tmp: PathBuf,
     agents: usize,
+    /// Give git's worktree parent the `T` attribute baton gives its own directories.
+    git_spread: bool,
 }
 
 /// Every sample of one kind of work.
@@ -99,7 +107,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Err(e) => {
             eprintln!(
                 "error: {e}; usage: cargo xtask bench worktree [--tree real|synthetic|both] \
-                 [--files N] [--samples N] [--only create|reuse|cleanup]"
+                 [--files N] [--samples N] [--only create|reuse|cleanup] [--git-spread]"
             );
             return ExitCode::from(2);
         }
@@ -128,6 +136,7 @@ pub fn run(args: &[String]) -> ExitCode {
             repo,
             tmp: dir,
             agents: 4,
+            git_spread: opts.git_spread,
         };
         rows.extend(bench_tree(&tree, &opts));
     }
@@ -147,6 +156,7 @@ pub fn run(args: &[String]) -> ExitCode {
             repo,
             tmp: dir,
             agents: 8,
+            git_spread: opts.git_spread,
         };
         rows.extend(bench_tree(&tree, &opts));
     }
@@ -238,10 +248,25 @@ fn timed(f: impl FnOnce()) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
+/// Where git's worktrees of one sample go; their parent is made before any timing.
 fn git_paths(t: &Tree, tag: &str) -> Vec<PathBuf> {
+    let parent = git_parent(t);
     (0..t.agents)
-        .map(|i| t.tmp.join("git-wt").join(format!("{tag}-{i}")))
+        .map(|i| parent.join(format!("{tag}-{i}")))
         .collect()
+}
+
+/// The directory git's worktrees go in (removed by `git_reset`, made again here).
+fn git_parent(t: &Tree) -> PathBuf {
+    let parent = t.tmp.join("git-wt");
+    if !parent.exists() {
+        std::fs::create_dir_all(&parent).expect("create git's worktree parent");
+        if t.git_spread {
+            // what baton does for its own new directories (checkout::make_parents)
+            let _ = Command::new("chattr").arg("+T").arg(&parent).status();
+        }
+    }
+    parent
 }
 
 fn git_add_loop(t: &Tree, paths: &[PathBuf], tag: &str, base: &str) {
@@ -282,8 +307,8 @@ fn baton_create(t: &Tree, tag: &str) {
 
 /// Untimed create/remove rounds by both tools between samples, so each sample meets a
 /// filesystem with recently freed inodes and blocks, as a user's does after some agents ran.
-fn churn(t: &Tree, s: usize) {
-    let tag = format!("churn{s}");
+fn churn(t: &Tree, work: &str, s: usize) {
+    let tag = format!("churn-{work}{s}");
     let paths = git_paths(t, &tag);
     git_add_loop(t, &paths, &tag, "main");
     git_remove_loop(t, &paths);
@@ -305,7 +330,7 @@ fn bench_create(t: &Tree, samples: usize) -> Row {
     let work = format!("create {}", t.agents);
     for s in 0..samples {
         if s > 0 {
-            churn(t, s);
+            churn(t, "c", s);
         }
         let tag = format!("c{s}");
         let paths = git_paths(t, &tag);
@@ -334,7 +359,7 @@ fn bench_create(t: &Tree, samples: usize) -> Row {
 fn bench_reuse(t: &Tree, samples: usize) -> Row {
     let (mut git, mut ours) = (Vec::new(), Vec::new());
     for s in 0..samples {
-        let p = t.tmp.join("git-wt").join(format!("r{s}"));
+        let p = git_parent(t).join(format!("r{s}"));
         let p = p.to_str().expect("utf-8");
         let branch = format!("g/r{s}");
         git.push(timed(|| {
@@ -388,7 +413,7 @@ fn bench_cleanup(t: &Tree, samples: usize) -> Row {
     let work = format!("cleanup {}", t.agents);
     for s in 0..samples {
         if s > 0 {
-            churn(t, s);
+            churn(t, "x", s);
         }
         let tag = format!("x{s}");
         let paths = git_paths(t, &tag);

@@ -125,7 +125,7 @@ fn several_worktrees_at_once_match_git_worktree_add_byte_for_byte_and_mode_for_m
     );
     for p in &ours {
         let got = snapshot(p);
-        let differ: Vec<&String> = want
+        let differ: std::collections::BTreeSet<&String> = want
             .keys()
             .chain(got.keys())
             .filter(|k| want.get(*k) != got.get(*k))

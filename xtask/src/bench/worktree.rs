@@ -96,8 +96,8 @@ struct Tree {
 struct Row {
     tree: &'static str,
     work: String,
-    git: Vec<f64>,
-    baton: Vec<f64>,
+    git: Vec<Sample>,
+    baton: Vec<Sample>,
     target: f64,
 }
 
@@ -182,20 +182,32 @@ fn bench_tree(t: &Tree, opts: &Opts) -> Vec<Row> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n{:<10} {:<10} {:>9} {:>9} {:>7} {:>7} {:>7}  every sample's ratio",
-        "tree", "work", "git ms", "baton ms", "median", "worst", "target"
+        "\n{:<10} {:<10} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}  every sample's ratio (wall)",
+        "tree", "work", "git ms", "baton ms", "cpu", "median", "worst", "target"
     );
     for r in rows {
-        let ratios: Vec<f64> = r.baton.iter().zip(&r.git).map(|(b, g)| b / g).collect();
+        let ratios: Vec<f64> = r
+            .baton
+            .iter()
+            .zip(&r.git)
+            .map(|(b, g)| b.wall / g.wall)
+            .collect();
+        let cpu: Vec<f64> = r
+            .baton
+            .iter()
+            .zip(&r.git)
+            .map(|(b, g)| b.cpu / g.cpu)
+            .collect();
         let worst = ratios.iter().copied().fold(0.0, f64::max);
         let verdict = if worst <= r.target { "met" } else { "MISSED" };
         let each: Vec<String> = ratios.iter().map(|x| format!("{x:.2}")).collect();
         println!(
-            "{:<10} {:<10} {:>9.0} {:>9.0} {:>6.2}x {:>6.2}x {:>6.2}x  {} {verdict}",
+            "{:<10} {:<10} {:>9.0} {:>9.0} {:>6.2}x {:>6.2}x {:>6.2}x {:>6.2}x  {} {verdict}",
             r.tree,
             r.work,
-            median_ms(r.git.clone()),
-            median_ms(r.baton.clone()),
+            median_ms(r.git.iter().map(|x| x.wall).collect()),
+            median_ms(r.baton.iter().map(|x| x.wall).collect()),
+            median_ms(cpu),
             median_ms(ratios.clone()),
             worst,
             r.target,
@@ -240,12 +252,44 @@ fn baton(repo: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// One timed run: wall-clock time and the CPU time (user + system) of the child processes it
+/// ran, both in ms. On a shared machine the wall time carries other people's load; the CPU
+/// time shows the work each tool itself did.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: f64,
+    cpu: f64,
+}
+
 /// Time `f`, after flushing dirty pages so that neither side pays for the other's writeback.
-fn timed(f: impl FnOnce()) -> f64 {
+fn timed(f: impl FnOnce()) -> Sample {
     let _ = Command::new("sync").status();
+    let cpu = children_cpu_ms();
     let t = Instant::now();
     f();
-    t.elapsed().as_secs_f64() * 1000.0
+    Sample {
+        wall: t.elapsed().as_secs_f64() * 1000.0,
+        cpu: children_cpu_ms() - cpu,
+    }
+}
+
+/// User + system time of this process's waited-for children (`cutime` + `cstime` of
+/// `/proc/self/stat`, in clock ticks of 10 ms), or NaN where there is no such file.
+fn children_cpu_ms() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    // fields after the command name start at field 3 (state); cutime is 16, cstime 17
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(13) + tick(14)) * 10.0
 }
 
 /// Where git's worktrees of one sample go; their parent is made before any timing.
@@ -317,11 +361,17 @@ fn churn(t: &Tree, work: &str, s: usize) {
     baton(&t.repo, &["worktree", "cleanup"]);
 }
 
-fn report(t: &Tree, work: &str, s: usize, git: f64, ours: f64) {
+fn report(t: &Tree, work: &str, s: usize, git: Sample, ours: Sample) {
     println!(
-        "{:<10} {work:<11} sample {s}: git {git:>7.0} ms, baton {ours:>7.0} ms, ratio {:.2}",
+        "{:<10} {work:<11} sample {s}: git {:>7.0} ms, baton {:>7.0} ms, ratio {:.2} \
+         (cpu: git {:.0} ms, baton {:.0} ms, ratio {:.2})",
         t.label,
-        ours / git
+        git.wall,
+        ours.wall,
+        ours.wall / git.wall,
+        git.cpu,
+        ours.cpu,
+        ours.cpu / git.cpu
     );
 }
 
@@ -417,7 +467,7 @@ fn bench_cleanup(t: &Tree, samples: usize) -> Row {
         }
         let tag = format!("x{s}");
         let paths = git_paths(t, &tag);
-        let ours_once = |ours: &mut Vec<f64>| {
+        let ours_once = |ours: &mut Vec<Sample>| {
             baton_create(t, &tag);
             let mut out = String::new();
             ours.push(timed(|| out = baton(&t.repo, &["worktree", "cleanup"])));

@@ -5,8 +5,12 @@
 mod agents;
 mod conflicts;
 mod git_state;
+mod git_truth;
 mod output;
+mod replay;
 mod tests_cargo;
+mod tests_python;
+mod tests_rust;
 mod tests_step;
 
 use std::collections::BTreeMap;

@@ -3,7 +3,9 @@
 
 use std::process::ExitCode;
 
+mod merged;
 mod metrics;
+mod run;
 mod synth;
 mod verify;
 mod worktree;
@@ -11,8 +13,16 @@ mod worktree;
 /// The benchmarks there are, with what each measures.
 const BENCHES: &[(&str, &str)] = &[
     (
+        "merged",
+        "verify --merged on an unchanged batch reuses its build: vs cargo test in the checkout",
+    ),
+    (
         "metrics",
         "summary of a 1,000,000-event log (time, peak RSS); append throughput, 4 writers",
+    ),
+    (
+        "run",
+        "baton run: 8 sleeping agents parallel vs sequential, 200 no-ops vs xargs -P 8, 16 worktrees vs git, peak RSS",
     ),
     (
         "verify",
@@ -29,7 +39,9 @@ pub fn run(args: &[String]) -> ExitCode {
         return usage();
     };
     match what.as_str() {
+        "merged" => merged::run(&args[1..]),
         "metrics" => metrics::run(&args[1..]),
+        "run" => run::run(&args[1..]),
         "verify" => verify::run(&args[1..]),
         "worktree" => worktree::run(&args[1..]),
         _ => {

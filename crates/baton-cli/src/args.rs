@@ -55,8 +55,15 @@ pub enum Command {
     /// Author and check plans: batches of agents with dependencies.
     #[command(subcommand)]
     Plan(cmd::plan::PlanCommand),
+    /// Execute a plan: agents in parallel in their own worktrees, supervised and resumable.
+    Run(cmd::run::RunArgs),
+    /// Show the output of an agent's attempt (`--follow` to keep watching).
+    Logs(cmd::logs::LogsArgs),
     /// Show the progress of a plan's execution as a tree.
     Status(cmd::status::StatusArgs),
+    /// Run one attempt of an agent under supervision (started by `baton run`).
+    #[command(name = "__supervise", hide = true)]
+    Supervise(cmd::run::SuperviseCli),
     /// Record metrics events and summarise them (success rates, durations, gate, speed-up).
     #[command(subcommand)]
     Metrics(cmd::metrics::MetricsCommand),

@@ -133,3 +133,13 @@ impl From<baton_tasks::TaskError> for CliError {
         }
     }
 }
+
+impl From<baton_verify::gate::GateError> for CliError {
+    fn from(e: baton_verify::gate::GateError) -> Self {
+        if e.is_bad_input() {
+            CliError::input(e.to_string())
+        } else {
+            CliError::env(e.to_string())
+        }
+    }
+}

@@ -1,11 +1,11 @@
 //! What one line of work changed relative to a base commit: the committed changes (a tree
 //! diff, renames followed) plus the uncommitted and untracked changes of its worktree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::GitError;
-use crate::status::{EntryKind, StatusMode, status};
+use crate::status::{StatusMode, status};
 
 /// Where the changed version of a file lives.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -42,104 +42,132 @@ impl FileChange {
     }
 }
 
-/// The files changed between two trees, renames detected with git's default 50% similarity.
+/// The files changed between two trees, renames detected the way git's merge does
+/// ([`crate::renames`]).
 ///
 /// Subtrees with the same id on both sides are skipped without being read, so the cost is
 /// proportional to what changed, not to the size of the tree (libgit2's own tree diff walks
-/// every entry). Renames are then found by libgit2 among the added and deleted files only.
+/// every entry).
 pub fn tree_changes(
     repo: &git2::Repository,
     from: Option<&git2::Tree<'_>>,
     to: Option<&git2::Tree<'_>>,
 ) -> Result<Vec<FileChange>, GitError> {
     let mut raw = Vec::new();
-    walk_trees(repo, from, to, "", &mut raw)?;
-    let adds: Vec<&str> = raw
-        .iter()
-        .filter(|d| d.old.is_none())
-        .map(|d| d.path.as_str())
+    walk_trees(repo, from, to, b"", &mut raw)?;
+    let net = raw
+        .into_iter()
+        .map(|d| NetChange {
+            path: d.path,
+            old: d.old,
+            new: d
+                .new
+                .map(|(oid, mode)| (oid, mode, Content::Blob { oid, mode })),
+            uncommitted: false,
+        })
         .collect();
-    let dels: Vec<&str> = raw
+    Ok(pair_renames(repo, net, &HashMap::new()))
+}
+
+/// One path whose content differs between the base and the end of a line of work.
+struct NetChange {
+    path: String,
+    /// In the base: `(blob, mode)`.
+    old: Option<(git2::Oid, u32)>,
+    /// At the end: `(blob id, mode, where the content lives)`.
+    new: Option<(git2::Oid, u32, Content)>,
+    uncommitted: bool,
+}
+
+/// Turn net per-path changes into [`FileChange`]s, pairing deleted and added files into
+/// renames as git's merge would. `workdir` holds the content of uncommitted files by blob id.
+fn pair_renames(
+    repo: &git2::Repository,
+    net: Vec<NetChange>,
+    workdir: &HashMap<git2::Oid, Vec<u8>>,
+) -> Vec<FileChange> {
+    let srcs: Vec<(usize, crate::renames::Candidate<'_>)> = net
         .iter()
-        .filter(|d| d.new.is_none())
-        .map(|d| d.path.as_str())
+        .enumerate()
+        .filter_map(|(i, c)| match (c.old, &c.new) {
+            (Some((oid, mode)), None) => Some((
+                i,
+                crate::renames::Candidate {
+                    path: &c.path,
+                    oid,
+                    mode,
+                },
+            )),
+            _ => None,
+        })
         .collect();
-    // old path -> new path
-    let mut renames: BTreeMap<String, String> = BTreeMap::new();
-    if !adds.is_empty() && !dels.is_empty() {
-        let mut opts = git2::DiffOptions::new();
-        opts.ignore_submodules(true).disable_pathspec_match(true);
-        for p in adds.iter().chain(&dels) {
-            opts.pathspec(*p);
-        }
-        let mut diff = repo
-            .diff_tree_to_tree(from, to, Some(&mut opts))
-            .map_err(GitError::git("diff two trees"))?;
-        let mut find = git2::DiffFindOptions::new();
-        find.renames(true);
-        diff.find_similar(Some(&mut find))
-            .map_err(GitError::git("detect renames"))?;
-        for d in diff.deltas() {
-            if d.status() == git2::Delta::Renamed
-                && let (Some(o), Some(n)) = (d.old_file().path(), d.new_file().path())
-            {
-                renames.insert(
-                    o.to_string_lossy().into_owned(),
-                    n.to_string_lossy().into_owned(),
-                );
-            }
+    let dsts: Vec<(usize, crate::renames::Candidate<'_>)> = net
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match (c.old, &c.new) {
+            (None, Some((oid, mode, _))) => Some((
+                i,
+                crate::renames::Candidate {
+                    path: &c.path,
+                    oid: *oid,
+                    mode: *mode,
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    let mut renamed: HashMap<usize, usize> = HashMap::new(); // src net index -> dst net index
+    if !srcs.is_empty() && !dsts.is_empty() {
+        let s: Vec<_> = srcs.iter().map(|(_, c)| c.clone()).collect();
+        let d: Vec<_> = dsts.iter().map(|(_, c)| c.clone()).collect();
+        let found = crate::renames::find_renames(&s, &d, |oid| {
+            workdir
+                .get(&oid)
+                .cloned()
+                .or_else(|| repo.find_blob(oid).ok().map(|b| b.content().to_vec()))
+        });
+        for (i, j) in found {
+            renamed.insert(srcs[i].0, dsts[j].0);
         }
     }
-    let renamed_to: std::collections::BTreeSet<&str> =
-        renames.values().map(String::as_str).collect();
-    let new_of: BTreeMap<&str, (git2::Oid, u32)> = raw
-        .iter()
-        .filter_map(|d| d.new.map(|n| (d.path.as_str(), n)))
-        .collect();
-    let mut out = Vec::with_capacity(raw.len());
-    for d in &raw {
-        let change = match (d.old, d.new) {
-            (None, Some(_)) if renamed_to.contains(d.path.as_str()) => continue,
-            (None, Some((oid, mode))) => FileChange {
-                key: d.path.clone(),
-                dest: Some(d.path.clone()),
-                content: Some(Content::Blob { oid, mode }),
-                added: true,
-                uncommitted: false,
+    let is_dst: std::collections::HashSet<usize> = renamed.values().copied().collect();
+    let mut out = Vec::with_capacity(net.len());
+    for (i, c) in net.iter().enumerate() {
+        if is_dst.contains(&i) {
+            continue;
+        }
+        let change = match (c.old, &c.new) {
+            (_, Some((_, _, content))) => FileChange {
+                key: c.path.clone(),
+                dest: Some(c.path.clone()),
+                content: Some(content.clone()),
+                added: c.old.is_none(),
+                uncommitted: c.uncommitted,
             },
-            (Some(_), None) => match renames.get(&d.path) {
-                Some(to) => {
-                    let Some(&(oid, mode)) = new_of.get(to.as_str()) else {
-                        continue;
-                    };
+            (Some(_), None) => match renamed.get(&i) {
+                Some(&j) => {
+                    let to = &net[j];
                     FileChange {
-                        key: d.path.clone(),
-                        dest: Some(to.clone()),
-                        content: Some(Content::Blob { oid, mode }),
+                        key: c.path.clone(),
+                        dest: Some(to.path.clone()),
+                        content: to.new.as_ref().map(|n| n.2.clone()),
                         added: false,
-                        uncommitted: false,
+                        uncommitted: c.uncommitted || to.uncommitted,
                     }
                 }
                 None => FileChange {
-                    key: d.path.clone(),
+                    key: c.path.clone(),
                     dest: None,
                     content: None,
                     added: false,
-                    uncommitted: false,
+                    uncommitted: c.uncommitted,
                 },
-            },
-            (Some(_), Some((oid, mode))) => FileChange {
-                key: d.path.clone(),
-                dest: Some(d.path.clone()),
-                content: Some(Content::Blob { oid, mode }),
-                added: false,
-                uncommitted: false,
             },
             (None, None) => continue,
         };
         out.push(change);
     }
-    Ok(out)
+    out
 }
 
 /// One non-tree entry that differs between two trees: `(oid, mode)` on each side.
@@ -159,7 +187,7 @@ fn walk_trees(
     repo: &git2::Repository,
     old: Option<&git2::Tree<'_>>,
     new: Option<&git2::Tree<'_>>,
-    prefix: &str,
+    prefix: &[u8],
     out: &mut Vec<RawDelta>,
 ) -> Result<(), GitError> {
     type Entry = (Vec<u8>, git2::Oid, i32);
@@ -212,15 +240,14 @@ fn walk_trees(
 
 fn side_by_side(
     repo: &git2::Repository,
-    prefix: &str,
+    prefix: &[u8],
     old: Option<&(Vec<u8>, git2::Oid, i32)>,
     new: Option<&(Vec<u8>, git2::Oid, i32)>,
     out: &mut Vec<RawDelta>,
 ) -> Result<(), GitError> {
-    let name = old
-        .or(new)
-        .map(|e| String::from_utf8_lossy(&e.0).into_owned());
-    let path = format!("{prefix}{}", name.unwrap_or_default());
+    let mut raw = prefix.to_vec();
+    raw.extend(old.or(new).map(|e| e.0.as_slice()).unwrap_or_default());
+    let path = crate::pathkey::key(&raw);
     let tree = |e: Option<&(Vec<u8>, git2::Oid, i32)>| -> Result<Option<git2::Tree<'_>>, GitError> {
         match e {
             Some(e) if is_tree(e.2) => repo
@@ -235,7 +262,8 @@ fn side_by_side(
     };
     let (ot, nt) = (tree(old)?, tree(new)?);
     if ot.is_some() || nt.is_some() {
-        walk_trees(repo, ot.as_ref(), nt.as_ref(), &format!("{path}/"), out)?;
+        raw.push(b'/');
+        walk_trees(repo, ot.as_ref(), nt.as_ref(), &raw, out)?;
     }
     let (ob, nb) = (blob(old), blob(new));
     if ob.is_some() || nb.is_some() {
@@ -249,8 +277,9 @@ fn side_by_side(
 }
 
 /// The changes of one line of work: committed since `base` up to `tip`, then the uncommitted
-/// and untracked changes of `worktree` (which must have `tip` checked out) laid over them.
-/// Keyed by path in `base`.
+/// and untracked changes of `worktree` (which must have `tip` checked out) laid over them, as
+/// one net change from `base`, so renames are found as git would find them once everything
+/// is committed. Keyed by path in `base`.
 pub fn line_changes(
     repo: &git2::Repository,
     base: Option<git2::Oid>,
@@ -267,73 +296,117 @@ pub fn line_changes(
     };
     let base_tree = tree_of(base)?;
     let tip_tree = tree_of(tip)?;
-    let mut changes = BTreeMap::new();
+    let mut raw = Vec::new();
     if base != tip {
-        for c in tree_changes(repo, base_tree.as_ref(), tip_tree.as_ref())? {
-            changes.insert(c.key.clone(), c);
-        }
+        walk_trees(repo, base_tree.as_ref(), tip_tree.as_ref(), b"", &mut raw)?;
     }
-    let Some(dir) = worktree else {
-        return Ok(changes);
-    };
-    let wt_repo = git2::Repository::open(dir).map_err(GitError::git(format!(
-        "open the worktree at {}",
-        dir.display()
-    )))?;
-    // tip path -> key in base, for files the commits renamed
-    let renamed_to: BTreeMap<String, String> = changes
-        .values()
-        .filter(|c| c.is_rename())
-        .filter_map(|c| c.dest.clone().map(|d| (d, c.key.clone())))
+    let mut net: BTreeMap<String, NetChange> = raw
+        .into_iter()
+        .map(|d| {
+            (
+                d.path.clone(),
+                NetChange {
+                    path: d.path,
+                    old: d.old,
+                    new: d
+                        .new
+                        .map(|(oid, mode)| (oid, mode, Content::Blob { oid, mode })),
+                    uncommitted: false,
+                },
+            )
+        })
         .collect();
-    let in_base = |p: &str| {
-        base_tree
-            .as_ref()
-            .is_some_and(|t| t.get_path(Path::new(p)).is_ok())
-    };
-    let in_tip = |p: &str| {
-        tip_tree
-            .as_ref()
-            .is_some_and(|t| t.get_path(Path::new(p)).is_ok())
-    };
-    for e in status(
-        &wt_repo,
-        StatusMode {
-            renames: true,
-            fast_from: None,
-        },
-    )? {
-        let tip_path = e.head_path.clone().unwrap_or_else(|| e.path.clone());
-        let key = renamed_to
-            .get(&tip_path)
-            .cloned()
-            .unwrap_or_else(|| tip_path.clone());
-        let deleted = e.kind == EntryKind::Deleted;
-        if deleted && !in_tip(&tip_path) {
-            // added in the index, then deleted: nothing changed against HEAD
-            continue;
-        }
-        let prior_added = changes.get(&key).is_some_and(|c: &FileChange| c.added);
-        let existed_in_tip =
-            e.kind != EntryKind::Untracked && e.kind != EntryKind::Added || e.head_path.is_some();
-        let added = if changes.contains_key(&key) {
-            prior_added
-        } else {
-            !existed_in_tip && !in_base(&key)
+    let mut workdir_content: HashMap<git2::Oid, Vec<u8>> = HashMap::new();
+    if let Some(dir) = worktree {
+        let wt_repo = git2::Repository::open(dir).map_err(GitError::git(format!(
+            "open the worktree at {}",
+            dir.display()
+        )))?;
+        let blob_in = |t: Option<&git2::Tree<'_>>, p: &str| -> Option<(git2::Oid, u32)> {
+            let e = t?.get_path(&crate::pathkey::key_path(p)).ok()?;
+            (e.kind() == Some(git2::ObjectType::Blob)).then(|| (e.id(), e.filemode() as u32))
         };
-        let change = FileChange {
-            key: key.clone(),
-            dest: (!deleted).then(|| e.path.clone()),
-            content: (!deleted).then(|| Content::Workdir(dir.join(&e.path))),
-            added,
-            uncommitted: true,
-        };
-        if deleted && added {
-            // added by the commits, deleted again in the worktree: no change at all
-            changes.remove(&key);
-            continue;
+        for e in status(
+            &wt_repo,
+            StatusMode {
+                renames: false,
+                fast_from: None,
+            },
+        )? {
+            let path = e.path;
+            let file = dir.join(crate::pathkey::key_path(&path));
+            let new = match std::fs::symlink_metadata(&file) {
+                Ok(meta) if !meta.is_dir() => {
+                    let (bytes, mode) = if meta.file_type().is_symlink() {
+                        let target = std::fs::read_link(&file).map_err(|err| GitError::Io {
+                            path: file.clone(),
+                            source: err,
+                        })?;
+                        (target.as_os_str().as_encoded_bytes().to_vec(), 0o120000)
+                    } else {
+                        let bytes = std::fs::read(&file).map_err(|err| GitError::Io {
+                            path: file.clone(),
+                            source: err,
+                        })?;
+                        (bytes, crate::merge::file_mode(&meta))
+                    };
+                    let oid = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes)
+                        .map_err(GitError::git("hash content"))?;
+                    workdir_content.insert(oid, bytes);
+                    Some((oid, mode, Content::Workdir(file)))
+                }
+                _ => None,
+            };
+            let entry = net.entry(path.clone()).or_insert_with(|| {
+                // untouched by the commits: the base has what the tip has
+                NetChange {
+                    path: path.clone(),
+                    old: blob_in(base_tree.as_ref(), &path),
+                    new: None,
+                    uncommitted: true,
+                }
+            });
+            entry.new = new;
+            entry.uncommitted = true;
         }
-        changes.insert(key, change);
+        // a change undone in the worktree is no change at all
+        net.retain(|_, c| c.old.map(|o| (o.0, o.1)) != c.new.as_ref().map(|n| (n.0, n.1)));
     }
-    Ok(changes)
+    let changes = pair_renames(repo, net.into_values().collect(), &workdir_content);
+    Ok(changes.into_iter().map(|c| (c.key.clone(), c)).collect())
+}
+
+/// Every non-tree entry of `tree` as `(path key, blob or commit id, mode)`, in git's order.
+/// Names are bytes: a name that is not UTF-8 keeps its git-quoted key (libgit2's tree walk
+/// gives up on such names).
+pub fn tree_files(
+    repo: &git2::Repository,
+    tree: &git2::Tree<'_>,
+) -> Result<Vec<(String, git2::Oid, u32)>, GitError> {
+    fn walk(
+        repo: &git2::Repository,
+        tree: &git2::Tree<'_>,
+        prefix: &mut Vec<u8>,
+        out: &mut Vec<(String, git2::Oid, u32)>,
+    ) -> Result<(), GitError> {
+        for e in tree.iter() {
+            let len = prefix.len();
+            prefix.extend_from_slice(e.name_bytes());
+            if is_tree(e.filemode()) {
+                let sub = repo.find_tree(e.id()).map_err(GitError::git(format!(
+                    "read tree {}",
+                    crate::pathkey::key(prefix)
+                )))?;
+                prefix.push(b'/');
+                walk(repo, &sub, prefix, out)?;
+            } else {
+                out.push((crate::pathkey::key(prefix), e.id(), e.filemode() as u32));
+            }
+            prefix.truncate(len);
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(repo, tree, &mut Vec::new(), &mut out)?;
+    Ok(out)
 }

@@ -6,6 +6,7 @@
 //! - [`state`]: operations in progress and `index.lock` in one worktree.
 //! - [`status`]: fast working-tree status.
 //! - [`changes`]: what a line of work changed since a base (tree diffs + worktree status).
+//! - [`renames`]: rename detection as git's merge does it.
 //! - [`merge`]: in-memory three-way merge prediction of single files.
 //! - [`export`]: writing a tree into a plain directory.
 //!
@@ -18,7 +19,9 @@ pub mod export;
 mod fast_status;
 mod index_file;
 pub mod merge;
+pub mod pathkey;
 mod paths;
+pub mod renames;
 pub mod state;
 pub mod status;
 pub mod worktrees;

@@ -29,6 +29,8 @@ pub enum ConflictKind {
     Mode,
     /// Binary content changed differently on both sides.
     Binary,
+    /// One side has a file where the other has a directory.
+    FileDirectory,
 }
 
 impl ConflictKind {
@@ -41,6 +43,7 @@ impl ConflictKind {
             ConflictKind::RenameDelete => "one renamed the file, the other deleted it",
             ConflictKind::Mode => "they changed its type or mode differently",
             ConflictKind::Binary => "binary content changed on both sides",
+            ConflictKind::FileDirectory => "a file on one side, a directory on the other",
         }
     }
 }
@@ -139,7 +142,7 @@ impl Merger {
 
     /// The blob at `path` in `tree`, if any.
     pub fn side_in_tree(&self, tree: &git2::Tree<'_>, path: &str) -> Option<Side> {
-        let entry = tree.get_path(Path::new(path)).ok()?;
+        let entry = tree.get_path(&crate::pathkey::key_path(path)).ok()?;
         (entry.kind() == Some(git2::ObjectType::Blob)).then(|| Side {
             oid: entry.id(),
             mode: entry.filemode() as u32,
@@ -154,6 +157,29 @@ impl Merger {
         ancestor: Option<Side>,
         ours: Option<Side>,
         theirs: Option<Side>,
+    ) -> Result<MergeOutcome, GitError> {
+        self.merge_as(path, ancestor, ours, theirs, true)
+    }
+
+    /// Like [`Merger::merge`], for the verdict only: a clean text merge's result is not
+    /// hashed or stored (its side in `Clean` is then `ours`, not the merged content).
+    pub fn verdict(
+        &self,
+        path: &str,
+        ancestor: Option<Side>,
+        ours: Option<Side>,
+        theirs: Option<Side>,
+    ) -> Result<MergeOutcome, GitError> {
+        self.merge_as(path, ancestor, ours, theirs, false)
+    }
+
+    fn merge_as(
+        &self,
+        path: &str,
+        ancestor: Option<Side>,
+        ours: Option<Side>,
+        theirs: Option<Side>,
+        keep_result: bool,
     ) -> Result<MergeOutcome, GitError> {
         if ours == theirs || theirs == ancestor {
             return Ok(MergeOutcome::Clean(ours));
@@ -181,6 +207,15 @@ impl Merger {
             return Ok(MergeOutcome::Clean(Some(Side { oid: o.oid, mode })));
         }
         let add_add = ancestor.is_none();
+        if o.mode == 0o160000
+            && t.mode == 0o160000
+            && let Some(ahead) = self.submodule_fast_forward(path, ancestor, o.oid, t.oid)
+        {
+            return Ok(MergeOutcome::Clean(Some(Side {
+                oid: ahead,
+                mode: 0o160000,
+            })));
+        }
         if is_link(o.mode) || o.mode == 0o160000 || t.mode == 0o160000 {
             return Ok(MergeOutcome::Conflict(if add_add {
                 ConflictKind::AddAdd
@@ -202,6 +237,9 @@ impl Merger {
             .merge_file_from_index(&entry(base), &entry(o), &entry(t), Some(&mut opts))
             .map_err(GitError::git(format!("merge {path}")))?;
         if result.is_automergeable() {
+            if !keep_result {
+                return Ok(MergeOutcome::Clean(Some(Side { oid: o.oid, mode })));
+            }
             let oid = self.store(result.content())?;
             return Ok(MergeOutcome::Clean(Some(Side { oid, mode })));
         }
@@ -215,12 +253,41 @@ impl Merger {
         }))
     }
 
+    /// git's submodule merge: when one side's commit contains the other's and both contain
+    /// the ancestor's, the pointer fast-forwards to the later one. The commits are looked up
+    /// in the submodule's own repository; without it (not initialised), no verdict.
+    fn submodule_fast_forward(
+        &self,
+        path: &str,
+        ancestor: Option<Side>,
+        ours: git2::Oid,
+        theirs: git2::Oid,
+    ) -> Option<git2::Oid> {
+        let sub = self.repo.find_submodule(path).ok()?.open().ok()?;
+        let contains = |later: git2::Oid, earlier: git2::Oid| {
+            later == earlier || sub.graph_descendant_of(later, earlier).unwrap_or(false)
+        };
+        if let Some(a) = ancestor.filter(|a| a.mode == 0o160000)
+            && !(contains(ours, a.oid) && contains(theirs, a.oid))
+        {
+            return None;
+        }
+        if contains(theirs, ours) {
+            Some(theirs)
+        } else if contains(ours, theirs) {
+            Some(ours)
+        } else {
+            None
+        }
+    }
+
     fn is_binary(&self, oid: git2::Oid) -> bool {
         self.repo.find_blob(oid).is_ok_and(|b| b.is_binary())
     }
 }
 
-fn is_link(mode: u32) -> bool {
+/// The mode is a symbolic link's.
+pub fn is_link(mode: u32) -> bool {
     mode & 0o170000 == 0o120000
 }
 
@@ -239,12 +306,12 @@ pub fn index_entry(path: &str, side: Side) -> git2::IndexEntry {
         id: side.oid,
         flags: 0,
         flags_extended: 0,
-        path: path.as_bytes().to_vec(),
+        path: crate::pathkey::key_bytes(path).into_owned(),
     }
 }
 
 #[cfg(unix)]
-fn file_mode(meta: &std::fs::Metadata) -> u32 {
+pub(crate) fn file_mode(meta: &std::fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     if meta.permissions().mode() & 0o111 != 0 {
         0o100755
@@ -254,7 +321,7 @@ fn file_mode(meta: &std::fs::Metadata) -> u32 {
 }
 
 #[cfg(not(unix))]
-fn file_mode(_meta: &std::fs::Metadata) -> u32 {
+pub(crate) fn file_mode(_meta: &std::fs::Metadata) -> u32 {
     0o100644
 }
 

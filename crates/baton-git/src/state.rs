@@ -62,14 +62,70 @@ pub fn operations_in_progress(git_dir: &Path) -> Vec<Operation> {
     }
     if has("CHERRY_PICK_HEAD") {
         ops.push(Operation::CherryPick);
-    }
-    if has("REVERT_HEAD") {
+    } else if has("REVERT_HEAD") {
         ops.push(Operation::Revert);
+    } else if let Some(op) = sequencer_operation(git_dir) {
+        // a multi-commit cherry-pick or revert stopped between picks (or after a conflict
+        // was committed by hand): git status still says it is in progress
+        ops.push(op);
     }
     if has("BISECT_LOG") || has("BISECT_START") {
         ops.push(Operation::Bisect);
     }
     ops
+}
+
+/// The operation a sequencer left active (`git cherry-pick A B C` or `git revert` of several
+/// commits), read from its todo list the way `git status` does: by its first command.
+fn sequencer_operation(git_dir: &Path) -> Option<Operation> {
+    let todo = std::fs::read(git_dir.join("sequencer/todo")).ok()?;
+    let first = todo
+        .split(|b| *b == b'\n')
+        .map(|l| l.trim_ascii())
+        .find(|l| !l.is_empty() && !l.starts_with(b"#"))?;
+    let word = first.split(|b| b.is_ascii_whitespace()).next()?;
+    match word {
+        b"pick" | b"p" => Some(Operation::CherryPick),
+        b"revert" => Some(Operation::Revert),
+        _ => None,
+    }
+}
+
+/// A process that has a file open: its pid and command name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub command: String,
+}
+
+/// The processes that have `path` open, found through `/proc/<pid>/fd` (Linux; processes of
+/// other users cannot be seen and are left out). Empty where `/proc` does not exist.
+pub fn open_by(path: &Path) -> Vec<Holder> {
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return Vec::new();
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target));
+        if holds {
+            let command = std::fs::read_to_string(p.path().join("comm"))
+                .map(|c| c.trim_end().to_owned())
+                .unwrap_or_default();
+            out.push(Holder { pid, command });
+        }
+    }
+    out
 }
 
 /// How old the worktree's `index.lock` is, when there is one.

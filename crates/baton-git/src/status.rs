@@ -106,13 +106,13 @@ fn libgit2_status(
             .as_ref()
             .and_then(|d| d.new_file().path())
             .or_else(|| h2i.as_ref().and_then(|d| d.new_file().path()));
+        // paths are bytes: non-UTF-8 names keep their git-quoted form, never a lossy one
+        let key = |p: &std::path::Path| crate::pathkey::key(p.as_os_str().as_encoded_bytes());
         let path = new
             .or(old)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|| String::from_utf8_lossy(entry.path_bytes()).into_owned());
-        let head_path = old
-            .map(|p| p.to_string_lossy().into_owned())
-            .filter(|p| *p != path);
+            .map(key)
+            .unwrap_or_else(|| crate::pathkey::key(entry.path_bytes()));
+        let head_path = old.map(key).filter(|p| *p != path);
         let staged = s.intersects(
             git2::Status::INDEX_NEW
                 | git2::Status::INDEX_MODIFIED

@@ -160,3 +160,12 @@ fn strip_slash(p: &Path) -> PathBuf {
         p.to_owned()
     }
 }
+
+/// The commit the main checkout has checked out: the integration target agents' work is
+/// measured against, whichever worktree the caller stands in.
+pub fn main_head(repo: &git2::Repository) -> Result<Option<git2::Oid>, GitError> {
+    Ok(list_worktrees(repo)?
+        .into_iter()
+        .find(WorktreeInfo::is_main)
+        .and_then(|w| w.head.oid()))
+}

@@ -29,6 +29,10 @@ pub struct Execution {
     pub batches: Vec<BatchState>,
     #[serde(default)]
     pub replans: Vec<Replan>,
+    /// The `baton run` process driving this execution while it runs; a resumed run checks it
+    /// is gone (pid + start time) before taking over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<ProcessRef>,
 }
 
 impl baton_store::Versioned for Execution {
@@ -62,6 +66,10 @@ pub struct AgentState {
     /// have been reused, the pair (pid, start time) is unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessRef>,
+    /// Where the running attempt runs (a local process group, a Slurm job), persisted before
+    /// the runner waits on it so a resumed runner adopts it instead of starting another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<AttemptHandle>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +89,17 @@ pub struct ProcessRef {
     pub pid: u32,
     /// Start time in clock ticks since boot (Linux `/proc/<pid>/stat` field 22).
     pub start_time: u64,
+}
+
+/// Where an attempt runs, as persisted in the execution next to the attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttemptHandle {
+    /// A process group led by `pid`; `start_time` (clock ticks since boot, `/proc/<pid>/stat`
+    /// field 22) makes the identity survive pid reuse.
+    Local { pid: u32, start_time: u64 },
+    /// A Slurm job.
+    Slurm { job_id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +170,7 @@ impl Execution {
                             status: Status::Pending,
                             attempt: 0,
                             process: None,
+                            handle: None,
                             worktree: None,
                             branch: None,
                             started_at: None,
@@ -161,6 +181,7 @@ impl Execution {
                 })
                 .collect(),
             replans: Vec::new(),
+            runner: None,
         }
     }
 
@@ -277,6 +298,7 @@ impl Execution {
         state.status = Status::Running;
         state.attempt += 1;
         state.process = start.process;
+        state.handle = None;
         state.worktree = start.worktree;
         state.branch = start.branch;
         state.started_at = Some(now.to_owned());
@@ -284,6 +306,31 @@ impl Execution {
         let attempt = state.attempt;
         self.touch(now);
         Ok(attempt)
+    }
+
+    /// The running attempt of an agent was started (or found again) here; persisted before
+    /// anything waits on it.
+    pub fn set_handle(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+        handle: AttemptHandle,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        let state = self.agent_mut(batch, agent)?;
+        if state.status != Status::Running {
+            return Err(TransitionError::BadState {
+                what: format!("agent {agent}"),
+                status: state.status.as_str(),
+                action: "recording where it runs",
+            });
+        }
+        if let AttemptHandle::Local { pid, start_time } = handle {
+            state.process = Some(ProcessRef { pid, start_time });
+        }
+        state.handle = Some(handle);
+        self.touch(now);
+        Ok(())
     }
 
     /// The attempt that is running ended; `status` is `Succeeded` or `Failed`.
@@ -312,6 +359,7 @@ impl Execution {
         }
         state.status = status;
         state.process = None;
+        state.handle = None;
         state.finished_at = Some(now.to_owned());
         state.result = Some(result);
         self.touch(now);

@@ -22,10 +22,10 @@ pub mod store;
 mod tracker;
 pub mod validate;
 
-pub use execution::{AgentStart, Execution, ProcessRef, TransitionError};
+pub use execution::{AgentStart, AttemptHandle, Execution, ProcessRef, TransitionError};
 pub use ids::{AgentId, BatchId, IdError, PlanId};
 pub use load::{LoadError, load_plan};
-pub use model::{Agent, Batch, BatchKind, Plan, Scope, TaskType};
+pub use model::{Agent, Batch, BatchKind, Plan, RateLimit, Scope, TaskType};
 pub use status::{AgentResult, ErrorClass, Status};
 pub use tracker::{ExecutionTracker, TrackError};
 pub use validate::{Diagnostic, Severity, Validation, validate};

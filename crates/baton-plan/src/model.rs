@@ -26,6 +26,10 @@ pub struct Plan {
     pub defaults: Defaults,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, Profile>,
+    /// `[routing]`: the profile for each task type (research → a cheap model, implement → a
+    /// strong one), used by agents that name neither a command nor a profile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routing: BTreeMap<TaskType, String>,
     #[serde(default)]
     pub batches: Vec<Batch>,
     /// Links to tasks in a task system (filled by `baton task create-from-plan` / `link`).
@@ -55,18 +59,51 @@ impl Plan {
     }
 
     /// The command an agent runs, before placeholders are filled: the agent's own `command`,
-    /// else its profile's, else the default profile's. `None` when nothing is configured.
+    /// else its profile's, else the profile `[routing]` names for its task type, else
+    /// `defaults.command`, else the default profile's. `None` when nothing is configured.
     pub fn command_of<'a>(&'a self, agent: &'a Agent) -> Option<&'a [String]> {
         if let Some(cmd) = &agent.command {
             return Some(cmd);
         }
-        if let Some(cmd) = &self.defaults.command
-            && agent.profile.is_none()
+        if agent.profile.is_none()
+            && !self.routing.contains_key(&agent.task_type)
+            && let Some(cmd) = &self.defaults.command
         {
             return Some(cmd);
         }
-        let profile = agent.profile.as_ref().or(self.defaults.profile.as_ref())?;
+        let profile = self.profile_name_of(agent)?;
         self.profiles.get(profile).map(|p| p.command.as_slice())
+    }
+
+    /// The name of the profile an agent runs with (see [`Plan::command_of`]); `None` when it
+    /// has its own command or nothing is configured.
+    pub fn profile_name_of<'a>(&'a self, agent: &'a Agent) -> Option<&'a String> {
+        if agent.command.is_some() {
+            return None;
+        }
+        agent
+            .profile
+            .as_ref()
+            .or_else(|| self.routing.get(&agent.task_type))
+            .or(if self.defaults.command.is_some() {
+                None
+            } else {
+                self.defaults.profile.as_ref()
+            })
+    }
+
+    /// The profile an agent runs with, if any.
+    pub fn profile_of(&self, agent: &Agent) -> Option<&Profile> {
+        self.profile_name_of(agent)
+            .and_then(|p| self.profiles.get(p))
+    }
+
+    /// How an agent's rate limits are recognised: its profile's settings, else the defaults'.
+    pub fn rate_limit_of(&self, agent: &Agent) -> RateLimit {
+        self.profile_of(agent)
+            .and_then(|p| p.rate_limit.clone())
+            .or_else(|| self.defaults.rate_limit.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -102,6 +139,23 @@ pub struct Defaults {
     pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<Isolation>,
+    /// Kill an agent that printed nothing this long after it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_output_timeout: Option<HumanDuration>,
+    /// How a rate-limited agent is recognised (profiles may override).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// How to tell that an agent stopped because its provider rate-limited it: an exit code, or a
+/// line of its output containing one of `patterns` (plain substrings, case-insensitive).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exit_codes: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<String>,
 }
 
 impl Defaults {
@@ -119,6 +173,9 @@ pub struct Profile {
     /// Extra environment for the agent process (names only are shown in logs and reports).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Overrides `defaults.rate_limit` for agents of this profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -199,6 +256,8 @@ pub struct Agent {
     pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<Isolation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_output_timeout: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "Status::is_pending")]
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -61,6 +61,12 @@ pub enum ErrorClass {
     GateFailed,
     /// baton itself died while the agent ran; found on resume.
     Orphaned,
+    /// Printed nothing within its first-output timeout and was killed.
+    FirstOutputTimeout,
+    /// Its provider rate-limited it (a configured exit code or output pattern).
+    RateLimited,
+    /// Stopped by the user (Ctrl-C twice); a resumed run starts it again.
+    Interrupted,
     Other,
 }
 

@@ -110,6 +110,17 @@ impl ExecutionTracker {
         self.update(|e, now| e.start_agent(batch, agent, start, now))
     }
 
+    /// Record where the running attempt of an agent runs.
+    pub fn set_handle(
+        &self,
+        batch: &BatchId,
+        agent: &AgentId,
+        handle: crate::execution::AttemptHandle,
+    ) -> Result<Execution, TrackError> {
+        self.update(|e, now| e.set_handle(batch, agent, handle, now))
+            .map(|r| r.0)
+    }
+
     pub fn record_agent_result(
         &self,
         batch: &BatchId,

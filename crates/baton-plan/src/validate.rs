@@ -70,6 +70,8 @@ pub const COMMAND_PLACEHOLDERS: &[&str] = &[
     "worktree",
     "branch",
     "result_file",
+    "prompt_file",
+    "attempt",
 ];
 
 struct Out(Vec<Diagnostic>);
@@ -264,6 +266,18 @@ fn check_commands(plan: &Plan, out: &mut Out) {
             "defaults",
             format!("profile {p:?} is not defined; add [profiles.{p}] with a command"),
         );
+    }
+    for (task_type, p) in &plan.routing {
+        if !plan.profiles.contains_key(p) {
+            out.error(
+                "unknown_profile",
+                "routing",
+                format!(
+                    "{} routes to profile {p:?}, which is not defined; add [profiles.{p}] with a command",
+                    task_type.as_str()
+                ),
+            );
+        }
     }
     for (name, profile) in &plan.profiles {
         if profile.command.is_empty() || profile.command[0].trim().is_empty() {

@@ -9,6 +9,6 @@ pub mod exit;
 mod verify;
 
 pub use verify::{
-    AgentChanges, Check, CheckStatus, Finding, Overlap, Severity, TestFailure, TestsSummary,
-    Totals, VerifyReport,
+    AgentChanges, Check, CheckStatus, Finding, Overlap, Severity, TestCase, TestFailure,
+    TestedTree, TestsSummary, Totals, VerifyReport,
 };

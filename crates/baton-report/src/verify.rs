@@ -21,12 +21,47 @@ pub struct VerifyReport {
     /// `--merged`: the tests ran on the agents' work merged in memory.
     #[serde(default)]
     pub merged: bool,
+    /// The tree the tests step tested (absent when no tests ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tested: Option<TestedTree>,
+    /// `hash:M/N` when this report is one shard of a partitioned run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// The shards a merged report was combined from (`report merge`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<String>,
     /// Totals over all checks.
     #[serde(default)]
     pub totals: Totals,
 }
 
-/// How many findings of each severity all checks produced.
+/// Which tree the tests ran on: the checkout (its HEAD, and whether it had uncommitted
+/// changes) or the agents' work merged onto the base (the merged tree's id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestedTree {
+    /// `checkout` or `merged`.
+    pub kind: String,
+    /// The commit tested (the checkout's HEAD), or the base the merge was laid onto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The id of the tree tested: for `merged`, the merged result's tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
+    /// The checkout had uncommitted or untracked changes, which were tested too.
+    #[serde(default)]
+    pub uncommitted: bool,
+    /// The agents whose work was merged, in merge order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
+    /// Where the tests ran.
+    pub dir: String,
+    /// The directory is kept for a person to look at (`--keep-merged`).
+    #[serde(default)]
+    pub kept: bool,
+}
+
+/// How many findings of each severity all checks produced; `errors` also counts every
+/// failed test, and a failed check with nothing else to count counts as one error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub errors: u64,
@@ -37,12 +72,20 @@ pub struct Totals {
 impl Totals {
     pub fn of(checks: &[Check]) -> Self {
         let mut t = Totals::default();
-        for f in checks.iter().flat_map(|c| &c.findings) {
-            match f.severity {
-                Severity::Error => t.errors += 1,
-                Severity::Warning => t.warnings += 1,
-                Severity::Info => t.infos += 1,
+        for c in checks {
+            let mut errors = 0;
+            for f in &c.findings {
+                match f.severity {
+                    Severity::Error => errors += 1,
+                    Severity::Warning => t.warnings += 1,
+                    Severity::Info => t.infos += 1,
+                }
             }
+            errors += c.tests.as_ref().map_or(0, |s| s.failed);
+            if errors == 0 && matches!(c.status, CheckStatus::Fail | CheckStatus::Error) {
+                errors = 1;
+            }
+            t.errors += errors;
         }
         t
     }
@@ -139,7 +182,7 @@ pub enum Overlap {
     Clean,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestsSummary {
     pub passed: u64,
     pub failed: u64,
@@ -164,14 +207,73 @@ pub struct TestsSummary {
     /// Exit code of the test command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// False when the runner cannot count tests (a configured command without
+    /// `[verify] junit`): the command is one check, and `passed`/`failed` stay 0.
+    #[serde(default = "yes")]
+    pub counted: bool,
+    /// The last lines of the test command's output (stdout and stderr, interleaved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tail: Option<String>,
+    /// Every test that ran, passed or not, with its output where the runner kept it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<TestCase>,
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// One test that ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestCase {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    /// `passed`, `failed` or `skipped`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The tail of its output, when the runner kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+impl Default for TestsSummary {
+    fn default() -> Self {
+        TestsSummary {
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+            failures: Vec::new(),
+            runner: None,
+            command: Vec::new(),
+            filter: None,
+            partition: None,
+            dir: None,
+            exit_code: None,
+            counted: true,
+            output_tail: None,
+            cases: Vec::new(),
+        }
+    }
+}
+
+/// One failed test (or a failed command), with its cause where it is known.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TestFailure {
     pub name: String,
     /// The test binary or suite (`package::binary` for nextest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suite: Option<String>,
+    /// The assertion or panic message, the exception: what went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Where it failed (relative to the tested tree), when the output says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// The tail of the test's own output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }

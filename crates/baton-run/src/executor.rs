@@ -12,7 +12,6 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use baton_plan::{AgentId, BatchId, PlanId};
-use serde::{Deserialize, Serialize};
 
 /// Which attempt an event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,16 +48,8 @@ pub struct Resources {
     pub memory_mb: Option<u64>,
 }
 
-/// Where an attempt runs, as persisted in the execution next to the attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum AttemptHandle {
-    /// A process group led by `pid`; `start_time` (clock ticks since boot, `/proc/<pid>/stat`
-    /// field 22) makes the identity survive pid reuse.
-    Local { pid: u32, start_time: u64 },
-    /// A Slurm job.
-    Slurm { job_id: String },
-}
+/// Where an attempt runs; lives in `baton_plan` because the execution persists it.
+pub use baton_plan::AttemptHandle;
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +129,18 @@ pub trait Executor: Send + Sync {
         handle: &AttemptHandle,
         events: Sender<AttemptEvent>,
     ) -> Result<Adoption, ExecError>;
+
+    /// Find an attempt whose start the runner recorded (the agent is `running`) but whose
+    /// handle it did not get to persist before it died. Returns `None` when the attempt
+    /// provably never started *and never will* (an executor that cannot tell keeps the
+    /// default, and the runner treats the attempt as never started).
+    fn adopt_unrecorded(
+        &self,
+        _spec: &AttemptSpec,
+        _events: Sender<AttemptEvent>,
+    ) -> Result<Option<(AttemptHandle, Adoption)>, ExecError> {
+        Ok(None)
+    }
 
     /// Stop an attempt and everything it started; returns when nothing of it is left, or
     /// reports what leaked. `grace` is the time between the polite and the forced stop.

@@ -4,12 +4,39 @@
 //!
 //! Everything above the executor — scheduling, retries, the breaker, resume, the batch loop,
 //! metrics — is the same whichever executor runs the attempts.
+//!
+//! - [`sched`]: what may start now (dependencies, slots, overlapping write scopes, sequential
+//!   batches, backoff due times, the breaker, the resource gate) — pure.
+//! - [`backoff`], [`breaker`], [`classify`]: retry delays, the circuit breaker, failure
+//!   classes — pure.
+//! - [`attempt`]: rendering one attempt (argv, env, files beside the log) and reading its
+//!   output and activity.
+//! - [`runner`]: the event loop that applies decisions as persisted transitions.
+//! - [`local`], [`supervise`]: the local executor and the supervisor process it starts.
+//! - [`preview`]: the `--dry-run` schedule.
 
+pub mod attempt;
+pub mod backoff;
+pub mod breaker;
+pub mod classify;
+pub mod events;
 pub mod executor;
+pub mod follow;
 pub mod hooks;
+pub mod local;
+pub mod preview;
+pub mod procfs;
+pub mod runner;
+pub mod sched;
+pub mod supervise;
 
+pub use events::RunEvent;
 pub use executor::{
     Adoption, AttemptEvent, AttemptHandle, AttemptKey, AttemptSpec, EventKind, ExecError, Executor,
     KillReport, Outcome, Resources,
 };
 pub use hooks::{AgentContext, BatchContext, BatchHooks, GateDecision, HookError, NoHooks};
+pub use local::LocalExecutor;
+pub use runner::{
+    Interrupter, RunConfig, RunError, RunSummary, Runner, SharedCheckout, Workspaces,
+};

@@ -169,6 +169,7 @@ pub fn link_plan(
             goal: Default::default(),
             defaults: Default::default(),
             profiles: Default::default(),
+            routing: Default::default(),
             batches: Vec::new(),
             tasks: Vec::new(),
             created_at: None,

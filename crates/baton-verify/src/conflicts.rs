@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use baton_git::changes::{Content, FileChange, line_changes};
-use baton_git::merge::{ConflictKind, MergeOutcome, Merger, Side};
+use baton_git::merge::{ConflictKind, MergeOutcome, Merger, Side, is_link};
 use baton_git::{GitError, RepoPaths};
 use baton_plan::glob::ScopeMatcher;
 use baton_report::{AgentChanges, Finding, Overlap, Severity};
@@ -29,6 +29,8 @@ pub struct AgentLine {
     pub files: AgentFiles,
     /// Committed files with conflict markers: `(path, first lines of blocks)`.
     pub committed_markers: Vec<(String, Vec<u32>)>,
+    /// Directories it renamed (old -> new), as git's merge detects them.
+    pub dir_renames: BTreeMap<String, String>,
 }
 
 /// What the conflicts check found.
@@ -83,7 +85,10 @@ pub fn check_conflicts(
         .collect();
     let lines: Vec<AgentLine> = lines.into_iter().collect::<Result<_, _>>()?;
     let files: Vec<AgentFiles> = lines.iter().map(|l| l.files.clone()).collect();
-    let work = pairs(&files);
+    let mut work = pairs(&files);
+    let renames: Vec<BTreeMap<String, String>> =
+        lines.iter().map(|l| l.dir_renames.clone()).collect();
+    work.extend(crate::pairs::dir_rename_pairs(&files, &renames));
 
     // the ancestor of each pair of lines that meet on a file: their own merge base
     let mut ancestors: BTreeMap<(usize, usize), Option<git2::Oid>> = BTreeMap::new();
@@ -98,19 +103,23 @@ pub fn check_conflicts(
             });
         }
     }
-    let classified: Vec<Result<Finding, GitError>> = work
-        .par_iter()
-        .map_init(
-            || Merger::open(repo),
-            |merger, pair| {
-                let merger = merger
-                    .as_ref()
-                    .map_err(|e| GitError::Again(e.to_string()))?;
-                classify(merger, pair, &lines, ancestors[&(pair.a, pair.b)])
-            },
-        )
+    // one merger (an open repository with its in-memory store) per chunk of work, a few
+    // chunks per thread: opening one per rayon split would cost more than small merges
+    let chunk = work.len().div_ceil(rayon::current_num_threads() * 4).max(1);
+    let classified: Vec<Result<Vec<Finding>, GitError>> = work
+        .par_chunks(chunk)
+        .map(|pairs| {
+            let merger = Merger::open(repo)?;
+            pairs
+                .iter()
+                .map(|pair| classify(&merger, pair, &lines, ancestors[&(pair.a, pair.b)]))
+                .collect()
+        })
         .collect();
-    let mut findings: Vec<Finding> = classified.into_iter().collect::<Result<_, _>>()?;
+    let mut findings: Vec<Finding> = Vec::with_capacity(work.len());
+    for part in classified {
+        findings.extend(part?);
+    }
     findings.extend(crate::writes::scope_violations(&lines, &matchers));
     findings.extend(crate::writes::committed_markers(&lines));
     if lines.iter().any(|l| l.spec.worktree.is_some()) {
@@ -155,6 +164,7 @@ fn agent_line(
             files: AgentFiles::Declared(files.clone()),
             merge_base: None,
             committed_markers: Vec::new(),
+            dir_renames: BTreeMap::new(),
             spec,
         });
     }
@@ -176,10 +186,17 @@ fn agent_line(
             }
         }
     }
+    let base_tree = merge_base
+        .map(|b| repo.find_commit(b).and_then(|c| c.tree()))
+        .transpose()
+        .map_err(GitError::git("read the merge base's tree"))?;
+    let dir_renames = baton_git::renames::dir_renames(repo, base_tree.as_ref(), &changes);
+    drop(base_tree);
     Ok(AgentLine {
         files: AgentFiles::Line(changes),
         merge_base,
         committed_markers,
+        dir_renames,
         spec,
     })
 }
@@ -203,7 +220,37 @@ fn classify(
             .map(|content| merger.side(content))
             .transpose()
     };
+    // every path of the pair's changes, for readers matching findings to paths
+    let mut touched: Vec<String> = vec![pair.path.clone()];
     let (overlap, detail): (Option<Overlap>, String) = match &pair.meeting {
+        Meeting::FileDirectory { file_by_a, inside } => {
+            let (file_id, dir_id) = if *file_by_a { (ida, idb) } else { (idb, ida) };
+            touched.push(inside.clone());
+            (
+                Some(Overlap::Conflict),
+                format!(
+                    "merging them conflicts: {} (file/directory: {file_id} wrote a file here, {dir_id} wrote {inside} inside a directory of the same name)",
+                    ConflictKind::FileDirectory.describe()
+                ),
+            )
+        }
+        Meeting::DirectoryRename {
+            renamed_by_a,
+            added,
+        } => {
+            let (ren, add) = if *renamed_by_a {
+                (ida, idb)
+            } else {
+                (idb, ida)
+            };
+            touched.push(added.clone());
+            (
+                Some(Overlap::Conflict),
+                format!(
+                    "merging them conflicts: {add} added {added} inside a directory {ren} renamed, so it would move here (git reports the file's location as a conflict)"
+                ),
+            )
+        }
         Meeting::SharedTree => (
             None,
             "both wrote it in the shared tree, so one may have overwritten the other".to_owned(),
@@ -215,7 +262,40 @@ fn classify(
                 Some(c) if c.is_rename() => format!("renamed from {k}"),
                 _ => "added".to_owned(),
             };
-            let outcome = merger.merge(&pair.path, None, side(ca)?, side(cb)?)?;
+            for (k, c) in [(key_a, ca), (key_b, cb)] {
+                if c.is_some_and(FileChange::is_rename) {
+                    touched.push(k.clone());
+                }
+            }
+            // both added it: two-way; one renamed a file onto it: that file's base version
+            // is the ancestor, as in git's rename/add handling
+            let renamed_from = [(key_a, ca), (key_b, cb)]
+                .into_iter()
+                .filter(|(_, c)| c.is_some_and(FileChange::is_rename))
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>();
+            let ancestor_side = match (renamed_from.as_slice(), ancestor) {
+                ([k], Some(oid)) => {
+                    let tree = merger
+                        .repo()
+                        .find_commit(oid)
+                        .and_then(|c| c.tree())
+                        .map_err(GitError::git(format!("read the tree of {oid}")))?;
+                    merger.side_in_tree(&tree, k)
+                }
+                _ => None,
+            };
+            let outcome = if renamed_from.len() == 2 {
+                // two files renamed onto one path (rename/rename 2-to-1): only identical
+                // results merge
+                if side(ca)? == side(cb)? {
+                    MergeOutcome::Clean(side(ca)?)
+                } else {
+                    MergeOutcome::Conflict(ConflictKind::AddAdd)
+                }
+            } else {
+                merger.verdict(&pair.path, ancestor_side, side(ca)?, side(cb)?)?
+            };
             let what = format!("{ida} {}, {idb} {}", how(key_a, ca), how(key_b, cb));
             match outcome {
                 MergeOutcome::Clean(_) => (
@@ -234,29 +314,36 @@ fn classify(
             let dest = |c: Option<&FileChange>| c.and_then(|c| c.dest.clone());
             let renamed = |c: Option<&FileChange>| c.is_some_and(FileChange::is_rename);
             let (da, db) = (dest(ca), dest(cb));
+            touched.extend(da.iter().chain(db.iter()).cloned());
+            let base_side = match ancestor {
+                Some(oid) => {
+                    let tree = merger
+                        .repo()
+                        .find_commit(oid)
+                        .and_then(|c| c.tree())
+                        .map_err(GitError::git(format!("read the tree of {oid}")))?;
+                    merger.side_in_tree(&tree, &pair.path)
+                }
+                None => None,
+            };
+            let (sa, sb) = (side(ca)?, side(cb)?);
+            // a file made a symlink (or back) is not followed by the other side's rename:
+            // git keeps it at the old path and the rename loses its source
+            let type_changed = |s: Option<Side>| matches!((s, base_side), (Some(s), Some(b)) if is_link(s.mode) != is_link(b.mode));
             let pre = if renamed(ca) && renamed(cb) && da != db {
                 Some(ConflictKind::RenameRename)
-            } else if (renamed(ca) && db.is_none()) || (renamed(cb) && da.is_none()) {
+            } else if (renamed(ca) && db.is_none())
+                || (renamed(cb) && da.is_none())
+                || (renamed(ca) && !renamed(cb) && type_changed(sb))
+                || (renamed(cb) && !renamed(ca) && type_changed(sa))
+            {
                 Some(ConflictKind::RenameDelete)
             } else {
                 None
             };
             let outcome = match pre {
                 Some(k) => MergeOutcome::Conflict(k),
-                None => {
-                    let base_side = match ancestor {
-                        Some(oid) => {
-                            let tree = merger
-                                .repo()
-                                .find_commit(oid)
-                                .and_then(|c| c.tree())
-                                .map_err(GitError::git(format!("read the tree of {oid}")))?;
-                            merger.side_in_tree(&tree, &pair.path)
-                        }
-                        None => None,
-                    };
-                    merger.merge(&pair.path, base_side, side(ca)?, side(cb)?)?
-                }
+                None => merger.verdict(&pair.path, base_side, sa, sb)?,
             };
             let mut notes = Vec::new();
             for (id, c) in [(ida, ca), (idb, cb)] {
@@ -303,6 +390,11 @@ fn classify(
         ),
     );
     f.path = Some(pair.path.clone());
+    touched.sort();
+    touched.dedup();
+    if touched.len() > 1 {
+        f.paths = touched;
+    }
     f.agents = agents;
     f.overlap = overlap;
     Ok(f)

@@ -47,6 +47,25 @@ pub enum TestsError {
     NoCommand { what: String },
     #[error("[verify] {key} in .config/baton.toml is an empty command")]
     EmptyCommand { key: String },
+    #[error("[verify] {key} in .config/baton.toml: {message}")]
+    Config { key: String, message: String },
+    #[error("--partition and --affected need cargo-nextest; [verify] {key} is a plain command")]
+    PlainCommand { key: String },
+    #[error(
+        "--partition and --affected need cargo-nextest, which is not installed (cargo install cargo-nextest)"
+    )]
+    NoNextest,
+    #[error(
+        "[verify] runner = \"nextest\" in .config/baton.toml, but cargo-nextest is not installed (cargo install cargo-nextest)"
+    )]
+    NoNextestConfigured,
+    #[error(
+        "--keep-merged {}: the directory is not empty; name a new or empty directory",
+        dir.display()
+    )]
+    KeepMergedNotEmpty { dir: PathBuf },
+    #[error("--keep-merged keeps the merged tree, but --in-checkout tests the checkout; drop one")]
+    KeepMergedInCheckout,
     #[error("cannot run {program}: {source}")]
     Spawn {
         program: String,
@@ -75,6 +94,10 @@ impl TestsError {
                 | TestsError::BadPartition { .. }
                 | TestsError::NoCommand { .. }
                 | TestsError::EmptyCommand { .. }
+                | TestsError::Config { .. }
+                | TestsError::PlainCommand { .. }
+                | TestsError::KeepMergedNotEmpty { .. }
+                | TestsError::KeepMergedInCheckout
         )
     }
 }
@@ -86,4 +109,19 @@ pub enum MergeReportsError {
     Bad { path: PathBuf, reason: String },
     #[error("no reports given; pass the JSON reports of the shards")]
     Empty,
+    #[error(
+        "shard {partition} is given twice ({} and {}); pass each shard's report once",
+        first.display(),
+        second.display()
+    )]
+    Duplicate {
+        partition: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error(
+        "the shards do not cover the whole run: missing {}; pass the reports of all {total} shards",
+        missing.join(", ")
+    )]
+    Incomplete { missing: Vec<String>, total: u32 },
 }

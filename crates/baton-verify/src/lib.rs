@@ -5,6 +5,7 @@
 //!   file, and how a three-way merge of each such file goes (in memory).
 //! - [`markers`]: leftover conflict markers (pure).
 //! - [`findings`]: building findings and a check's status from them.
+//! - [`gate`]: the whole gate as one call, used by `baton verify` and the run loop.
 //!
 //! Libraries never print or read the environment: the CLI gathers inputs and renders output.
 
@@ -13,6 +14,7 @@ pub mod config;
 pub mod conflicts;
 mod errors;
 pub mod findings;
+pub mod gate;
 pub mod git_check;
 pub mod junit;
 pub mod markers;
@@ -20,7 +22,9 @@ pub mod merged;
 pub mod pairs;
 pub mod render;
 pub mod report;
+pub mod scratch;
 pub mod tests_check;
+pub mod tests_output;
 pub mod tests_run;
 mod writes;
 

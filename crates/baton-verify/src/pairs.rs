@@ -17,6 +17,12 @@ pub enum Meeting {
     SameDest { key_a: String, key_b: String },
     /// Both reported writing it in one shared tree: no versions to merge.
     SharedTree,
+    /// One wrote a file at this path, the other a file inside a directory of this name
+    /// (`inside`): the merged tree cannot hold both. `file_by_a`: agent `a` wrote the file.
+    FileDirectory { file_by_a: bool, inside: String },
+    /// One renamed a directory (`renamed_by_a`) in which the other added `added`; git
+    /// would move it along to this pair's path and reports that as a conflict.
+    DirectoryRename { renamed_by_a: bool, added: String },
 }
 
 /// One pair of agents meeting on one path. `a < b` (indexes into the agent list).
@@ -104,7 +110,90 @@ pub fn pairs(agents: &[AgentFiles]) -> Vec<Pair> {
             }
         }
     }
+    // file/directory: a path one agent writes as a file, the other writes files under
+    let mut written: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, files) in agents.iter().enumerate() {
+        if let AgentFiles::Line(changes) = files {
+            for c in changes.values() {
+                if let (Some(d), Some(_)) = (c.dest.as_deref(), &c.content) {
+                    written.entry(d).or_default().push(i);
+                }
+            }
+        }
+    }
+    let mut seen: std::collections::BTreeSet<(String, usize, usize)> =
+        out.iter().map(|p| (p.path.clone(), p.a, p.b)).collect();
+    for (path, inside_writers) in &written {
+        for (at, _) in path.match_indices('/') {
+            let dir = &path[..at];
+            let Some(file_writers) = written.get(dir) else {
+                continue;
+            };
+            for &f in file_writers {
+                for &d in inside_writers.iter().filter(|d| **d != f) {
+                    let (a, b) = (f.min(d), f.max(d));
+                    if !seen.insert((dir.to_owned(), a, b)) {
+                        continue;
+                    }
+                    out.push(Pair {
+                        path: dir.to_owned(),
+                        a,
+                        b,
+                        meeting: Meeting::FileDirectory {
+                            file_by_a: a == f,
+                            inside: (*path).to_owned(),
+                        },
+                    });
+                }
+            }
+        }
+    }
     out.sort_by(|p, q| (&p.path, p.a, p.b).cmp(&(&q.path, q.a, q.b)));
+    out
+}
+
+/// Files one agent added inside a directory another agent renamed (`renames[i]`: agent
+/// `i`'s directory renames, old -> new). The pair's path is where git would move the file.
+pub fn dir_rename_pairs(agents: &[AgentFiles], renames: &[BTreeMap<String, String>]) -> Vec<Pair> {
+    let mut out = Vec::new();
+    for (s, dirs) in renames.iter().enumerate() {
+        if dirs.is_empty() {
+            continue;
+        }
+        for (o, files) in agents.iter().enumerate() {
+            let AgentFiles::Line(changes) = files else {
+                continue;
+            };
+            if o == s {
+                continue;
+            }
+            for c in changes.values() {
+                let Some(d) = c.dest.as_deref() else { continue };
+                if !(c.added || c.is_rename()) {
+                    continue;
+                }
+                // the deepest renamed directory holding it
+                let hit = d
+                    .match_indices('/')
+                    .map(|(i, _)| &d[..i])
+                    .rfind(|dir| dirs.contains_key(*dir));
+                let Some(dir) = hit else { continue };
+                if renames[o].contains_key(dir) {
+                    continue; // both renamed it: no file follows one side's rename
+                }
+                let moved_to = format!("{}{}", dirs[dir], &d[dir.len()..]);
+                out.push(Pair {
+                    path: moved_to,
+                    a: s.min(o),
+                    b: s.max(o),
+                    meeting: Meeting::DirectoryRename {
+                        renamed_by_a: s < o,
+                        added: d.to_owned(),
+                    },
+                });
+            }
+        }
+    }
     out
 }
 
@@ -117,7 +206,10 @@ mod tests {
         FileChange {
             key: path.to_owned(),
             dest: Some(path.to_owned()),
-            content: None,
+            content: Some(baton_git::changes::Content::Blob {
+                oid: git2::Oid::zero(),
+                mode: 0o100644,
+            }),
             added: false,
             uncommitted: false,
         }
@@ -178,6 +270,21 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].path, "new.rs");
         assert!(matches!(got[0].meeting, Meeting::SameDest { .. }));
+    }
+
+    #[test]
+    fn a_file_meets_a_directory_of_the_same_name() {
+        let agents = [line(&[add("p")]), line(&[add("p/x"), add("q")])];
+        let got = pairs(&agents);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].path, "p");
+        assert_eq!(
+            got[0].meeting,
+            Meeting::FileDirectory {
+                file_by_a: true,
+                inside: "p/x".to_owned()
+            }
+        );
     }
 
     #[test]

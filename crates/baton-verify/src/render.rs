@@ -34,10 +34,21 @@ pub fn github_annotations(report: &VerifyReport) -> String {
         }
         if let Some(t) = &check.tests {
             for fail in &t.failures {
+                let mut props = Vec::new();
+                if let Some(file) = &fail.file {
+                    props.push(format!("file={}", gh_prop(file)));
+                    if let Some(l) = fail.line {
+                        props.push(format!("line={l}"));
+                    }
+                }
+                props.push(format!(
+                    "title={}",
+                    gh_prop(&format!("test failed: {}", fail.name))
+                ));
                 let _ = writeln!(
                     out,
-                    "::error title={}::{}",
-                    gh_prop(&format!("test failed: {}", fail.name)),
+                    "::error {}::{}",
+                    props.join(","),
                     gh_data(fail.message.as_deref().unwrap_or("test failed"))
                 );
             }
@@ -56,7 +67,7 @@ fn gh_prop(s: &str) -> String {
     gh_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-fn status_word(s: CheckStatus) -> &'static str {
+pub fn status_word(s: CheckStatus) -> &'static str {
     match s {
         CheckStatus::Pass => "pass",
         CheckStatus::Warn => "warn",
@@ -76,10 +87,29 @@ pub fn markdown_summary(report: &VerifyReport) -> String {
         "{} error(s), {} warning(s) in {} ms.\n",
         report.totals.errors, report.totals.warnings, report.duration_ms
     );
+    if let Some(t) = &report.tested {
+        let what = match (&t.tree, &t.commit) {
+            (Some(tree), Some(base)) => format!(
+                "the merged result of {} (tree `{tree}` on `{base}`)",
+                t.agents.join(", ")
+            ),
+            (_, Some(commit)) if t.uncommitted => {
+                format!("the checkout at `{commit}` with uncommitted changes")
+            }
+            (_, Some(commit)) => format!("the checkout at `{commit}`"),
+            _ => "the checkout".to_owned(),
+        };
+        let _ = writeln!(out, "Tested {what}.\n");
+    }
     let _ = writeln!(out, "| check | status | findings | time |");
     let _ = writeln!(out, "| --- | --- | --- | --- |");
     for c in &report.checks {
         let detail = match &c.tests {
+            Some(t) if !t.counted => format!(
+                "`{}` exited with code {}",
+                t.command.join(" "),
+                t.exit_code.map_or("none".to_owned(), |c| c.to_string())
+            ),
             Some(t) => format!(
                 "{} passed, {} failed, {} skipped",
                 t.passed, t.failed, t.skipped
@@ -126,7 +156,18 @@ pub fn markdown_summary(report: &VerifyReport) -> String {
         {
             let _ = writeln!(out, "\n### Failed tests\n");
             for f in &t.failures {
-                let _ = writeln!(out, "- `{}`", f.name);
+                let place = match (&f.file, f.line) {
+                    (Some(file), Some(l)) => format!(" at `{file}:{l}`"),
+                    (Some(file), None) => format!(" at `{file}`"),
+                    _ => String::new(),
+                };
+                let why = f
+                    .message
+                    .as_deref()
+                    .and_then(|m| m.lines().next())
+                    .map(|m| format!(": {}", md_cell(m)))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "- `{}`{place}{why}", f.name);
             }
         }
     }
@@ -146,7 +187,8 @@ fn md_cell(s: &str) -> String {
 }
 
 /// JUnit XML: one test suite per check, one test case per finding (errors fail, warnings
-/// pass with output) and per failed test; a passing check without findings is one case.
+/// pass with output) and per test that ran, passed or not, with its output (failures also
+/// per failed test the runner did not list as a case); a check without any is one case.
 pub fn junit(report: &VerifyReport) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let total_failures: usize = report
@@ -203,16 +245,57 @@ pub fn junit(report: &VerifyReport) -> String {
             }
         }
         if let Some(t) = &c.tests {
-            for fail in &t.failures {
+            for case in &t.cases {
+                count += 1;
+                let fail = t
+                    .failures
+                    .iter()
+                    .find(|f| f.name == case.name && (f.suite.is_none() || f.suite == case.suite));
+                let time = case
+                    .duration_ms
+                    .map(|ms| format!(" time=\"{:.3}\"", ms as f64 / 1000.0))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    cases,
+                    "    <testcase classname=\"{}\" name=\"{}\"{time}>",
+                    xml(case.suite.as_deref().unwrap_or("tests")),
+                    xml(&case.name)
+                );
+                match (case.outcome.as_str(), fail) {
+                    ("failed", _) | (_, Some(_)) => {
+                        failures += 1;
+                        let _ = writeln!(cases, "      {}", failure_xml(fail));
+                    }
+                    ("skipped", _) => {
+                        let _ = writeln!(cases, "      <skipped/>");
+                    }
+                    _ => {}
+                }
+                if let Some(o) = &case.output {
+                    let _ = writeln!(cases, "      <system-out>{}</system-out>", xml(o));
+                }
+                let _ = writeln!(cases, "    </testcase>");
+            }
+            // failures without a case of their own (a failed command, a runner that kept no
+            // per-test list)
+            for fail in t.failures.iter().filter(|f| {
+                !t.cases
+                    .iter()
+                    .any(|c| c.name == f.name && (f.suite.is_none() || f.suite == c.suite))
+            }) {
                 count += 1;
                 failures += 1;
                 let _ = writeln!(
                     cases,
-                    "    <testcase classname=\"{}\" name=\"{}\">\n      <failure message=\"{}\"/>\n    </testcase>",
+                    "    <testcase classname=\"{}\" name=\"{}\">\n      {}",
                     xml(fail.suite.as_deref().unwrap_or("tests")),
                     xml(&fail.name),
-                    xml(fail.message.as_deref().unwrap_or("test failed"))
+                    failure_xml(Some(fail))
                 );
+                if let Some(o) = &fail.output {
+                    let _ = writeln!(cases, "      <system-out>{}</system-out>", xml(o));
+                }
+                let _ = writeln!(cases, "    </testcase>");
             }
         }
         if count == 0 {
@@ -248,6 +331,25 @@ pub fn junit(report: &VerifyReport) -> String {
     }
     out.push_str("</testsuites>\n");
     out
+}
+
+fn failure_xml(fail: Option<&baton_report::TestFailure>) -> String {
+    let message = fail
+        .and_then(|f| f.message.as_deref())
+        .unwrap_or("test failed");
+    let place = fail
+        .and_then(|f| {
+            f.file
+                .as_ref()
+                .map(|file| format!("{file}:{}\n", f.line.unwrap_or(0)))
+        })
+        .unwrap_or_default();
+    format!(
+        "<failure message=\"{}\" type=\"test failure\">{}{}</failure>",
+        xml(message.lines().next().unwrap_or(message)),
+        xml(&place),
+        xml(message)
+    )
 }
 
 /// Escape text for XML attributes and content; drop characters XML 1.0 forbids.
@@ -304,6 +406,9 @@ mod tests {
             }],
             strict: false,
             merged: false,
+            tested: None,
+            partition: None,
+            shards: Vec::new(),
             totals: Totals {
                 errors: 1,
                 warnings: 0,

@@ -19,9 +19,10 @@ use crate::errors::TestsError;
 pub enum Runner {
     /// `cargo nextest run` with a filterset; per-test results from its JUnit report.
     Nextest,
-    /// `cargo test` (nextest is not installed); results parsed from libtest's output.
+    /// `cargo test` (nextest is not installed, or `[verify] runner = "cargo-test"`); results
+    /// parsed from libtest's output.
     CargoTest,
-    /// A configured command; only its exit status counts.
+    /// A configured command: per-test results from its JUnit file, else one check.
     Command(Vec<String>),
 }
 
@@ -36,6 +37,12 @@ pub struct TestsPlan {
     pub partition: Option<String>,
     /// The cargo program.
     pub cargo: PathBuf,
+    /// Also run the doctests (`cargo test --doc`) after nextest, which cannot run them.
+    pub doctests: bool,
+    /// Only these packages (`--affected`), for the cargo test runner and the doctests.
+    pub packages: Vec<String>,
+    /// The JUnit file a configured command writes (relative to the tested tree).
+    pub junit: Option<PathBuf>,
 }
 
 /// Check a `--partition` value: `hash:M/N` or `count:M/N` with 1 <= M <= N.

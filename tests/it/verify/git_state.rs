@@ -121,16 +121,38 @@ fn every_operation_in_progress_is_an_error() {
 }
 
 #[test]
-fn stale_index_lock_is_an_error_but_a_fresh_one_is_not() {
+fn index_lock_is_reported_with_its_holder_or_as_stale() {
     let repo = TestRepo::new();
     let lock = repo.path().join(".git/index.lock");
     std::fs::write(&lock, "").unwrap();
+    // git itself cannot take the lock, whatever its age: the next merge would fail
+    let blocked = repo.git_output(repo.path(), &["update-index", "--refresh"]);
+    assert!(!blocked.status.success(), "git took a held index.lock");
+
+    // young and open in a live process: held, naming the process
+    let holder = std::process::Command::new("sleep")
+        .arg("30")
+        .stdin(std::fs::File::open(&lock).unwrap())
+        .spawn()
+        .unwrap();
+    let mut holder = KillOnDrop(holder);
     let (code, found) = git_findings(&repo, &[]);
-    assert_eq!(
-        (code, found.len()),
-        (0, 0),
-        "a fresh lock belongs to a running git"
-    );
+    assert_eq!(code, 1);
+    assert_eq!(codes(&found), [("index_lock", "error")]);
+    let pid = holder.0.id();
+    let message = lock_message(&repo);
+    assert!(message.contains(&format!("pid {pid} (sleep)")), "{message}");
+    holder.0.kill().unwrap();
+    holder.0.wait().unwrap();
+
+    // young and open in no process: stale (a hook may be running), still blocking
+    let (code, found) = git_findings(&repo, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(codes(&found), [("stale_index_lock", "error")]);
+    let message = lock_message(&repo);
+    assert!(message.contains("young"), "{message}");
+
+    // old and open in no process: stale
     let old = SystemTime::now() - Duration::from_secs(600);
     std::fs::File::options()
         .write(true)
@@ -141,6 +163,25 @@ fn stale_index_lock_is_an_error_but_a_fresh_one_is_not() {
     let (code, found) = git_findings(&repo, &[]);
     assert_eq!(code, 1);
     assert_eq!(codes(&found), [("stale_index_lock", "error")]);
+}
+
+/// The message of the git check's one finding.
+fn lock_message(repo: &TestRepo) -> String {
+    let (_, report) = verify_json(repo, &["--check", "git"]);
+    check_of(&report, "git")["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A child process killed when the test ends, even if it fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

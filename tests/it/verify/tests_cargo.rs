@@ -71,6 +71,33 @@ fn affected_runs_only_the_changed_packages_and_their_dependents() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(check_of(&run.json(), "tests")["status"], "skip");
+    // with agents, their changes decide, even with --check tests alone, and their merged
+    // result is what is tested
+    std::fs::remove_file(repo.path().join("NOTES.md")).unwrap();
+    let agent = add_worktree(&repo, "agent-c", "agent-c");
+    write_file(
+        &agent,
+        "c/src/lib.rs",
+        "pub fn three() -> u32 { 3 } // changed by the agent\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn in_c() {}\n}\n",
+    );
+    repo.commit_all_in(&agent, "agent changes c");
+    let run = baton_with_cargo(
+        &repo,
+        &[
+            "verify",
+            "--check",
+            "tests",
+            "--full",
+            "--affected",
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let t = &check_of(&report, "tests")["tests"];
+    assert_eq!(t["filter"], "rdeps(=c)", "{t:#}");
+    assert_eq!(t["passed"], 1, "only c's test: {t:#}");
+    assert_eq!(report["tested"]["kind"], "merged");
 }
 
 #[test]
@@ -124,8 +151,13 @@ fn merged_rust_workspace_passes_where_each_agent_alone_fails() {
         (Some(1), Some(0)),
         "{t:#}"
     );
-    // the merged build used its own target dir beside the user's; the checkout is untouched
-    assert!(repo.path().join("target/baton-merged").is_dir());
+    // the merged build used a stable scratch directory outside the checkout, with its own
+    // target dir; the checkout is untouched
+    let report = run.json();
+    let dir = PathBuf::from(report["tested"]["dir"].as_str().unwrap());
+    assert!(!dir.starts_with(repo.path()), "{dir:?}");
+    assert!(dir.parent().unwrap().join("target").is_dir());
+    assert!(!repo.path().join("target").exists());
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 

@@ -76,24 +76,76 @@ fn configured_commands_decide_by_exit_status() {
     let (run, report) = verify_json(&repo, &["--check", "tests"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let t = &check_of(&report, "tests")["tests"];
+    // a command without [verify] junit is one check, not a count of tests
     assert_eq!(
-        (t["passed"].as_u64(), t["exit_code"].as_i64()),
-        (Some(1), Some(0))
+        (
+            t["passed"].as_u64(),
+            t["counted"].as_bool(),
+            t["exit_code"].as_i64()
+        ),
+        (Some(0), Some(false), Some(0))
     );
-    // the command's output never reaches stdout in --json mode
-    assert!(!run.stdout.contains("xmarker-from-childy"));
+    // the command's output never reaches stdout in --json mode: it goes to stderr, and its
+    // tail into the report
+    assert!(!run.stdout.lines().any(|l| l == "xmarker-from-childy"));
+    assert!(run.stderr.contains("xmarker-from-childy"), "{}", run.stderr);
+    assert_eq!(t["output_tail"], "xmarker-from-childy\n");
     let (run, report) = verify_json(&repo, &["--check", "tests", "--full"]);
     assert_eq!(run.code, 1);
-    assert_eq!(check_of(&report, "tests")["tests"]["exit_code"], 3);
+    let t = &check_of(&report, "tests")["tests"];
+    assert_eq!(t["exit_code"], 3);
+    assert_eq!(t["failures"][0]["name"], "sh -c exit 3");
+    assert!(
+        t["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("exited with code 3"),
+        "{t:#}"
+    );
     assert_eq!(report["mode"], "full");
+    // one failed command is one error in the totals
+    assert_eq!(report["totals"]["errors"], 1);
 }
 
 #[test]
-fn repositories_without_tests_configured_skip_the_check() {
+fn no_test_command_fails_unless_configured_acceptable() {
     let repo = TestRepo::new();
-    let (run, report) = verify_json(&repo, &["--check", "tests"]);
-    assert_eq!(run.code, 0);
-    assert_eq!(check_of(&report, "tests")["status"], "skip");
+    let (run, report) = verify_json(&repo, &["--check", "tests", "--strict"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let c = check_of(&report, "tests");
+    assert_eq!(c["status"], "fail");
+    assert_eq!(c["findings"][0]["code"], "no_tests");
+    let message = c["findings"][0]["message"].as_str().unwrap();
+    assert!(message.contains("allow_no_tests"), "{message}");
+    assert_eq!(report["totals"]["errors"], 1);
+    // only [verify] quick configured: --full says exactly that
+    repo.write(".config/baton.toml", "[verify]\nquick = [\"true\"]\n");
+    let (run, report) = verify_json(&repo, &["--check", "tests", "--full"]);
+    assert_eq!(run.code, 1);
+    let message = check_of(&report, "tests")["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("[verify] full is not set") && message.contains("only quick is"),
+        "{message}"
+    );
+    // the switch makes it a skip that says why
+    repo.write(
+        ".config/baton.toml",
+        "[verify]\nquick = [\"true\"]\nallow_no_tests = true\n",
+    );
+    let (run, report) = verify_json(&repo, &["--check", "tests", "--full"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let c = check_of(&report, "tests");
+    assert_eq!(c["status"], "skip");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("allow_no_tests = true"),
+        "{c:#}"
+    );
 }
 
 #[test]
@@ -233,9 +285,33 @@ fn merged_runs_the_tests_on_the_batch_merged_in_memory() {
         !repo.path().join("a.txt").exists(),
         "the user's checkout is untouched"
     );
-    // without --merged the same command fails in the checkout
-    let (run, _) = verify_json(&repo, &["--check", "tests"]);
+    // the report names the tree it tested: git's id of the merged tree
+    let tested = &report["tested"];
+    assert_eq!(tested["kind"], "merged");
+    assert_eq!(tested["agents"], serde_json::json!(["a", "b"]));
+    assert_eq!(tested["uncommitted"], true);
+    let merged_dir = PathBuf::from(tested["dir"].as_str().unwrap());
+    assert!(!merged_dir.starts_with(repo.path()), "{merged_dir:?}");
+    let tree = tested["tree"].as_str().unwrap();
+    let expected = {
+        // git as the oracle: the same files committed give the same tree id
+        let check = TestRepo::new();
+        for rel in [".config/baton.toml", "a.txt", "b.txt"] {
+            check.write(rel, &std::fs::read_to_string(merged_dir.join(rel)).unwrap());
+        }
+        check.commit_all("merged");
+        check.git(&["rev-parse", "HEAD^{tree}"])
+    };
+    assert_eq!(tree, expected);
+    // with agents, the merged result is the default; --in-checkout tests the checkout, which
+    // has none of their work, and says so
+    let (run, report) = verify_json(&repo, &["--check", "tests"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(report["tested"]["kind"], "merged");
+    let (run, report) = verify_json(&repo, &["--check", "tests", "--in-checkout"]);
     assert_eq!(run.code, 1);
+    assert_eq!(report["tested"]["kind"], "checkout");
+    assert_eq!(report["tested"]["commit"], repo.git(&["rev-parse", "HEAD"]));
     // conflicting agents: the merged result cannot be built, the check fails
     write_file(&a, "b.txt", "a's version\n");
     let (run, report) = verify_json(&repo, &["--check", "tests", "--merged"]);
@@ -245,4 +321,32 @@ fn merged_runs_the_tests_on_the_batch_merged_in_memory() {
         (f["code"].as_str(), f["path"].as_str()),
         (Some("merge_conflict"), Some("b.txt"))
     );
+}
+
+#[test]
+fn agents_sharing_one_tree_are_tested_in_it() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".config/baton.toml",
+        "[verify]\nquick = [\"sh\", \"-c\", \"test -f shared.txt\"]\n",
+    );
+    repo.commit_all("config");
+    // two agents wrote into the main checkout; their results file says what each wrote
+    repo.write("shared.txt", "both agents' work\n");
+    let results = repo.scratch("in").join("results.json");
+    std::fs::write(&results, r#"{"a": ["shared.txt"], "b": ["other.txt"]}"#).unwrap();
+    let args = [
+        "--check",
+        "tests",
+        "--merged",
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    let (run, report) = verify_json(&repo, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // the checkout is their merged result, and the report says it was tested, uncommitted
+    // changes included
+    assert_eq!(report["tested"]["kind"], "checkout");
+    assert_eq!(report["tested"]["uncommitted"], true);
+    assert!(run.stderr.contains("share one tree"), "{}", run.stderr);
 }

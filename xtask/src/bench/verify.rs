@@ -5,7 +5,10 @@
 //! - the peak memory of verify (target <= 100 MB), read from `getrusage(RUSAGE_CHILDREN)` in
 //!   a helper process whose only child is baton.
 //!
-//! `--worktrees N` adds N agent worktrees with uncommitted work and times both checks there
+//! - a real-shaped case (`verify/real.rs`): pull-request-like heads forked along a moving
+//!   main, of heavy-tailed sizes, sharing hot files (target <= 0.05x the merge-tree loop).
+//!
+//! `--real-only` runs only the real-shaped case. `--worktrees N` adds N agent worktrees with uncommitted work and times both checks there
 //! too; `--keep` keeps the repository.
 
 use std::io::Write;
@@ -14,6 +17,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use super::synth::{self, Rng, git_ok, median_ms};
+
+mod real;
 
 const FILES: usize = 20_000;
 const AGENTS: usize = 32;
@@ -29,30 +34,50 @@ pub fn run(args: &[String]) -> ExitCode {
     let tmp = std::env::temp_dir().join(format!("baton-bench-verify-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let repo = tmp.join("repo");
+    // `--real-only`: only the real-shaped case
+    let mut ok = true;
+    if !args.iter().any(|a| a == "--real-only") {
+        let t = Instant::now();
+        synth::build_repo(&repo, FILES);
+        add_agent_branches(&repo);
+        // a settled index, as in any checkout that has been used
+        git_ok(&repo, &["status", "--porcelain=v2"]);
+        eprintln!(
+            "built {FILES} files and {AGENTS} agent branches in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        ok = measure(&repo);
+    }
+    let real_repo = tmp.join("real");
     let t = Instant::now();
-    synth::build_repo(&repo, FILES);
-    add_agent_branches(&repo);
-    // a settled index, as in any checkout that has been used
-    git_ok(&repo, &["status", "--porcelain=v2"]);
+    real::build(&real_repo);
     eprintln!(
-        "built {FILES} files and {AGENTS} agent branches in {:.1} s",
+        "built the real-shaped repository in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let code = measure(&repo);
+    ok &= real::measure(&real_repo, 5);
+    println!(
+        "  {}",
+        if ok {
+            "all targets met"
+        } else {
+            "SOME TARGETS MISSED"
+        }
+    );
     let worktrees = args
         .iter()
         .position(|a| a == "--worktrees")
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse::<usize>().ok());
-    if let Some(n) = worktrees {
+    if let Some(n) = worktrees.filter(|_| repo.exists()) {
         measure_worktrees(&repo, &tmp, n.min(AGENTS));
     }
     if args.iter().any(|a| a == "--keep") {
-        eprintln!("kept {}", repo.display());
+        eprintln!("kept {}", tmp.display());
     } else {
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    code
+    ExitCode::SUCCESS
 }
 
 /// 32 branches `agent/NN` off `main`: 17 files of their own and 3 hot files each, one line
@@ -104,7 +129,7 @@ fn add_agent_branches(repo: &Path) {
     assert!(child.wait().expect("wait").success(), "fast-import failed");
 }
 
-fn time_ms(mut cmd: Command) -> f64 {
+pub(super) fn time_ms(mut cmd: Command) -> f64 {
     let t = Instant::now();
     let out = cmd.output().expect("run benchmark command");
     let ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -116,7 +141,7 @@ fn time_ms(mut cmd: Command) -> f64 {
     ms
 }
 
-fn baton(repo: &Path, args: &[&str]) -> Command {
+pub(super) fn baton(repo: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
     cmd.arg("verify")
         .args(args)
@@ -126,7 +151,7 @@ fn baton(repo: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn measure(repo: &Path) -> ExitCode {
+fn measure(repo: &Path) -> bool {
     const RUNS: usize = 9;
     let git_status = || {
         let mut c = synth::git(repo);
@@ -175,9 +200,9 @@ fn measure(repo: &Path) -> ExitCode {
     let rss_git = rss_mb(repo, &["--check", "git"]);
     let rss_conflicts = rss_mb(repo, &["--check", "conflicts", "--branches", "agent/*"]);
     let (s, c, k, l) = (
-        median_ms(status_ms),
-        median_ms(check_ms),
-        median_ms(conflict_ms),
+        median_ms(status_ms.clone()),
+        median_ms(check_ms.clone()),
+        median_ms(conflict_ms.clone()),
         median_ms(loop_ms),
     );
     let pairs = AGENTS * (AGENTS - 1) / 2;
@@ -185,18 +210,31 @@ fn measure(repo: &Path) -> ExitCode {
         "verify bench: {FILES} files, {AGENTS} agent branches, {PER_AGENT} changed files each (medians)"
     );
     println!("  git status --porcelain=v2        {s:>9.1} ms");
+    let every = |xs: &[f64], over: f64| -> String {
+        xs.iter()
+            .map(|x| format!("{:.3}", x / over))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
-        "  baton verify --check git         {c:>9.1} ms   ratio {:.2}x (target <= 1.2x)",
-        c / s
+        "  baton verify --check git         {c:>9.1} ms   ratio {:.2}x (target <= 1.2x); every sample (vs the git status run beside it): {}",
+        c / s,
+        check_ms
+            .iter()
+            .zip(&status_ms)
+            .map(|(c, s)| format!("{:.2}", c / s))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "  git merge-tree loop ({pairs} pairs) {l:>9.1} ms   {} pairs conflict",
         git_pairs.len()
     );
     println!(
-        "  baton verify --check conflicts   {k:>9.1} ms   ratio {:.3}x (target <= 0.1x), {} pairs conflict",
+        "  baton verify --check conflicts   {k:>9.1} ms   ratio {:.3}x (target <= 0.1x), {} pairs conflict; every sample: {}",
         k / l,
-        report.conflict_pairs.len()
+        report.conflict_pairs.len(),
+        every(&conflict_ms, l)
     );
     let agree = report.conflict_pairs == git_pairs;
     println!(
@@ -211,16 +249,7 @@ fn measure(repo: &Path) -> ExitCode {
     println!(
         "  peak RSS: git check {rss_git:.1} MB, conflicts check {rss_conflicts:.1} MB (target <= 100 MB)"
     );
-    let ok = agree && c / s <= 1.2 && k / l <= 0.1 && rss_git.max(rss_conflicts) <= 100.0;
-    println!(
-        "  {}",
-        if ok {
-            "all targets met"
-        } else {
-            "SOME TARGETS MISSED"
-        }
-    );
-    ExitCode::SUCCESS
+    agree && c / s <= 1.2 && k / l <= 0.1 && rss_git.max(rss_conflicts) <= 100.0
 }
 
 /// `--worktrees N`: agents as linked worktrees (the default agent source), each with 15
@@ -327,7 +356,7 @@ fn children_max_rss_kb() -> i64 {
 }
 
 /// The pairs of agents whose conflicts findings say they conflict, and the finding counts.
-mod serde_like {
+pub(super) mod serde_like {
     use std::collections::BTreeSet;
 
     pub struct Report {

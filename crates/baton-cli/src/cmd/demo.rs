@@ -338,7 +338,10 @@ fn flow(demo: &Demo<'_>) -> CliResult<()> {
     }
 
     demo.heading("Tests: they fail in the main checkout, and pass on the batch's merged result");
-    demo.baton(&["verify", "--check", "tests"], exit::GATE_FAILED)?;
+    demo.baton(
+        &["verify", "--check", "tests", "--in-checkout"],
+        exit::GATE_FAILED,
+    )?;
     demo.baton(
         &[
             "verify",

@@ -1,7 +1,9 @@
 //! `baton status [PLAN]`: the progress tree of an execution.
 
 use baton_plan::store as plan_store;
-use baton_plan::{Execution, Status};
+use std::io::Write;
+
+use baton_plan::{Execution, Plan, PlanId, Status};
 use baton_report::exit;
 use clap::Args;
 
@@ -16,6 +18,10 @@ pub struct StatusArgs {
     /// execution over (all pending). Does nothing to a file that reads fine.
     #[arg(long)]
     repair: bool,
+    /// Show the progress again at every change until the execution ends (with --json, one
+    /// JSON document per line).
+    #[arg(long)]
+    watch: bool,
 }
 
 pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
@@ -32,6 +38,9 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     let id = plan_store::resolve_plan_id(&dir, given)?;
     let plan = plan_store::load_stored(&dir, &id)?;
     let path = dir.execution(id.as_str());
+    if args.watch {
+        return watch(ctx, &dir, &id, &plan);
+    }
     let execution: Option<Execution> = if path.exists() {
         match baton_store::read_versioned(&path) {
             Ok(e) => Some(e),
@@ -68,6 +77,47 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
         }))?;
         return Ok(exit::OK);
     }
+    render(ctx, &id, &plan, execution.as_ref());
+    Ok(exit::OK)
+}
+
+/// Print the progress at every change of the execution file, until the execution ends.
+fn watch(ctx: &Ctx, dir: &baton_store::StateDir, id: &PlanId, plan: &Plan) -> CliResult {
+    let exec_dir = dir.executions_dir();
+    std::fs::create_dir_all(&exec_dir)
+        .map_err(|e| CliError::env(format!("cannot create {}: {e}", exec_dir.display())))?;
+    let watcher = baton_run::follow::DirWatch::new(&exec_dir)
+        .map_err(|e| CliError::env(format!("cannot watch {}: {e}", exec_dir.display())))?;
+    let path = dir.execution(id.as_str());
+    let mut last = None;
+    loop {
+        let exec: Option<Execution> = if path.exists() {
+            Some(baton_store::read_versioned(&path)?)
+        } else {
+            None
+        };
+        let revision = exec.as_ref().map(|e| e.revision);
+        if revision != last {
+            last = revision;
+            if ctx.json {
+                let line =
+                    serde_json::json!({ "plan_id": id, "title": plan.title, "execution": exec });
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            } else {
+                ctx.say("");
+                render(ctx, id, plan, exec.as_ref());
+            }
+            if exec.as_ref().is_some_and(|e| e.status.is_finished()) {
+                return Ok(exit::OK);
+            }
+        }
+        watcher
+            .wait()
+            .map_err(|e| CliError::env(format!("cannot watch {}: {e}", exec_dir.display())))?;
+    }
+}
+
+fn render(ctx: &Ctx, id: &PlanId, plan: &Plan, execution: Option<&Execution>) {
     let s = &ctx.style;
     let paint = |status: Status| -> String {
         let text = status.as_str();
@@ -88,7 +138,7 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
         for b in &plan.batches {
             ctx.say(format!("  {} {}", b.id, paint(Status::Pending)));
         }
-        return Ok(exit::OK);
+        return;
     };
     let counts = exec.agent_counts();
     let total: usize = counts.values().sum();
@@ -97,8 +147,17 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
         .filter(|(st, _)| st.is_finished())
         .map(|(_, n)| n)
         .sum::<usize>();
+    let driver = match exec.runner {
+        _ if exec.status.is_finished() => String::new(),
+        Some(r) if baton_run::procfs::is_alive(&r) => format!(", baton run pid {}", r.pid),
+        _ if exec.status == Status::Running => format!(
+            "; {}: no runner — `baton run {id} --resume` continues",
+            s.yellow("interrupted")
+        ),
+        _ => String::new(),
+    };
     ctx.say(format!(
-        "{} {} — {} ({done}/{total} agents finished, revision {})",
+        "{} {} — {} ({done}/{total} agents finished, revision {}{driver})",
         s.bold(id.as_str()),
         plan.title,
         paint(exec.status),
@@ -135,5 +194,4 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
     if !exec.replans.is_empty() {
         ctx.say(format!("  replans: {}", exec.replans.len()));
     }
-    Ok(exit::OK)
 }

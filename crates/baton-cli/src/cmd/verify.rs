@@ -1,22 +1,17 @@
-//! `baton verify`: the gate between batches. Gathers inputs (flags, config, environment),
-//! validates all of them before anything runs, runs the selected checks from `baton-verify`,
-//! and writes the report in the requested formats.
+//! `baton verify`: the gate between batches. Gathers inputs (flags, config, environment)
+//! into `baton_verify::gate::GateOptions`, runs the gate (which validates everything before
+//! any check runs), and prints the report in the requested format.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
 
-use baton_report::{Check, CheckStatus, Severity, VerifyReport, exit};
-use baton_verify::agents::{self, AgentSpec};
-use baton_verify::conflicts::{ConflictsOutcome, check_conflicts};
-use baton_verify::git_check::{GitCheckOptions, check_git};
-use baton_verify::{findings, render, report};
+use baton_verify::gate::{self, AgentSource, CheckKind, GateOptions, Mode, Progress, TestsTree};
+use baton_verify::render;
 use clap::{Args, ValueEnum};
 
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
 mod human;
-mod test_step;
 
 pub(super) use human::print_human;
 
@@ -36,11 +31,18 @@ pub struct VerifyArgs {
         value_name = "CHECK"
     )]
     checks: Vec<CheckName>,
-    /// Merge all agents' branches in memory and run the tests on the result, in a scratch
-    /// directory outside the checkout.
-    #[arg(long)]
+    /// Run the tests on the agents' work merged in memory, in a scratch directory outside the
+    /// checkout (the default when the gate has agents with branches).
+    #[arg(long, conflicts_with = "in_checkout")]
     merged: bool,
-    /// The commit agents' changes are measured from (default: HEAD).
+    /// Run the tests in the checkout as it is, even when the gate has agents.
+    #[arg(long)]
+    in_checkout: bool,
+    /// Test the merged result in DIR (new or empty) and keep it there to look at.
+    #[arg(long, value_name = "DIR", conflicts_with = "in_checkout")]
+    keep_merged: Option<PathBuf>,
+    /// The commit agents' changes are measured from and merged into (default: the main
+    /// checkout's HEAD, wherever verify runs from).
     #[arg(long, value_name = "REF")]
     base: Option<String>,
     /// Agents are the local branches matching GLOB (`*` stays in one path segment).
@@ -84,157 +86,48 @@ enum Format {
     Junit,
 }
 
-/// Where the agents of the conflicts check come from.
-enum AgentSource {
-    Worktrees,
-    Branches(String),
-    Plan(String),
-    Results(PathBuf),
+/// The gate's progress on the terminal: notes and the test command's output on stderr
+/// (also under `--json`, whose stdout stays the report; nothing under `-q`).
+struct TerminalProgress {
+    quiet: bool,
+}
+
+impl Progress for TerminalProgress {
+    fn note(&self, message: &str) {
+        if !self.quiet {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr().lock(), "{message}");
+        }
+    }
+    fn output(&self, line: &str) {
+        if !self.quiet {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
 }
 
 pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
-    let started = Instant::now();
     // verify only reads objects: like git (and unlike libgit2's default), trust the object
     // store instead of re-hashing every object read, which is most of a tree diff's cost
     baton_git::status::tune_for_reading();
     let format = match (args.format, ctx.json) {
+        (Some(f), true) if f != Format::Json => {
+            return Err(CliError::input(format!(
+                "--json and --format {} contradict each other; pass one of them",
+                f.to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default()
+            )));
+        }
         (Some(f), _) => f,
         (None, true) => Format::Json,
         (None, false) => Format::Human,
     };
-    let selected = |c: CheckName| args.checks.is_empty() || args.checks.contains(&c);
-    let repo_paths = ctx.repo()?.clone();
-    let config = ctx.config()?.verify.clone();
-    let repo = repo_paths.open()?;
-    let head = repo.head().ok().and_then(|h| h.target());
-
-    // --- validate every input before anything runs -------------------------------------
-    let base = match &args.base {
-        Some(rev) => Some(
-            baton_git::resolve_commit(&repo, rev)
-                .map_err(|e| CliError::input(format!("--base: {e}")))?,
-        ),
-        None => head,
-    };
-    let source = match (&args.branches, &args.plan, &args.results) {
-        (Some(g), _, _) => AgentSource::Branches(g.clone()),
-        (_, Some(p), _) => AgentSource::Plan(p.clone()),
-        (_, _, Some(f)) => AgentSource::Results(f.clone()),
-        _ => AgentSource::Worktrees,
-    };
-    let needs_agents = selected(CheckName::Conflicts) || args.merged;
-    let (agents, not_started) = if needs_agents {
-        resolve_agents(ctx, &repo, &source)?
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let tests_plan = if selected(CheckName::Tests) {
-        Some(test_step::prepare(
-            ctx,
-            &repo_paths,
-            &config,
-            test_step::TestsRequest {
-                full: args.full,
-                partition: args.partition.clone(),
-                affected: args.affected,
-                merged: args.merged,
-            },
-        )?)
-    } else {
-        None
-    };
-
-    // --- run the checks ------------------------------------------------------------------
-    let mut checks = Vec::new();
-    if selected(CheckName::Git) {
-        let t = Instant::now();
-        let opts = GitCheckOptions {
-            now: SystemTime::now(),
-            stale_lock_after: Duration::from_secs(config.stale_lock_secs),
-        };
-        let check = match check_git(&repo_paths, &opts) {
-            Ok(found) => check_from("git", findings::status_of(&found, args.strict), found, t),
-            Err(e) => errored("git", e.to_string(), t),
-        };
-        checks.push(check);
-    }
-    let mut outcome: Option<ConflictsOutcome> = None;
-    if needs_agents {
-        let t = Instant::now();
-        let check = if agents.is_empty() {
-            let mut c = check_from("conflicts", CheckStatus::Skip, Vec::new(), t);
-            c.message = Some(match source {
-                AgentSource::Worktrees => {
-                    "no agents to compare: the repository has no linked worktrees".to_owned()
-                }
-                _ => "no agents to compare".to_owned(),
-            });
-            c
-        } else {
-            match (
-                base,
-                check_conflicts(&repo_paths, base.unwrap_or(git2::Oid::zero()), agents),
-            ) {
-                (None, _) => errored(
-                    "conflicts",
-                    "HEAD has no commit yet; pass --base REF".to_owned(),
-                    t,
-                ),
-                (_, Ok(o)) => {
-                    let mut found = o.findings.clone();
-                    for id in &not_started {
-                        found.push(findings::finding(
-                            "agent_not_started",
-                            Severity::Info,
-                            format!("agent {id} has no branch yet; nothing to compare"),
-                        ));
-                    }
-                    let mut c = check_from(
-                        "conflicts",
-                        findings::status_of(&found, args.strict),
-                        found,
-                        t,
-                    );
-                    c.agents = o.agent_summaries();
-                    outcome = Some(o);
-                    c
-                }
-                (_, Err(e)) if e.is_bad_input() => return Err(e.into()),
-                (_, Err(e)) => errored("conflicts", e.to_string(), t),
-            }
-        };
-        if selected(CheckName::Conflicts) {
-            checks.push(check);
-        }
-    }
-    if let Some(plan) = tests_plan {
-        checks.push(test_step::run(
-            ctx,
-            &repo_paths,
-            plan,
-            base,
-            outcome.as_ref(),
-        ));
-    }
-
-    // --- report ----------------------------------------------------------------------------
-    let mut rep = VerifyReport {
-        schema_version: VerifyReport::SCHEMA_VERSION,
-        ok: true,
-        mode: if args.full { "full" } else { "quick" }.to_owned(),
-        repo: repo_paths.workdir.display().to_string(),
-        head: head.map(|o| o.to_string()),
-        base: base.map(|o| o.to_string()),
-        duration_ms: ms(started),
-        checks,
-        strict: args.strict,
-        merged: args.merged,
-        totals: Default::default(),
-    };
-    report::finish(&mut rep);
-    if let Some(path) = &args.report {
-        write_report(path, &rep)?;
-    }
+    let opts = options(ctx, &args)?;
+    let progress = TerminalProgress { quiet: ctx.quiet };
+    let rep = gate::run(&opts, &progress)?;
+    record_verification(ctx, &args, &rep);
     match format {
         Format::Json => ctx.print_json(&rep)?,
         Format::Human => print_human(ctx, &rep),
@@ -248,87 +141,138 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> CliResult {
         }
         Format::Junit => print!("{}", render::junit(&rep)),
     }
-    // a check that could not run (git failing, a tool missing) is an environment error, even
-    // though the report was written
-    let errored = rep.checks.iter().any(|c| c.status == CheckStatus::Error);
-    Ok(if errored {
-        exit::ENVIRONMENT
-    } else if rep.ok {
-        exit::OK
+    Ok(gate::exit_code(&rep))
+}
+
+/// The gate's options from the flags, the config and the environment.
+fn options(ctx: &Ctx, args: &VerifyArgs) -> CliResult<GateOptions> {
+    let mut opts = GateOptions::new(ctx.repo()?.clone());
+    opts.config = ctx.config()?.verify.clone();
+    if !args.checks.is_empty() {
+        opts.checks = CheckKind::ALL
+            .into_iter()
+            .filter(|k| {
+                args.checks.contains(&match k {
+                    CheckKind::Git => CheckName::Git,
+                    CheckKind::Conflicts => CheckName::Conflicts,
+                    CheckKind::Tests => CheckName::Tests,
+                })
+            })
+            .collect();
+    }
+    opts.mode = if args.full { Mode::Full } else { Mode::Quick };
+    opts.base = args.base.clone();
+    opts.agents = match (&args.branches, &args.plan, &args.results) {
+        (Some(g), _, _) => AgentSource::BranchGlob(g.clone()),
+        (_, Some(p), _) => AgentSource::Plan {
+            state_dir: ctx.state_dir()?.root().to_owned(),
+            plan: p.clone(),
+        },
+        (_, _, Some(f)) => AgentSource::Results(f.clone()),
+        _ => AgentSource::Worktrees,
+    };
+    opts.strict = args.strict;
+    opts.tests_tree = if args.merged || args.keep_merged.is_some() {
+        TestsTree::Merged
+    } else if args.in_checkout {
+        TestsTree::InCheckout
     } else {
-        exit::GATE_FAILED
-    })
+        TestsTree::Auto
+    };
+    opts.keep_merged = args.keep_merged.clone();
+    opts.scratch_dir = Some(scratch_root(&opts.repo));
+    opts.partition = args.partition.clone();
+    opts.affected = args.affected;
+    opts.report = args.report.clone();
+    // the CLI may read the environment: cargo tells its children where it is
+    opts.cargo = std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"));
+    Ok(opts)
 }
 
-fn resolve_agents(
-    ctx: &Ctx,
-    repo: &git2::Repository,
-    source: &AgentSource,
-) -> CliResult<(Vec<AgentSpec>, Vec<String>)> {
-    let input = CliError::from;
-    match source {
-        AgentSource::Worktrees => Ok((agents::from_worktrees(repo)?, Vec::new())),
-        AgentSource::Branches(glob) => Ok((
-            agents::from_branches(repo, glob).map_err(input)?,
-            Vec::new(),
-        )),
-        AgentSource::Results(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::input(format!("results file {}: {e}", path.display())))?;
-            Ok((
-                agents::from_results(path, &text).map_err(input)?,
-                Vec::new(),
-            ))
-        }
-        AgentSource::Plan(given) => {
-            let dir = ctx.state_dir()?;
-            let id = baton_plan::store::resolve_plan_id(&dir, given)?;
-            let plan = baton_plan::store::load_stored(&dir, &id)?;
-            let exec_path = dir.execution(id.as_str());
-            let execution: Option<baton_plan::Execution> = if exec_path.exists() {
-                Some(baton_store::read_versioned(&exec_path)?)
-            } else {
-                None
-            };
-            let (specs, missing) = agents::from_plan(repo, &id, &plan, execution.as_ref())?;
-            Ok((specs, missing))
-        }
+/// Where `--merged` builds live, one stable directory per repository outside it:
+/// `$BATON_CACHE_DIR`, else `$XDG_CACHE_HOME/baton`, else `~/.cache/baton`, then
+/// `merged-<hash of the repository's git dir>`.
+fn scratch_root(repo: &baton_git::RepoPaths) -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let cache = env("BATON_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("baton")))
+        .or_else(|| env("HOME").map(|p| p.join(".cache").join("baton")))
+        .unwrap_or_else(|| repo.common_dir.join("baton"));
+    let key = std::fs::canonicalize(&repo.common_dir).unwrap_or_else(|_| repo.common_dir.clone());
+    // FNV-1a: stable across runs and builds, unlike std's hasher
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_os_str().as_encoded_bytes() {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
     }
+    cache.join(format!("merged-{h:016x}"))
 }
 
-fn ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-fn check_from(
-    name: &str,
-    status: CheckStatus,
-    found: Vec<baton_report::Finding>,
-    started: Instant,
-) -> Check {
-    Check {
-        name: name.to_owned(),
-        status,
-        duration_ms: ms(started),
-        findings: found,
-        tests: None,
-        message: None,
-        agents: Vec::new(),
+/// Append a `verification` event (checks, verdict, duration, counts) to the metrics log, so
+/// `metrics summary` reflects manual use too. Only where baton keeps state already: verify
+/// itself never creates `.baton/` (nor edits `.git/info/exclude` to hide it). A log that
+/// cannot be written is a warning: the gate's verdict stands.
+fn record_verification(ctx: &Ctx, args: &VerifyArgs, rep: &baton_report::VerifyReport) {
+    let result = (|| -> CliResult<()> {
+        let dir = ctx.state_dir()?;
+        if !dir.root().is_dir() {
+            if ctx.verbose > 0 {
+                ctx.note(format!(
+                    "not recorded in the metrics log: {} does not exist yet",
+                    dir.root().display()
+                ));
+            }
+            return Ok(());
+        }
+        let mut e = baton_metrics::Event::new("verification", std::time::SystemTime::now())
+            .map_err(|e| CliError::env(e.to_string()))?;
+        e.duration_ms = Some(rep.duration_ms);
+        e.success = Some(rep.ok);
+        e.plan = args
+            .plan
+            .as_deref()
+            .filter(|p| baton_plan::PlanId::new(*p).is_ok())
+            .map(str::to_owned);
+        let verdict = match gate::exit_code(rep) {
+            0 => "passed",
+            1 => "failed",
+            _ => "error",
+        };
+        let checks: Vec<String> = rep
+            .checks
+            .iter()
+            .map(|c| format!("{}:{}", c.name, render::status_word(c.status)))
+            .collect();
+        let mut d = |k: &str, v: String| {
+            e.details.insert(k.to_owned(), v);
+        };
+        d("verdict", verdict.to_owned());
+        d("checks", checks.join(","));
+        d("mode", rep.mode.clone());
+        d("errors", rep.totals.errors.to_string());
+        d("warnings", rep.totals.warnings.to_string());
+        if let Some(t) = rep.checks.iter().find_map(|c| c.tests.as_ref()) {
+            d("tests_passed", t.passed.to_string());
+            d("tests_failed", t.failed.to_string());
+            d("tests_skipped", t.skipped.to_string());
+        }
+        if let Some(t) = &rep.tested {
+            d("tested", t.kind.clone());
+        }
+        baton_metrics::MetricsLog::new(dir.metrics())
+            .append(&[e])
+            .map_err(|e| CliError::env(e.to_string()))
+    })();
+    if let Err(e) = result {
+        ctx.warn(format!(
+            "could not record the verification in the metrics log: {e}"
+        ));
     }
-}
-
-pub(super) fn errored(name: &str, message: String, started: Instant) -> Check {
-    let mut c = check_from(name, CheckStatus::Error, Vec::new(), started);
-    c.message = Some(message);
-    c
-}
-
-fn write_report(path: &std::path::Path, rep: &VerifyReport) -> CliResult<()> {
-    let mut text = serde_json::to_vec_pretty(rep)
-        .map_err(|e| CliError::env(format!("cannot serialize the report: {e}")))?;
-    text.push(b'\n');
-    baton_store::write_atomic(path, &text)?;
-    Ok(())
 }
 
 fn append(path: &std::path::Path, text: &str) -> CliResult<()> {

@@ -19,6 +19,16 @@ pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
             CheckStatus::Error => s.red("ERROR"),
         };
         let detail = match (&c.tests, &c.message) {
+            (Some(t), _) if !t.counted => format!(
+                "`{}` {} (exit code {}; one check, no per-test counts without [verify] junit)",
+                t.command.join(" "),
+                if t.exit_code == Some(0) {
+                    "passed"
+                } else {
+                    "failed"
+                },
+                t.exit_code.map_or("none".to_owned(), |c| c.to_string())
+            ),
             (Some(t), _) => format!(
                 "{} passed, {} failed, {} skipped",
                 t.passed, t.failed, t.skipped
@@ -67,15 +77,56 @@ pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
         }
         if let Some(t) = &c.tests {
             for fail in &t.failures {
+                let place = match (&fail.file, fail.line) {
+                    (Some(f), Some(l)) => format!(" at {f}:{l}"),
+                    (Some(f), None) => format!(" at {f}"),
+                    _ => String::new(),
+                };
                 let why = fail
                     .message
                     .as_deref()
                     .and_then(|m| m.lines().next())
                     .map(|m| format!(": {m}"))
                     .unwrap_or_default();
-                ctx.say(format!("  {} {}{why}", s.red("failed"), fail.name));
+                ctx.say(format!("  {} {}{place}{why}", s.red("failed"), fail.name));
             }
         }
+        if c.name == "tests"
+            && let Some(t) = &rep.tested
+        {
+            let what = match (t.kind.as_str(), &t.tree, &t.commit) {
+                ("merged", Some(tree), Some(base)) => format!(
+                    "the merged result of {} (tree {}, on {})",
+                    if t.agents.is_empty() {
+                        "the agents".to_owned()
+                    } else {
+                        t.agents.join(", ")
+                    },
+                    short(tree),
+                    short(base)
+                ),
+                (_, _, Some(commit)) => format!(
+                    "the checkout at {}{}",
+                    short(commit),
+                    if t.uncommitted {
+                        " with its uncommitted changes"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => "the checkout".to_owned(),
+            };
+            let kept = if t.kept { " (kept)" } else { "" };
+            ctx.say(format!("  {} {what} in {}{kept}", s.dim("tested"), t.dir));
+        }
+    }
+    if !rep.shards.is_empty() && !ctx.quiet {
+        ctx.say(format!(
+            "{} {} shards: {}",
+            s.dim("combined"),
+            rep.shards.len(),
+            rep.shards.join(", ")
+        ));
     }
     let verdict = if rep.ok {
         s.green("verify passed")
@@ -97,4 +148,8 @@ pub(in crate::cmd) fn print_human(ctx: &Ctx, rep: &VerifyReport) {
         "{verdict}: {} error(s), {} warning(s) in {} ms",
         rep.totals.errors, rep.totals.warnings, rep.duration_ms
     ));
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }

@@ -1,0 +1,404 @@
+//! What `baton run` shows: one JSON event per line (`--json`), timestamped lines when stdout
+//! is not a terminal, and a live view per agent on a terminal (indicatif): state, attempt,
+//! elapsed, last line of output. Every event also becomes a metrics event.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use baton_metrics::{Event, MetricsLog};
+use baton_plan::{AgentId, ErrorClass, Plan, Status};
+use baton_run::RunEvent;
+use baton_run::preview::Preview;
+use baton_run::sched::Wait;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::ctx::Ctx;
+use crate::error::CliResult;
+
+fn class_name(c: ErrorClass) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+pub fn print_preview(ctx: &Ctx, p: &Preview, why: &str) -> CliResult<()> {
+    if ctx.json {
+        return ctx.print_json(p);
+    }
+    let s = &ctx.style;
+    ctx.say(format!(
+        "{} — dry run: nothing runs; up to {} agent(s) at once ({why})",
+        s.bold(p.plan.as_str()),
+        p.max_parallel
+    ));
+    ctx.say(format!(
+        "levels: {}",
+        crate::cmd::plan::format_levels(&p.levels)
+    ));
+    for (i, level) in p.levels.iter().enumerate() {
+        ctx.say(format!(
+            "level {i}: {} run together",
+            level
+                .iter()
+                .map(|b| b.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for b in &p.batches {
+        let kind = match b.kind {
+            baton_plan::BatchKind::Parallel => "parallel",
+            baton_plan::BatchKind::Sequential => "sequential, one at a time",
+        };
+        let deps = if b.depends_on.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", after {}",
+                b.depends_on
+                    .iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        ctx.say(format!("{} ({kind}{deps})", s.bold(b.id.as_str())));
+        for a in &b.agents {
+            ctx.say(format!(
+                "  {} argv: {}",
+                s.bold(a.id.as_str()),
+                quote(&a.argv)
+            ));
+            match &a.branch {
+                Some(br) => ctx.say(format!("    worktree {} on {br}", a.cwd.display())),
+                None => ctx.say(format!("    shared checkout {}", a.cwd.display())),
+            }
+            if !a.serialised_with.is_empty() {
+                ctx.say(format!(
+                    "    serialised with {} (overlapping write scopes)",
+                    a.serialised_with
+                        .iter()
+                        .map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// argv shown so each element is visible (JSON string quoting); it is never run by a shell.
+fn quote(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| serde_json::to_string(a).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub struct Output<'a> {
+    ctx: &'a Ctx,
+    task_types: BTreeMap<AgentId, &'static str>,
+    metrics: MetricsLog,
+    metrics_failed: bool,
+    plan: String,
+    live: Option<Live>,
+}
+
+struct Live {
+    multi: MultiProgress,
+    bars: BTreeMap<AgentId, (ProgressBar, PathBuf, u32)>,
+}
+
+impl<'a> Output<'a> {
+    pub fn new(ctx: &'a Ctx, plan: &Plan, metrics: MetricsLog) -> Self {
+        let live = (!ctx.json && !ctx.quiet && std::io::stderr().is_terminal()).then(|| Live {
+            multi: MultiProgress::new(),
+            bars: BTreeMap::new(),
+        });
+        Output {
+            ctx,
+            task_types: plan
+                .agents()
+                .map(|(_, a)| (a.id.clone(), a.task_type.as_str()))
+                .collect(),
+            metrics,
+            metrics_failed: false,
+            plan: plan.id.as_ref().map(|i| i.to_string()).unwrap_or_default(),
+            live,
+        }
+    }
+
+    pub fn event(&mut self, e: &RunEvent) {
+        self.record_metric(e);
+        if self.ctx.json {
+            if let Ok(line) = serde_json::to_string(e) {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+            return;
+        }
+        self.update_live(e);
+        if let Some(text) = self.line(e) {
+            let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+            let line = format!("{} {text}", self.ctx.style.dim(&stamp[11..19]));
+            match &self.live {
+                Some(l) => {
+                    let _ = l.multi.println(line);
+                }
+                None => self.ctx.say(line),
+            }
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(l) = self.live.take() {
+            for (bar, _, _) in l.bars.values() {
+                bar.finish_and_clear();
+            }
+            let _ = l.multi.clear();
+        }
+    }
+
+    fn update_live(&mut self, e: &RunEvent) {
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        match e {
+            RunEvent::AgentStart {
+                agent,
+                attempt,
+                log,
+                ..
+            } => {
+                let bar = live.multi.add(ProgressBar::new_spinner());
+                if let Ok(style) =
+                    ProgressStyle::with_template("{spinner} {prefix} {elapsed:>4} {wide_msg}")
+                {
+                    bar.set_style(style);
+                }
+                bar.set_prefix(format!("{agent} #{attempt}"));
+                bar.enable_steady_tick(Duration::from_millis(200));
+                live.bars
+                    .insert(agent.clone(), (bar, log.clone(), *attempt));
+            }
+            RunEvent::AgentFinish { agent, .. } => {
+                if let Some((bar, _, _)) = live.bars.remove(agent) {
+                    bar.finish_and_clear();
+                    live.multi.remove(&bar);
+                }
+            }
+            _ => {}
+        }
+        for (bar, log, _) in live.bars.values() {
+            if let Some(last) = baton_run::attempt::last_line(log) {
+                bar.set_message(last);
+            }
+        }
+    }
+
+    fn line(&self, e: &RunEvent) -> Option<String> {
+        let s = &self.ctx.style;
+        Some(match e {
+            RunEvent::RunStart { resumed: true, .. } => "resumed".to_owned(),
+            RunEvent::RunStart { .. } => return None,
+            RunEvent::BatchStart { batch } => format!("{} started", s.bold(batch.as_str())),
+            RunEvent::AgentStart {
+                agent,
+                attempt,
+                log,
+                ..
+            } => format!("{agent} started (attempt {attempt}), log {}", log.display()),
+            RunEvent::AgentAdopted { agent, attempt, .. } => {
+                format!("{agent} still running (attempt {attempt}): adopted")
+            }
+            RunEvent::AgentWaiting { wait } => match wait {
+                Wait::Scope { agent, with } => format!(
+                    "{agent} waits for {with}: their write scopes overlap, so they run one after the other"
+                ),
+                Wait::Backoff { agent, .. } => format!("{agent} waits to retry"),
+                Wait::Slots { .. } => return None,
+                Wait::Busy { agent, why } => format!("{agent} waits: {why}"),
+                Wait::Stopped { agent, why } => format!("{agent} not started: {why}"),
+            },
+            RunEvent::AgentKill { agent, reason, .. } => {
+                format!("{} {agent}: {reason}", s.yellow("stopping"))
+            }
+            RunEvent::AgentFinish {
+                agent,
+                attempt,
+                status,
+                error_class,
+                exit_code,
+                duration_ms,
+                retry_in_ms,
+                detail,
+                ..
+            } => {
+                let mut line = format!(
+                    "{agent} {} (attempt {attempt}, {:.1}s",
+                    paint(self.ctx, *status),
+                    *duration_ms as f64 / 1000.0
+                );
+                if let Some(c) = exit_code.filter(|c| *c != 0) {
+                    line.push_str(&format!(", exit {c}"));
+                }
+                if let Some(c) = error_class {
+                    line.push_str(&format!(", {}", class_name(*c)));
+                }
+                line.push(')');
+                if let Some(d) = detail {
+                    line.push_str(&format!(": {d}"));
+                }
+                if let Some(ms) = retry_in_ms {
+                    line.push_str(&format!("; retry in {:.1}s", *ms as f64 / 1000.0));
+                }
+                line
+            }
+            RunEvent::Leak { agent, pids } => format!(
+                "{} {agent} left processes alive after SIGKILL: {pids:?}",
+                s.red("leak:")
+            ),
+            RunEvent::BreakerOpen { hint, .. } => format!("{} {hint}", s.red("breaker open:")),
+            RunEvent::GateFailed {
+                batch,
+                findings,
+                rerun,
+            } => format!(
+                "{} gate failed: {findings}{}",
+                batch,
+                if rerun.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; running again: {}",
+                        rerun
+                            .iter()
+                            .map(|a| a.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ),
+            RunEvent::BatchFinish { batch, status, .. } => {
+                format!("{} {}", s.bold(batch.as_str()), paint(self.ctx, *status))
+            }
+            RunEvent::Stopping { running } => format!(
+                "stopping: no new agent starts; waiting for {running} running agent(s) (Ctrl-C again stops them)"
+            ),
+            RunEvent::Killing { running } => format!("stopping {running} running agent(s)"),
+            RunEvent::RunFinish {
+                status,
+                interrupted,
+                duration_ms,
+            } => format!(
+                "run {} in {:.1}s",
+                if *interrupted {
+                    s.yellow("interrupted")
+                } else {
+                    paint(self.ctx, *status)
+                },
+                *duration_ms as f64 / 1000.0
+            ),
+        })
+    }
+
+    fn record_metric(&mut self, e: &RunEvent) {
+        if self.metrics_failed {
+            return;
+        }
+        let made = match e {
+            RunEvent::RunStart { plan, .. } => {
+                self.plan = plan.to_string();
+                metric("run_start", |_| {})
+            }
+            RunEvent::BatchStart { batch } => {
+                metric("batch_start", |m| m.batch = Some(batch.to_string()))
+            }
+            RunEvent::AgentStart {
+                batch,
+                agent,
+                attempt,
+                ..
+            } => metric("agent_start", |m| {
+                m.batch = Some(batch.to_string());
+                m.agent = Some(agent.to_string());
+                m.details.insert("attempt".into(), attempt.to_string());
+            }),
+            RunEvent::AgentFinish {
+                batch,
+                agent,
+                attempt,
+                status,
+                error_class,
+                duration_ms,
+                ..
+            } => metric("agent_complete", |m| {
+                m.batch = Some(batch.to_string());
+                m.agent = Some(agent.to_string());
+                m.duration_ms = Some(*duration_ms);
+                m.success = Some(*status == Status::Succeeded);
+                m.error_class = error_class.map(class_name);
+                m.details.insert("attempt".into(), attempt.to_string());
+            }),
+            RunEvent::BatchFinish {
+                batch,
+                status,
+                duration_ms,
+            } => metric("batch_complete", |m| {
+                m.batch = Some(batch.to_string());
+                m.duration_ms = Some(*duration_ms);
+                m.success = Some(*status == Status::Succeeded);
+                m.details.insert("status".into(), status.as_str().into());
+            }),
+            RunEvent::RunFinish {
+                status,
+                interrupted,
+                duration_ms,
+            } => metric("run_complete", |m| {
+                m.duration_ms = Some(*duration_ms);
+                m.success = Some(*status == Status::Succeeded);
+                m.details
+                    .insert("interrupted".into(), interrupted.to_string());
+            }),
+            _ => None,
+        };
+        let Some(mut m) = made else {
+            return;
+        };
+        if !self.plan.is_empty() {
+            m.plan = Some(self.plan.clone());
+        }
+        if let Some(a) = &m.agent
+            && let Ok(id) = AgentId::new(a.clone())
+            && let Some(t) = self.task_types.get(&id)
+        {
+            m.task_type = Some((*t).to_owned());
+        }
+        if let Err(err) = self.metrics.append(&[m]) {
+            self.metrics_failed = true;
+            self.ctx
+                .warn(format!("metrics are not recorded for this run: {err}"));
+        }
+    }
+}
+
+fn metric(name: &str, fill: impl FnOnce(&mut Event)) -> Option<Event> {
+    let mut e = Event::new(name, SystemTime::now()).ok()?;
+    fill(&mut e);
+    Some(e)
+}
+
+fn paint(ctx: &Ctx, status: Status) -> String {
+    let s = &ctx.style;
+    let text = status.as_str();
+    match status {
+        Status::Succeeded => s.green(text),
+        Status::Failed => s.red(text),
+        Status::Running => s.cyan(text),
+        Status::Skipped | Status::Cancelled => s.yellow(text),
+        Status::Pending => s.dim(text),
+    }
+}

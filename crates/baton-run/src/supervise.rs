@@ -1,0 +1,394 @@
+//! The supervisor: a small process (the baton binary, hidden subcommand `__supervise`) that
+//! runs one attempt of one agent and outlives the runner.
+//!
+//! It starts its own session (so the agent's process group is its own and a closed terminal
+//! does not reach it), makes itself a child subreaper (so descendants that `setsid` or
+//! double-fork stay its descendants), claims the attempt's pid file (exactly once: a resumed
+//! runner that claimed it first means "do not start"), runs the agent with stdout and stderr
+//! to the log, and writes the exit status atomically beside the log. On SIGTERM it stops the
+//! agent and every descendant (SIGTERM, then SIGKILL after the grace period); after the agent
+//! exits on its own it sweeps whatever the agent left running. A runner that died loses
+//! nothing: the status file says how the attempt ended.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use baton_plan::ProcessRef;
+use rustix::process::{Pid, Signal, WaitOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::procfs;
+
+/// Exit code of a supervisor that found its pid file already claimed: it started nothing.
+pub const CLAIMED_ELSEWHERE: i32 = 75;
+
+/// The arguments of `__supervise`.
+#[derive(Debug, Clone)]
+pub struct SuperviseArgs {
+    pub log: PathBuf,
+    pub status: PathBuf,
+    pub pidfile: PathBuf,
+    pub grace: Duration,
+    pub argv: Vec<OsString>,
+}
+
+impl SuperviseArgs {
+    /// `--log L --status S --pidfile P --grace-ms N -- ARGV…`
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut v: Vec<OsString> = vec![
+            "--log".into(),
+            self.log.clone().into(),
+            "--status".into(),
+            self.status.clone().into(),
+            "--pidfile".into(),
+            self.pidfile.clone().into(),
+            "--grace-ms".into(),
+            self.grace.as_millis().to_string().into(),
+            "--".into(),
+        ];
+        v.extend(self.argv.iter().cloned());
+        v
+    }
+
+    pub fn parse(args: &[OsString]) -> Result<Self, String> {
+        let mut it = args.iter();
+        let (mut log, mut status, mut pidfile, mut grace) = (None, None, None, None);
+        while let Some(a) = it.next() {
+            let mut value = || it.next().cloned().ok_or(format!("{a:?} needs a value"));
+            match a.to_str() {
+                Some("--log") => log = Some(PathBuf::from(value()?)),
+                Some("--status") => status = Some(PathBuf::from(value()?)),
+                Some("--pidfile") => pidfile = Some(PathBuf::from(value()?)),
+                Some("--grace-ms") => {
+                    let v = value()?;
+                    grace = Some(Duration::from_millis(
+                        v.to_str()
+                            .and_then(|s| s.parse().ok())
+                            .ok_or(format!("--grace-ms {v:?} is not a number"))?,
+                    ));
+                }
+                Some("--") => break,
+                _ => return Err(format!("unknown argument {a:?}")),
+            }
+        }
+        let argv: Vec<OsString> = it.cloned().collect();
+        if argv.is_empty() {
+            return Err("no command after --".into());
+        }
+        Ok(SuperviseArgs {
+            log: log.ok_or("--log is required")?,
+            status: status.ok_or("--status is required")?,
+            pidfile: pidfile.ok_or("--pidfile is required")?,
+            grace: grace.unwrap_or(Duration::from_secs(10)),
+            argv,
+        })
+    }
+}
+
+/// The pid file: who runs the attempt, or that a resumed runner declared it never started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PidFile {
+    Running {
+        pid: u32,
+        start_time: u64,
+    },
+    /// Claimed by a runner that found no supervisor: the attempt never started.
+    Abandoned,
+}
+
+/// How the attempt ended, written atomically by the supervisor before it exits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusFile {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn_error: Option<String>,
+    /// The supervisor was told to stop the attempt.
+    #[serde(default)]
+    pub cancelled: bool,
+    /// Processes the agent left behind, killed by the sweep after it exited.
+    #[serde(default)]
+    pub swept: usize,
+    /// Processes still alive after every SIGKILL (should never happen; reported, not hidden).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaked: Vec<u32>,
+    pub duration_ms: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// No child is left (the wait loop saw ECHILD).
+    all_gone: bool,
+}
+
+type Sync = Arc<(Mutex<Shared>, Condvar)>;
+
+/// Run the supervisor; returns the process exit code. Call it from `main` of the binary.
+pub fn supervise(args: SuperviseArgs) -> i32 {
+    let started = Instant::now();
+    // Own session and process group; fails only if already a group leader, which is fine.
+    let _ = rustix::process::setsid();
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+
+    let me = procfs::process_ref(std::process::id()).unwrap_or(ProcessRef {
+        pid: std::process::id(),
+        start_time: 0,
+    });
+    let claim = PidFile::Running {
+        pid: me.pid,
+        start_time: me.start_time,
+    };
+    match claim_file(&args.pidfile, &claim) {
+        Ok(true) => {}
+        Ok(false) => return CLAIMED_ELSEWHERE,
+        Err(e) => {
+            return finish(
+                &args,
+                StatusFile {
+                    spawn_error: Some(format!("cannot claim the attempt: {e}")),
+                    ..StatusFile::default()
+                },
+                started,
+            );
+        }
+    }
+
+    let sync: Sync = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
+    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let leaked: Arc<Mutex<Vec<u32>>> = Arc::default();
+    // SIGTERM / SIGINT / SIGHUP: stop the agent and everything it started.
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ]) {
+        let (sync, cancelled, leaked, grace) =
+            (sync.clone(), cancelled.clone(), leaked.clone(), args.grace);
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
+                let left = sweep(me.pid, grace, &sync);
+                leaked.lock().expect("not poisoned").extend(left);
+            }
+        });
+    }
+
+    let log = match OpenOptions::new().create(true).append(true).open(&args.log) {
+        Ok(f) => f,
+        Err(e) => {
+            return finish(
+                &args,
+                StatusFile {
+                    spawn_error: Some(format!("cannot open {}: {e}", args.log.display())),
+                    ..StatusFile::default()
+                },
+                started,
+            );
+        }
+    };
+    let spawned = log.try_clone().and_then(|out| {
+        Command::new(&args.argv[0])
+            .args(&args.argv[1..])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(log)
+            .spawn()
+    });
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let program = args.argv[0].to_string_lossy();
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("{program}: command not found")
+            } else {
+                format!("{program}: {e}")
+            };
+            return finish(
+                &args,
+                StatusFile {
+                    spawn_error: Some(why),
+                    ..StatusFile::default()
+                },
+                started,
+            );
+        }
+    };
+    let agent = child.id();
+    // The std handle is not used to wait: this process reaps every child (it is a subreaper),
+    // the agent among them.
+    drop(child);
+
+    let mut status = StatusFile::default();
+    let mut sweeper = None;
+    loop {
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(Some((pid, ws))) => {
+                if pid.as_raw_nonzero().get() as u32 == agent {
+                    status.exit_code = ws.exit_status();
+                    status.signal = ws.terminating_signal();
+                    if !cancelled.load(std::sync::atomic::Ordering::SeqCst) && has_children() {
+                        // the agent is done; whatever it left running goes too (as a
+                        // subreaper, everything left is a child of this process or below)
+                        let left = procfs::descendants(me.pid);
+                        status.swept = left.len();
+                        if !left.is_empty() {
+                            let (sync, grace) = (sync.clone(), args.grace);
+                            sweeper = Some(std::thread::spawn(move || sweep(me.pid, grace, &sync)));
+                        }
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break, // ECHILD: nothing is left
+        }
+    }
+    {
+        let (lock, cv) = &*sync;
+        lock.lock().expect("not poisoned").all_gone = true;
+        cv.notify_all();
+    }
+    if let Some(s) = sweeper
+        && let Ok(left) = s.join()
+    {
+        status.leaked.extend(left);
+    }
+    status.cancelled = cancelled.load(std::sync::atomic::Ordering::SeqCst);
+    status
+        .leaked
+        .extend(leaked.lock().expect("not poisoned").iter());
+    finish(&args, status, started)
+}
+
+fn finish(args: &SuperviseArgs, mut status: StatusFile, started: Instant) -> i32 {
+    status.schema_version = 1;
+    status.duration_ms = started.elapsed().as_millis() as u64;
+    match write_replace(&args.status, &status) {
+        Ok(()) => 0,
+        Err(_) => 3,
+    }
+}
+
+/// Does this process have a child left (running or not yet reaped)?
+fn has_children() -> bool {
+    // Ok(None): children, none exited yet; Ok(Some): an exited one; ECHILD: none at all
+    rustix::process::waitid(
+        rustix::process::WaitId::All,
+        rustix::process::WaitIdOptions::EXITED
+            | rustix::process::WaitIdOptions::NOHANG
+            | rustix::process::WaitIdOptions::NOWAIT,
+    )
+    .is_ok()
+}
+
+/// A temp file beside `path` with `value` as JSON.
+///
+/// The supervisor's files are written whole and renamed or linked into place, so no reader
+/// sees a partial file, but not fsynced: they must survive the runner, not a power cut (after
+/// one, the agent is gone too and a missing status reads as a lost attempt, retried per
+/// policy). This keeps an agent's start and end off the disk's flush path.
+fn temp_with<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<PathBuf> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    Ok(tmp)
+}
+
+fn write_replace<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<()> {
+    let tmp = temp_with(path, value)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Create `path` with `value` unless it exists: `Ok(false)` when someone claimed it first.
+fn claim_file<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<bool> {
+    let tmp = temp_with(path, value)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Stop every descendant of `root`: SIGTERM to all, wait up to `grace` for them to be reaped,
+/// then SIGKILL whatever is left until nothing is. Returns pids that survived every SIGKILL.
+fn sweep(root: u32, grace: Duration, sync: &Sync) -> Vec<u32> {
+    signal_all(root, Signal::TERM);
+    let (lock, cv) = &**sync;
+    let deadline = Instant::now() + grace;
+    let mut guard = lock.lock().expect("not poisoned");
+    while !guard.all_gone {
+        let now = Instant::now();
+        if now >= deadline || procfs::descendants(root).is_empty() {
+            break;
+        }
+        // woken when the wait loop has reaped the last child
+        guard = cv
+            .wait_timeout(guard, (deadline - now).min(Duration::from_millis(50)))
+            .expect("not poisoned")
+            .0;
+    }
+    drop(guard);
+    for _ in 0..100 {
+        let left = procfs::descendants(root);
+        if left.is_empty() {
+            return Vec::new();
+        }
+        for &p in &left {
+            kill(p, Signal::KILL);
+        }
+        let guard = lock.lock().expect("not poisoned");
+        if guard.all_gone {
+            return Vec::new();
+        }
+        let _ = cv
+            .wait_timeout(guard, Duration::from_millis(20))
+            .expect("not poisoned");
+    }
+    procfs::descendants(root)
+}
+
+fn signal_all(root: u32, sig: Signal) {
+    for p in procfs::descendants(root) {
+        kill(p, sig);
+    }
+}
+
+fn kill(pid: u32, sig: Signal) {
+    if let Some(p) = Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(p, sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_round_trip() {
+        let a = SuperviseArgs {
+            log: "/l/1.log".into(),
+            status: "/l/1.status.json".into(),
+            pidfile: "/l/1.pid.json".into(),
+            grace: Duration::from_millis(250),
+            argv: vec!["sh".into(), "-c".into(), "echo --log".into()],
+        };
+        let b = SuperviseArgs::parse(&a.to_args()).unwrap();
+        assert_eq!(b.log, a.log);
+        assert_eq!(b.grace, a.grace);
+        assert_eq!(b.argv, a.argv);
+        assert!(SuperviseArgs::parse(&["--log".into()]).is_err());
+        assert!(SuperviseArgs::parse(&["--bogus".into(), "x".into()]).is_err());
+    }
+}

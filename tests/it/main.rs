@@ -24,6 +24,7 @@ mod support;
 mod tasks;
 mod tasks_taskwarrior;
 mod verify;
+mod worktree_checkout;
 mod worktree_cleanup;
 mod worktree_create;
 mod worktree_debris;

@@ -34,8 +34,8 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ),
     (
         "worktree",
-        "create 8 / reuse 1 / cleanup 8 worktrees vs the git CLI on a ~20k-file repo",
-        "[--files N] [--samples N]",
+        "create / reuse / cleanup vs the git CLI, real-shaped 3k-file and synthetic 20k-file trees",
+        "[--samples N] [--tree real|synthetic|both] [--only create|reuse|cleanup] [--git-spread]",
     ),
 ];
 

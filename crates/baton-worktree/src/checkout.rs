@@ -126,6 +126,54 @@ pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>)
     Ok(files.len())
 }
 
+/// Create the directories from `root` down to the parent of the new worktree `path`, and mark
+/// each one this call creates as the top of a directory hierarchy (ext4's `T` attribute, what
+/// `chattr +T` sets), so the filesystem places each new worktree in a block group of its own
+/// instead of beside its siblings. Without it every worktree of a plan lands in the groups of
+/// the previous batch, whose inodes cleanup has just freed, and on ext4 without a journal
+/// each new inode then skips every recently freed one, one inode-table lookup each: creating
+/// 4 worktrees of 3k files after a cleanup took seconds of kernel time. Directories that
+/// existed before are left as they are; a filesystem without the attribute ignores the hint.
+pub fn make_parents(root: &Path, path: &Path) -> Result<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    let Ok(rel) = parent.strip_prefix(root) else {
+        return Ok(());
+    };
+    if let Some(above) = root.parent() {
+        std::fs::create_dir_all(above).map_err(WorktreeError::io("create", above))?;
+    }
+    let mut dir = root.to_owned();
+    let mut dirs = vec![dir.clone()];
+    for c in rel.components() {
+        dir.push(c);
+        dirs.push(dir.clone());
+    }
+    for d in dirs {
+        match std::fs::create_dir(&d) {
+            Ok(()) => mark_top_dir(&d),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(WorktreeError::io("create", d)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Set the `T` (top of directory hierarchy) attribute; a hint, so failure is ignored.
+fn mark_top_dir(dir: &Path) {
+    use rustix::fs::{IFlags, Mode, OFlags, ioctl_getflags, ioctl_setflags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
+        return;
+    };
+    if let Ok(old) = ioctl_getflags(&fd)
+        && !old.contains(IFlags::TOPDIR)
+    {
+        let _ = ioctl_setflags(&fd, old | IFlags::TOPDIR);
+    }
+}
+
 fn open(path: &Path) -> Result<Repository> {
     Repository::open(path).map_err(WorktreeError::git(format!(
         "open the worktree {}",

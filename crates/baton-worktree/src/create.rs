@@ -115,6 +115,10 @@ pub fn create(
         baton_store::ensure_excluded(&wt.common_dir().join("info").join("exclude"), &pattern)?;
     }
 
+    for p in planned.iter().filter(|p| p.reuse.is_none()) {
+        checkout::make_parents(&wt.root, &p.path)?;
+    }
+
     // Refs and admin dirs: one writer at a time.
     let mut made: Vec<(Planned, String, PathBuf)> = Vec::new();
     let journal_file: Option<PathBuf>;

@@ -1,0 +1,190 @@
+//! The fast checkout (`checkout::populate_many`, several worktrees of one base written
+//! together) against git itself: every worktree baton makes holds, byte for byte and mode for
+//! mode, what `git worktree add` checks out, with an index git finds clean without refreshing.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use baton_tests::TestRepo;
+
+use crate::support::baton;
+use crate::worktree_support::assert_all_valid;
+
+/// What a checkout holds, outside `.git`: per path, its kind, permission bits and content
+/// (a symlink's target).
+fn snapshot(root: &Path) -> BTreeMap<String, (char, u32, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (char, u32, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).expect("read dir") {
+            let e = e.expect("dir entry");
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel == ".git" {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&p).expect("lstat");
+            let mode = meta.permissions().mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&p).expect("readlink");
+                let target = target.to_string_lossy().as_bytes().to_vec();
+                out.insert(rel, ('l', 0, target));
+            } else if meta.is_dir() {
+                out.insert(rel, ('d', mode, Vec::new()));
+                walk(root, &p, out);
+            } else {
+                out.insert(rel, ('f', mode, std::fs::read(&p).expect("read")));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// A tree with what a checkout must get right: nesting, empty and binary files, executables,
+/// symlinks (relative, dangling, to a directory), odd names, many files in one directory.
+fn varied_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    for i in 0..120 {
+        let depth = i % 6;
+        let mut path: Vec<String> = (0..depth).map(|d| format!("lvl{d}-{}", i % 3)).collect();
+        path.push(format!("f{i}.rs"));
+        let body = "line of text\n".repeat(i * 7 % 50);
+        repo.write(&path.join("/"), &body);
+    }
+    repo.write("wide/empty.txt", "");
+    repo.write("name with spaces/é ü.md", "unicode name\n");
+    repo.write("no-newline", "no newline at the end");
+    repo.write("crlf.txt", "kept as is\r\n");
+    std::fs::write(
+        repo.path().join("blob.bin"),
+        (0..=255u8).cycle().take(70_000).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    repo.write("bin/run.sh", "#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(
+        repo.path().join("bin/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("bin/run.sh", repo.path().join("link")).unwrap();
+    std::os::unix::fs::symlink("../nowhere", repo.path().join("bin/dangling")).unwrap();
+    std::os::unix::fs::symlink("lvl0-1", repo.path().join("dirlink")).unwrap();
+    repo.commit_all("varied tree");
+    repo
+}
+
+#[test]
+fn several_worktrees_at_once_match_git_worktree_add_byte_for_byte_and_mode_for_mode() {
+    let repo = varied_repo();
+    let out = baton(
+        &repo,
+        &[
+            "--json",
+            "worktree",
+            "create",
+            "--plan",
+            "OP-20260101-000000-0000c0de",
+            "--agent",
+            "a",
+            "--agent",
+            "b",
+            "--agent",
+            "c",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let ours: Vec<PathBuf> = out["created"]
+        .as_array()
+        .expect("created")
+        .iter()
+        .map(|c| PathBuf::from(c["path"].as_str().expect("path")))
+        .collect();
+    assert_eq!(ours.len(), 3);
+    let by_git = repo.scratch("x").join("by-git");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "g",
+        by_git.to_str().unwrap(),
+        "main",
+    ]);
+    let want = snapshot(&by_git);
+    assert!(
+        want.len() > 130,
+        "the tree is what the test means: {}",
+        want.len()
+    );
+    assert_eq!(
+        want["bin/run.sh"].1 & 0o111,
+        0o111,
+        "git made it executable"
+    );
+    for p in &ours {
+        let got = snapshot(p);
+        let differ: std::collections::BTreeSet<&String> = want
+            .keys()
+            .chain(got.keys())
+            .filter(|k| want.get(*k) != got.get(*k))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{p:?} differs from git's checkout at {differ:?}"
+        );
+        // the same index entries (paths, modes, blobs) as git's
+        assert_eq!(
+            repo.git_in(p, &["ls-files", "--stage"]),
+            repo.git_in(&by_git, &["ls-files", "--stage"])
+        );
+    }
+    repo.git(&["worktree", "remove", by_git.to_str().unwrap()]);
+    // clean to git without a refresh (stat data right), on their branches, fsck clean
+    assert_all_valid(&repo, 3);
+}
+
+#[test]
+fn new_plan_directories_are_marked_as_tops_of_directory_hierarchies() {
+    if !baton_tests::require_program(
+        "new_plan_directories_are_marked_as_tops_of_directory_hierarchies",
+        &["lsattr", "-d", "/"],
+        "it reads the inode flags baton sets",
+        "apt-get install e2fsprogs",
+    ) {
+        return;
+    }
+    let repo = TestRepo::new();
+    let plan = "OP-20260101-000000-0000d1e5";
+    baton(
+        &repo,
+        &["worktree", "create", "--plan", plan, "--agent", "a"],
+    )
+    .expect_code(0);
+    let root = crate::worktree_support::root(&repo);
+    match lsattr(&root.join(plan)) {
+        // ext4 and others with the attribute: set on what baton made
+        Some(flags) => {
+            assert!(flags.contains('T'), "plan dir flags {flags}");
+            assert!(lsattr(&root).is_some_and(|f| f.contains('T')), "root");
+        }
+        // a filesystem without inode flags (tmpfs): the hint is skipped, create still works
+        None => baton_tests::skip("the temp dir's filesystem has no inode flags (tmpfs?)"),
+    }
+    assert_all_valid(&repo, 1);
+}
+
+/// The inode flags `lsattr -d` shows, or `None` when the filesystem has none.
+fn lsattr(dir: &Path) -> Option<String> {
+    let out = std::process::Command::new("lsattr")
+        .arg("-d")
+        .arg(dir)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().next().map(str::to_owned)
+}

@@ -23,22 +23,8 @@ pub struct BatchStart {
 }
 
 pub fn batch_start(ctx: &Ctx, plan: &str, batch: &str) -> CliResult<BatchStart> {
-    let dir = ctx.state_dir()?;
-    let plan_id = plan_store::resolve_plan_id(&dir, plan)?;
-    let stored = plan_store::load_stored(&dir, &plan_id)?;
-    let batch_id =
-        BatchId::new(batch).map_err(|e| CliError::input(format!("--batch {batch:?}: {e}")))?;
-    let Some(b) = stored.batch(&batch_id) else {
-        return Err(CliError::input(format!(
-            "--batch {batch_id}: plan {plan_id} has no such batch"
-        )));
-    };
-    let exec_path = dir.execution(plan_id.as_str());
-    let exec: Option<baton_plan::Execution> = if exec_path.exists() {
-        Some(baton_store::read_versioned(&exec_path)?)
-    } else {
-        None
-    };
+    let (plan_id, stored, batch_id, exec) = load_batch(ctx, plan, batch)?;
+    let b = stored.batch(&batch_id).expect("load_batch checked the batch exists");
     for dep in &b.depends_on {
         let status = exec
             .as_ref()
@@ -126,22 +112,8 @@ pub fn batch_branches(
     plan: &str,
     batch: &str,
 ) -> CliResult<(Vec<String>, Option<String>)> {
-    let dir = ctx.state_dir()?;
-    let plan_id = plan_store::resolve_plan_id(&dir, plan)?;
-    let stored = plan_store::load_stored(&dir, &plan_id)?;
-    let batch_id =
-        BatchId::new(batch).map_err(|e| CliError::input(format!("--batch {batch:?}: {e}")))?;
-    let Some(b) = stored.batch(&batch_id) else {
-        return Err(CliError::input(format!(
-            "--batch {batch_id}: plan {plan_id} has no such batch"
-        )));
-    };
-    let exec_path = dir.execution(plan_id.as_str());
-    let exec: Option<baton_plan::Execution> = if exec_path.exists() {
-        Some(baton_store::read_versioned(&exec_path)?)
-    } else {
-        None
-    };
+    let (plan_id, stored, batch_id, exec) = load_batch(ctx, plan, batch)?;
+    let b = stored.batch(&batch_id).expect("load_batch checked the batch exists");
     let branches = b
         .agents
         .iter()
@@ -208,4 +180,30 @@ pub fn record_verify(
         e.set_integration(&batch_id, state, now)
     })?;
     Ok(())
+}
+
+/// The stored plan `plan` (an id, a unique suffix or `latest`), its batch `batch` (checked to
+/// exist) and the plan's execution, if it has one.
+fn load_batch(
+    ctx: &Ctx,
+    plan: &str,
+    batch: &str,
+) -> CliResult<(PlanId, Plan, BatchId, Option<baton_plan::Execution>)> {
+    let dir = ctx.state_dir()?;
+    let plan_id = plan_store::resolve_plan_id(&dir, plan)?;
+    let stored = plan_store::load_stored(&dir, &plan_id)?;
+    let batch_id =
+        BatchId::new(batch).map_err(|e| CliError::input(format!("--batch {batch:?}: {e}")))?;
+    if stored.batch(&batch_id).is_none() {
+        return Err(CliError::input(format!(
+            "--batch {batch_id}: plan {plan_id} has no such batch"
+        )));
+    }
+    let exec_path = dir.execution(plan_id.as_str());
+    let exec = if exec_path.exists() {
+        Some(baton_store::read_versioned(&exec_path)?)
+    } else {
+        None
+    };
+    Ok((plan_id, stored, batch_id, exec))
 }

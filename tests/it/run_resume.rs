@@ -178,7 +178,20 @@ command = ["sh", "-c", {next}]
         let st = agent(&exec, a);
         assert_eq!(st.status, Status::Succeeded, "{a}: {}", resumed.stdout);
         assert_eq!(st.result.as_ref().unwrap().exit_code, Some(0));
-        assert_eq!(st.attempt, 1);
+        // exactly one attempt ran (a supervisor claims `<n>.pid.json` before it starts the
+        // command), and it is the one recorded. Under load the first runner may be killed
+        // after recording an attempt as started and before spawning its supervisor: that
+        // attempt never ran, the resumed runner finds it gone and starts the next one, so the
+        // recorded number may be 2 while the command still started once.
+        let logs = repo.path().join(format!(".baton/executions/{id}/logs/{a}"));
+        let claimed: Vec<u32> = std::fs::read_dir(&logs)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".pid.json")?.parse().ok()
+            })
+            .collect();
+        assert_eq!(claimed, vec![st.attempt], "{a}: attempts that ran");
     }
     assert!(resumed.stdout.contains("adopted"), "{}", resumed.stdout);
     assert_eq!(starts("after"), 0, "B3 depends on the failed B1");

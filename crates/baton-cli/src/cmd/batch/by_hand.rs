@@ -24,7 +24,9 @@ pub struct BatchStart {
 
 pub fn batch_start(ctx: &Ctx, plan: &str, batch: &str) -> CliResult<BatchStart> {
     let (plan_id, stored, batch_id, exec) = load_batch(ctx, plan, batch)?;
-    let b = stored.batch(&batch_id).expect("load_batch checked the batch exists");
+    let b = stored
+        .batch(&batch_id)
+        .expect("load_batch checked the batch exists");
     for dep in &b.depends_on {
         let status = exec
             .as_ref()
@@ -113,7 +115,9 @@ pub fn batch_branches(
     batch: &str,
 ) -> CliResult<(Vec<String>, Option<String>)> {
     let (plan_id, stored, batch_id, exec) = load_batch(ctx, plan, batch)?;
-    let b = stored.batch(&batch_id).expect("load_batch checked the batch exists");
+    let b = stored
+        .batch(&batch_id)
+        .expect("load_batch checked the batch exists");
     let branches = b
         .agents
         .iter()

@@ -1,0 +1,187 @@
+//! Three-way merges of text content exactly as git's merge does them: git's own xdiff
+//! (`xdl_merge`, vendored in libgit2 and linked already) with git's settings — histogram
+//! diffs, the zealous conflict level, default markers.
+//!
+//! libgit2's `git_merge_file` can only ask xdiff for Myers or patience diffs, while git's merge
+//! (`merge-ort` through `ll_xdl_merge`) asks for histogram; the two find different hunks on
+//! repeated lines and moved blocks, so their verdicts and merged bytes differ. gitoxide's text
+//! driver was tried and is not git's either: its histogram (imara-diff) breaks ties between
+//! equally good anchors differently (the 8-line case in `tests/it/verify/git_truth.rs`).
+//! Calling the same C code git runs, with git's parameters, is the only way to be byte-exact.
+#![expect(
+    unsafe_code,
+    reason = "calls libgit2's vendored xdiff (git's own merge code) through its C interface"
+)]
+
+use std::ffi::{c_char, c_int, c_long, c_ulong, c_void};
+
+/// How a text merge of three versions of one file goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextMerge {
+    /// It merges; the merged bytes, exactly as git writes them.
+    Clean(Vec<u8>),
+    /// Some lines conflict.
+    Conflict,
+    /// One of the versions is binary (git: a NUL in its first 8000 bytes): git does not merge
+    /// lines of it, so differing sides conflict.
+    Binary,
+}
+
+/// git's `buffer_is_binary`: a NUL byte in the first 8000 bytes.
+pub fn is_binary(bytes: &[u8]) -> bool {
+    bytes[..bytes.len().min(8000)].contains(&0)
+}
+
+// The C interface of xdiff (libgit2/deps/xdiff/xdiff.h), as vendored by libgit2-sys.
+#[repr(C)]
+struct MmFile {
+    ptr: *mut c_char,
+    size: c_long,
+}
+
+#[repr(C)]
+struct XpParam {
+    flags: c_ulong,
+    ignore_regex: *mut *mut c_void,
+    ignore_regex_nr: usize,
+    anchors: *mut *mut c_char,
+    anchors_nr: usize,
+}
+
+#[repr(C)]
+struct XmParam {
+    xpp: XpParam,
+    marker_size: c_int,
+    level: c_int,
+    favor: c_int,
+    style: c_int,
+    ancestor: *const c_char,
+    file1: *const c_char,
+    file2: *const c_char,
+}
+
+const XDF_HISTOGRAM_DIFF: c_ulong = 1 << 15;
+const XDL_MERGE_ZEALOUS: c_int = 2;
+const DEFAULT_CONFLICT_MARKER_SIZE: c_int = 7;
+/// git's `MAX_XDIFF_SIZE`: larger content is merged as binary.
+const MAX_XDIFF_SIZE: usize = 1024 * 1024 * 1023;
+
+unsafe extern "C" {
+    fn xdl_merge(
+        orig: *mut MmFile,
+        mf1: *mut MmFile,
+        mf2: *mut MmFile,
+        xmp: *const XmParam,
+        result: *mut MmFile,
+    ) -> c_int;
+}
+
+fn mmfile(bytes: &[u8]) -> MmFile {
+    MmFile {
+        // xdiff only reads its inputs
+        ptr: bytes.as_ptr().cast_mut().cast(),
+        size: bytes.len() as c_long,
+    }
+}
+
+/// Merge `ours` and `theirs` against `base` the way `git merge` does (`ll_xdl_merge` with
+/// `merge-ort`'s options). `None` only if xdiff fails (out of memory).
+pub fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> Option<TextMerge> {
+    if [base, ours, theirs]
+        .into_iter()
+        .any(|b| is_binary(b) || b.len() > MAX_XDIFF_SIZE)
+    {
+        return Some(TextMerge::Binary);
+    }
+    // xdiff allocates through libgit2's allocator, set up by libgit2's global init
+    libgit2_sys::init();
+    let (mut o, mut a, mut b) = (mmfile(base), mmfile(ours), mmfile(theirs));
+    let labels = [c"ours", c"base", c"theirs"];
+    let params = XmParam {
+        xpp: XpParam {
+            flags: XDF_HISTOGRAM_DIFF,
+            ignore_regex: std::ptr::null_mut(),
+            ignore_regex_nr: 0,
+            anchors: std::ptr::null_mut(),
+            anchors_nr: 0,
+        },
+        marker_size: DEFAULT_CONFLICT_MARKER_SIZE,
+        level: XDL_MERGE_ZEALOUS,
+        favor: 0,
+        style: 0,
+        ancestor: labels[1].as_ptr(),
+        file1: labels[0].as_ptr(),
+        file2: labels[2].as_ptr(),
+    };
+    let mut result = MmFile {
+        ptr: std::ptr::null_mut(),
+        size: 0,
+    };
+    // SAFETY: the inputs are valid for their lengths and only read; the parameter struct
+    // matches xdiff.h field for field; the result buffer is allocated by libgit2's allocator
+    // (the default one, malloc) and freed below with free.
+    let conflicts = unsafe { xdl_merge(&mut o, &mut a, &mut b, &params, &mut result) };
+    let bytes = if result.ptr.is_null() || result.size <= 0 {
+        Vec::new()
+    } else {
+        // SAFETY: xdiff wrote `size` bytes at `ptr`
+        unsafe { std::slice::from_raw_parts(result.ptr.cast::<u8>(), result.size as usize) }
+            .to_vec()
+    };
+    if !result.ptr.is_null() {
+        // SAFETY: allocated by xdiff with libgit2's default allocator (malloc), freed once
+        unsafe { libc::free(result.ptr.cast()) };
+    }
+    match conflicts {
+        0 => Some(TextMerge::Clean(bytes)),
+        n if n > 0 => Some(TextMerge::Conflict),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<u8> {
+        s.chars().flat_map(|c| [c as u8, b'\n']).collect()
+    }
+
+    #[test]
+    fn disjoint_edits_merge_and_adjacent_ones_conflict() {
+        let base = b"1\n2\n3\n4\n5\n6\n7\n8\n";
+        assert_eq!(
+            merge(
+                base,
+                b"one\n2\n3\n4\n5\n6\n7\n8\n",
+                b"1\n2\n3\n4\n5\n6\n7\neight\n"
+            ),
+            Some(TextMerge::Clean(b"one\n2\n3\n4\n5\n6\n7\neight\n".to_vec()))
+        );
+        assert_eq!(
+            merge(
+                base,
+                b"1\nTWO\n3\n4\n5\n6\n7\n8\n",
+                b"1\n2\nTHREE\n4\n5\n6\n7\n8\n"
+            ),
+            Some(TextMerge::Conflict)
+        );
+        // the same change on both sides is not a conflict
+        let same = b"1\nTWO\n3\n4\n5\n6\n7\n8\n";
+        assert_eq!(
+            merge(base, same, same),
+            Some(TextMerge::Clean(same.to_vec()))
+        );
+        assert_eq!(merge(base, b"a\0b", base), Some(TextMerge::Binary));
+        assert_eq!(merge(b"", b"", b""), Some(TextMerge::Clean(Vec::new())));
+    }
+
+    #[test]
+    fn diffs_with_histogram_as_git_merge_does() {
+        // a Myers merge of these is clean; git's (histogram) conflicts
+        assert_eq!(
+            merge(&lines("bbbbadbc"), &lines("bbdbabc"), &lines("dbbbab")),
+            Some(TextMerge::Conflict)
+        );
+    }
+}

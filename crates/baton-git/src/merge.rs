@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::GitError;
 use crate::changes::Content;
-use crate::text_merge::TextMerge;
+use crate::text_merge::{HunkCache, TextMerge};
 
 /// Why a merge of one file conflicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,6 +67,7 @@ pub struct Side {
 /// Merges files of one repository in memory. One per thread: it holds a `Repository`.
 pub struct Merger {
     repo: git2::Repository,
+    hunks: Option<std::sync::Arc<HunkCache>>,
 }
 
 impl Merger {
@@ -88,7 +89,14 @@ impl Merger {
             odb.add_new_mempack_backend(1000)
                 .map_err(GitError::git("add an in-memory object backend"))?;
         }
-        Ok(Merger { repo })
+        Ok(Merger { repo, hunks: None })
+    }
+
+    /// Share each side's diff against the base between mergers (and so between pairs): a
+    /// verdict whose sides changed lines far apart then needs no merge at all.
+    pub fn with_hunk_cache(mut self, cache: std::sync::Arc<HunkCache>) -> Self {
+        self.hunks = Some(cache);
+        self
     }
 
     pub fn repo(&self) -> &git2::Repository {
@@ -230,6 +238,27 @@ impl Merger {
                 .find_blob(oid)
                 .map_err(GitError::git(format!("read {path}")))
         };
+        if !keep_result && let (Some(cache), Some(b)) = (&self.hunks, base) {
+            let hunks = |side: git2::Oid| -> Result<_, GitError> {
+                let mut failed = None;
+                let h = cache.get(b.oid, side, || match (blob(b.oid), blob(side)) {
+                    (Ok(bb), Ok(sb)) => crate::text_merge::side_hunks(bb.content(), sb.content()),
+                    (Err(e), _) | (_, Err(e)) => {
+                        failed = Some(e);
+                        None
+                    }
+                });
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(h),
+                }
+            };
+            if let (Some(ho), Some(ht)) = (hunks(o.oid)?, hunks(t.oid)?)
+                && crate::text_merge::hunks_apart(&ho, &ht)
+            {
+                return Ok(MergeOutcome::Clean(Some(Side { oid: o.oid, mode })));
+            }
+        }
         let (ours_blob, theirs_blob) = (blob(o.oid)?, blob(t.oid)?);
         let base_blob = base.map(|b| blob(b.oid)).transpose()?;
         let base_bytes = base_blob.as_ref().map_or(&[][..], |b| b.content());

@@ -13,7 +13,9 @@
     reason = "calls libgit2's vendored xdiff (git's own merge code) through its C interface"
 )]
 
+use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_long, c_ulong, c_void};
+use std::sync::Arc;
 
 /// How a text merge of three versions of one file goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +68,31 @@ const DEFAULT_CONFLICT_MARKER_SIZE: c_int = 7;
 /// git's `MAX_XDIFF_SIZE`: larger content is merged as binary.
 const MAX_XDIFF_SIZE: usize = 1024 * 1024 * 1023;
 
+#[repr(C)]
+struct XdEmitConf {
+    ctxlen: c_long,
+    interhunkctxlen: c_long,
+    flags: c_ulong,
+    find_func: *const c_void,
+    find_func_priv: *mut c_void,
+    hunk_func: Option<extern "C" fn(c_long, c_long, c_long, c_long, *mut c_void) -> c_int>,
+}
+
+#[repr(C)]
+struct XdEmitCb {
+    priv_: *mut c_void,
+    out_hunk: *const c_void,
+    out_line: *const c_void,
+}
+
 unsafe extern "C" {
+    fn xdl_diff(
+        mf1: *mut MmFile,
+        mf2: *mut MmFile,
+        xpp: *const XpParam,
+        xecfg: *const XdEmitConf,
+        ecb: *mut XdEmitCb,
+    ) -> c_int;
     fn xdl_merge(
         orig: *mut MmFile,
         mf1: *mut MmFile,
@@ -74,6 +100,17 @@ unsafe extern "C" {
         xmp: *const XmParam,
         result: *mut MmFile,
     ) -> c_int;
+}
+
+/// The parameters of every diff git's merge makes.
+fn merge_diff_params() -> XpParam {
+    XpParam {
+        flags: XDF_HISTOGRAM_DIFF,
+        ignore_regex: std::ptr::null_mut(),
+        ignore_regex_nr: 0,
+        anchors: std::ptr::null_mut(),
+        anchors_nr: 0,
+    }
 }
 
 fn mmfile(bytes: &[u8]) -> MmFile {
@@ -98,13 +135,7 @@ pub fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> Option<TextMerge> {
     let (mut o, mut a, mut b) = (mmfile(base), mmfile(ours), mmfile(theirs));
     let labels = [c"ours", c"base", c"theirs"];
     let params = XmParam {
-        xpp: XpParam {
-            flags: XDF_HISTOGRAM_DIFF,
-            ignore_regex: std::ptr::null_mut(),
-            ignore_regex_nr: 0,
-            anchors: std::ptr::null_mut(),
-            anchors_nr: 0,
-        },
+        xpp: merge_diff_params(),
         marker_size: DEFAULT_CONFLICT_MARKER_SIZE,
         level: XDL_MERGE_ZEALOUS,
         favor: 0,
@@ -136,6 +167,95 @@ pub fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> Option<TextMerge> {
         0 => Some(TextMerge::Clean(bytes)),
         n if n > 0 => Some(TextMerge::Conflict),
         _ => None,
+    }
+}
+
+/// The lines of the base one side changed, as git's merge sees them: each hunk of the
+/// side's diff against the base (histogram, slid as git slides them) as `[start, end)` in the
+/// base. `None` for binary content (or if xdiff fails).
+pub fn side_hunks(base: &[u8], side: &[u8]) -> Option<Vec<(u32, u32)>> {
+    if is_binary(base) || is_binary(side) || base.len().max(side.len()) > MAX_XDIFF_SIZE {
+        return None;
+    }
+    extern "C" fn push(
+        start: c_long,
+        count: c_long,
+        _: c_long,
+        _: c_long,
+        out: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `out` is the `Vec` handed to xdl_diff below, alive for the whole call
+        let out = unsafe { &mut *out.cast::<Vec<(u32, u32)>>() };
+        out.push((start as u32, (start + count) as u32));
+        0
+    }
+    libgit2_sys::init();
+    let mut hunks: Vec<(u32, u32)> = Vec::new();
+    let (mut o, mut s) = (mmfile(base), mmfile(side));
+    let params = merge_diff_params();
+    // no context: each change of xdiff's script is one hunk, as xdl_merge walks them
+    let conf = XdEmitConf {
+        ctxlen: 0,
+        interhunkctxlen: 0,
+        flags: 0,
+        find_func: std::ptr::null(),
+        find_func_priv: std::ptr::null_mut(),
+        hunk_func: Some(push),
+    };
+    let mut cb = XdEmitCb {
+        priv_: (&mut hunks as *mut Vec<(u32, u32)>).cast(),
+        out_hunk: std::ptr::null(),
+        out_line: std::ptr::null(),
+    };
+    // SAFETY: inputs valid and only read; the structs match xdiff.h; the callback only
+    // touches `hunks`, which outlives the call
+    let rc = unsafe { xdl_diff(&mut o, &mut s, &params, &conf, &mut cb) };
+    (rc >= 0).then_some(hunks)
+}
+
+/// Provably clean: no hunk of one side touches or overlaps a hunk of the other (at least one
+/// unchanged base line between them). This is xdl_merge's own test for "no conflict here";
+/// hunks that do meet may still merge (identical changes), so they need the full merge.
+pub fn hunks_apart(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&(s1, e1)), Some(&(s2, e2))) = (a.get(i), b.get(j)) {
+        if s1 <= e2 && s2 <= e1 {
+            return false;
+        }
+        if e1 < s2 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    true
+}
+
+/// A side's hunks against a base, `[start, end)` lines of the base.
+pub type Hunks = Arc<[(u32, u32)]>;
+
+/// Each side's hunks against a base, per (base blob, side blob): an agent's diff against the
+/// base is the same in every pair it is part of, so it is computed once for all of them.
+#[derive(Default)]
+pub struct HunkCache {
+    hunks: std::sync::Mutex<HashMap<(git2::Oid, git2::Oid), Option<Hunks>>>,
+}
+
+impl HunkCache {
+    /// The hunks of `side` against `base` (`None`: binary), computed by `compute` on a miss.
+    pub fn get(
+        &self,
+        base: git2::Oid,
+        side: git2::Oid,
+        compute: impl FnOnce() -> Option<Vec<(u32, u32)>>,
+    ) -> Option<Hunks> {
+        let lock = || self.hunks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = lock().get(&(base, side)) {
+            return h.clone();
+        }
+        let h: Option<Hunks> = compute().map(Into::into);
+        lock().insert((base, side), h.clone());
+        h
     }
 }
 
@@ -174,6 +294,23 @@ mod tests {
         );
         assert_eq!(merge(base, b"a\0b", base), Some(TextMerge::Binary));
         assert_eq!(merge(b"", b"", b""), Some(TextMerge::Clean(Vec::new())));
+    }
+
+    #[test]
+    fn side_hunks_tell_provably_clean_merges() {
+        let base = b"1\n2\n3\n4\n5\n6\n7\n8\n";
+        let first = side_hunks(base, b"one\n2\n3\n4\n5\n6\n7\n8\n").unwrap();
+        let last = side_hunks(base, b"1\n2\n3\n4\n5\n6\n7\neight\n").unwrap();
+        let second = side_hunks(base, b"1\nTWO\n3\n4\n5\n6\n7\n8\n").unwrap();
+        let insert = side_hunks(base, b"1\n2\nnew\n3\n4\n5\n6\n7\n8\n").unwrap();
+        assert_eq!(first, [(0, 1)]);
+        assert_eq!(insert, [(2, 2)]);
+        assert!(hunks_apart(&first, &last));
+        // adjacent lines conflict in git's merge, so they are not apart
+        assert!(!hunks_apart(&first, &second));
+        assert!(!hunks_apart(&second, &insert));
+        assert!(hunks_apart(&first, &insert));
+        assert_eq!(side_hunks(base, b"\0"), None);
     }
 
     #[test]

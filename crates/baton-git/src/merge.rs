@@ -239,10 +239,10 @@ impl Merger {
                 .map_err(GitError::git(format!("read {path}")))
         };
         if !keep_result && let (Some(cache), Some(b)) = (&self.hunks, base) {
-            let hunks = |side: git2::Oid| -> Result<_, GitError> {
+            let diff = |side: git2::Oid| -> Result<_, GitError> {
                 let mut failed = None;
-                let h = cache.get(b.oid, side, || match (blob(b.oid), blob(side)) {
-                    (Ok(bb), Ok(sb)) => crate::text_merge::side_hunks(bb.content(), sb.content()),
+                let d = cache.get(b.oid, side, || match (blob(b.oid), blob(side)) {
+                    (Ok(bb), Ok(sb)) => crate::text_merge::side_diff(bb.content(), sb.content()),
                     (Err(e), _) | (_, Err(e)) => {
                         failed = Some(e);
                         None
@@ -250,13 +250,17 @@ impl Merger {
                 });
                 match failed {
                     Some(e) => Err(e),
-                    None => Ok(h),
+                    None => Ok(d),
                 }
             };
-            if let (Some(ho), Some(ht)) = (hunks(o.oid)?, hunks(t.oid)?)
-                && crate::text_merge::hunks_apart(&ho, &ht)
+            if let (Some(da), Some(dt)) = (diff(o.oid)?, diff(t.oid)?)
+                && let Some(clean) = crate::text_merge::merges_cleanly(&da, &dt)
             {
-                return Ok(MergeOutcome::Clean(Some(Side { oid: o.oid, mode })));
+                return Ok(if clean {
+                    MergeOutcome::Clean(Some(Side { oid: o.oid, mode }))
+                } else {
+                    MergeOutcome::Conflict(ConflictKind::Content)
+                });
             }
         }
         let (ours_blob, theirs_blob) = (blob(o.oid)?, blob(t.oid)?);

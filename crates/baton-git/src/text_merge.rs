@@ -170,27 +170,51 @@ pub fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> Option<TextMerge> {
     }
 }
 
-/// The lines of the base one side changed, as git's merge sees them: each hunk of the
-/// side's diff against the base (histogram, slid as git slides them) as `[start, end)` in the
-/// base. `None` for binary content (or if xdiff fails).
-pub fn side_hunks(base: &[u8], side: &[u8]) -> Option<Vec<(u32, u32)>> {
+/// One side's diff against a base, as git's merge sees it: each hunk of the side's diff (git's
+/// xdiff, histogram, slid as xdl_merge slides them) as base lines `[s, e)` replaced by side
+/// lines `[as, ae)`, and the side's text with its line starts.
+pub struct SideDiff {
+    hunks: Vec<[u32; 4]>,
+    text: Vec<u8>,
+    /// Where each line of `text` starts, and `text.len()` last.
+    lines: Vec<u32>,
+}
+
+impl SideDiff {
+    /// The bytes of side lines `[from, to)`.
+    fn slice(&self, from: u32, to: u32) -> Option<&[u8]> {
+        let (from, to) = (
+            *self.lines.get(from as usize)?,
+            *self.lines.get(to as usize)?,
+        );
+        self.text.get(from as usize..to as usize)
+    }
+}
+
+/// The diff of `side` against `base`. `None` for binary content (or if xdiff fails).
+pub fn side_diff(base: &[u8], side: &[u8]) -> Option<SideDiff> {
     if is_binary(base) || is_binary(side) || base.len().max(side.len()) > MAX_XDIFF_SIZE {
         return None;
     }
     extern "C" fn push(
         start: c_long,
         count: c_long,
-        _: c_long,
-        _: c_long,
+        start_b: c_long,
+        count_b: c_long,
         out: *mut c_void,
     ) -> c_int {
         // SAFETY: `out` is the `Vec` handed to xdl_diff below, alive for the whole call
-        let out = unsafe { &mut *out.cast::<Vec<(u32, u32)>>() };
-        out.push((start as u32, (start + count) as u32));
+        let out = unsafe { &mut *out.cast::<Vec<[u32; 4]>>() };
+        out.push([
+            start as u32,
+            (start + count) as u32,
+            start_b as u32,
+            (start_b + count_b) as u32,
+        ]);
         0
     }
     libgit2_sys::init();
-    let mut hunks: Vec<(u32, u32)> = Vec::new();
+    let mut hunks: Vec<[u32; 4]> = Vec::new();
     let (mut o, mut s) = (mmfile(base), mmfile(side));
     let params = merge_diff_params();
     // no context: each change of xdiff's script is one hunk, as xdl_merge walks them
@@ -203,57 +227,102 @@ pub fn side_hunks(base: &[u8], side: &[u8]) -> Option<Vec<(u32, u32)>> {
         hunk_func: Some(push),
     };
     let mut cb = XdEmitCb {
-        priv_: (&mut hunks as *mut Vec<(u32, u32)>).cast(),
+        priv_: (&mut hunks as *mut Vec<[u32; 4]>).cast(),
         out_hunk: std::ptr::null(),
         out_line: std::ptr::null(),
     };
     // SAFETY: inputs valid and only read; the structs match xdiff.h; the callback only
     // touches `hunks`, which outlives the call
     let rc = unsafe { xdl_diff(&mut o, &mut s, &params, &conf, &mut cb) };
-    (rc >= 0).then_some(hunks)
+    if rc < 0 {
+        return None;
+    }
+    let mut lines = vec![0u32];
+    lines.extend(
+        side.iter()
+            .enumerate()
+            .filter(|(i, b)| **b == b'\n' && i + 1 < side.len())
+            .map(|(i, _)| i as u32 + 1),
+    );
+    if !side.is_empty() {
+        lines.push(side.len() as u32);
+    }
+    Some(SideDiff {
+        hunks,
+        text: side.to_vec(),
+        lines,
+    })
 }
 
-/// Provably clean: no hunk of one side touches or overlaps a hunk of the other (at least one
-/// unchanged base line between them). This is xdl_merge's own test for "no conflict here";
-/// hunks that do meet may still merge (identical changes), so they need the full merge.
-pub fn hunks_apart(a: &[(u32, u32)], b: &[(u32, u32)]) -> bool {
-    let (mut i, mut j) = (0, 0);
-    while let (Some(&(s1, e1)), Some(&(s2, e2))) = (a.get(i), b.get(j)) {
-        if s1 <= e2 && s2 <= e1 {
-            return false;
-        }
-        if e1 < s2 {
-            i += 1;
-        } else {
+/// Does xdl_merge (git's merge) merge these two sides of one base cleanly? Its rules, on the
+/// sides' diffs: hunks of the two sides that overlap or touch (no unchanged base line between
+/// them) form one region, chained; a region with hunks of both sides conflicts unless both
+/// sides' text over it is the same (xdiff's eager and zealous levels resolve identical
+/// changes). The replay corpus checks this against `git merge-tree`. `None` if the diffs are
+/// not of one base (then merge in full).
+pub fn merges_cleanly(a: &SideDiff, b: &SideDiff) -> Option<bool> {
+    let mut all: Vec<(usize, [u32; 4])> = a
+        .hunks
+        .iter()
+        .map(|h| (0, *h))
+        .chain(b.hunks.iter().map(|h| (1, *h)))
+        .collect();
+    all.sort_by_key(|(side, h)| (h[0], *side));
+    let sides = [a, b];
+    let mut i = 0;
+    while i < all.len() {
+        // the region: every following hunk starting at or before its end
+        let (mut end, mut j) = (all[i].1[1], i + 1);
+        while j < all.len() && all[j].1[0] <= end {
+            end = end.max(all[j].1[1]);
             j += 1;
         }
+        let region = &all[i..j];
+        let start = region[0].1[0];
+        if region.iter().any(|(s, _)| *s == 0) && region.iter().any(|(s, _)| *s == 1) {
+            let text = |side: usize| {
+                let mine: Vec<&[u32; 4]> = region
+                    .iter()
+                    .filter(|(s, _)| *s == side)
+                    .map(|(_, h)| h)
+                    .collect();
+                let (first, last) = (mine.first()?, mine.last()?);
+                let from = first[2].checked_sub(first[0].checked_sub(start)?)?;
+                let to = last[3].checked_add(end.checked_sub(last[1])?)?;
+                sides[side].slice(from, to)
+            };
+            if text(0)? != text(1)? {
+                return Some(false);
+            }
+        }
+        i = j;
     }
-    true
+    Some(true)
 }
 
-/// A side's hunks against a base, `[start, end)` lines of the base.
-pub type Hunks = Arc<[(u32, u32)]>;
+/// A cached side diff (`None`: binary content, merged in full).
+type Cached = Option<Arc<SideDiff>>;
 
 /// Each side's hunks against a base, per (base blob, side blob): an agent's diff against the
 /// base is the same in every pair it is part of, so it is computed once for all of them.
 #[derive(Default)]
 pub struct HunkCache {
-    hunks: std::sync::Mutex<HashMap<(git2::Oid, git2::Oid), Option<Hunks>>>,
+    hunks: std::sync::Mutex<HashMap<(git2::Oid, git2::Oid), Cached>>,
 }
 
 impl HunkCache {
-    /// The hunks of `side` against `base` (`None`: binary), computed by `compute` on a miss.
+    /// The diff of `side` against `base` (`None`: binary), computed by `compute` on a miss.
     pub fn get(
         &self,
         base: git2::Oid,
         side: git2::Oid,
-        compute: impl FnOnce() -> Option<Vec<(u32, u32)>>,
-    ) -> Option<Hunks> {
+        compute: impl FnOnce() -> Option<SideDiff>,
+    ) -> Option<Arc<SideDiff>> {
         let lock = || self.hunks.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = lock().get(&(base, side)) {
             return h.clone();
         }
-        let h: Option<Hunks> = compute().map(Into::into);
+        let h = compute().map(Arc::new);
         lock().insert((base, side), h.clone());
         h
     }
@@ -296,21 +365,34 @@ mod tests {
         assert_eq!(merge(b"", b"", b""), Some(TextMerge::Clean(Vec::new())));
     }
 
+    /// The verdict from cached side diffs is xdl_merge's, on edits near and far, identical
+    /// changes, insertions at a boundary, deletions, and the histogram case.
     #[test]
-    fn side_hunks_tell_provably_clean_merges() {
-        let base = b"1\n2\n3\n4\n5\n6\n7\n8\n";
-        let first = side_hunks(base, b"one\n2\n3\n4\n5\n6\n7\n8\n").unwrap();
-        let last = side_hunks(base, b"1\n2\n3\n4\n5\n6\n7\neight\n").unwrap();
-        let second = side_hunks(base, b"1\nTWO\n3\n4\n5\n6\n7\n8\n").unwrap();
-        let insert = side_hunks(base, b"1\n2\nnew\n3\n4\n5\n6\n7\n8\n").unwrap();
-        assert_eq!(first, [(0, 1)]);
-        assert_eq!(insert, [(2, 2)]);
-        assert!(hunks_apart(&first, &last));
-        // adjacent lines conflict in git's merge, so they are not apart
-        assert!(!hunks_apart(&first, &second));
-        assert!(!hunks_apart(&second, &insert));
-        assert!(hunks_apart(&first, &insert));
-        assert_eq!(side_hunks(base, b"\0"), None);
+    fn side_diffs_give_xdl_merges_verdict() {
+        let base = lines("12345678");
+        let sides = [
+            lines("A2345678"),
+            lines("1B345678"),
+            lines("12C45678"),
+            lines("1234567D"),
+            lines("12x345678"),
+            lines("1245678"),
+            lines("1B3456"),
+            lines("12345678Z"),
+            lines("B1B345678"),
+            "1\n2\n3\n4\n5\n6\n7\n8".as_bytes().to_vec(),
+        ];
+        for a in &sides {
+            for b in &sides {
+                let want = matches!(merge(&base, a, b), Some(TextMerge::Clean(_)));
+                let (da, db) = (side_diff(&base, a).unwrap(), side_diff(&base, b).unwrap());
+                assert_eq!(merges_cleanly(&da, &db), Some(want), "{a:?} / {b:?}");
+            }
+        }
+        let (o, a, b) = (lines("bbbbadbc"), lines("bbdbabc"), lines("dbbbab"));
+        let (da, db) = (side_diff(&o, &a).unwrap(), side_diff(&o, &b).unwrap());
+        assert_eq!(merges_cleanly(&da, &db), Some(false));
+        assert!(side_diff(&base, b"\0").is_none());
     }
 
     #[test]

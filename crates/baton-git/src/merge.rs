@@ -8,6 +8,7 @@
 //! git's merge does it ([`crate::text_merge`]: histogram diffs), not with libgit2's Myers.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::GitError;
 use crate::changes::Content;
@@ -67,7 +68,7 @@ pub struct Side {
 /// Merges files of one repository in memory. One per thread: it holds a `Repository`.
 pub struct Merger {
     repo: git2::Repository,
-    hunks: Option<std::sync::Arc<HunkCache>>,
+    hunks: Option<Arc<HunkCache>>,
 }
 
 impl Merger {
@@ -94,7 +95,7 @@ impl Merger {
 
     /// Share each side's diff against the base between mergers (and so between pairs): a
     /// verdict whose sides changed lines far apart then needs no merge at all.
-    pub fn with_hunk_cache(mut self, cache: std::sync::Arc<HunkCache>) -> Self {
+    pub fn with_hunk_cache(mut self, cache: Arc<HunkCache>) -> Self {
         self.hunks = Some(cache);
         self
     }
@@ -241,11 +242,14 @@ impl Merger {
         if !keep_result && let (Some(cache), Some(b)) = (&self.hunks, base) {
             let diff = |side: git2::Oid| -> Result<_, GitError> {
                 let mut failed = None;
-                let d = cache.get(b.oid, side, || match (blob(b.oid), blob(side)) {
-                    (Ok(bb), Ok(sb)) => crate::text_merge::side_diff(bb.content(), sb.content()),
-                    (Err(e), _) | (_, Err(e)) => {
-                        failed = Some(e);
-                        None
+                let base_bytes = |oid| blob(oid).map(|b| Arc::<[u8]>::from(b.content()));
+                let d = cache.get(b.oid, side, || {
+                    match (cache.base(b.oid, || base_bytes(b.oid)), blob(side)) {
+                        (Ok(bb), Ok(sb)) => crate::text_merge::side_diff(&bb, sb.content()),
+                        (Err(e), _) | (_, Err(e)) => {
+                            failed = Some(e);
+                            None
+                        }
                     }
                 });
                 match failed {

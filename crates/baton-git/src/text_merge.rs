@@ -191,11 +191,8 @@ impl SideDiff {
     }
 }
 
-/// The diff of `side` against `base`. `None` for binary content (or if xdiff fails).
-pub fn side_diff(base: &[u8], side: &[u8]) -> Option<SideDiff> {
-    if is_binary(base) || is_binary(side) || base.len().max(side.len()) > MAX_XDIFF_SIZE {
-        return None;
-    }
+/// xdiff's hunks of `side` against `base`, as `xdl_merge` computes them.
+fn xdiff_hunks(base: &[u8], side: &[u8]) -> Option<Vec<[u32; 4]>> {
     extern "C" fn push(
         start: c_long,
         count: c_long,
@@ -237,20 +234,34 @@ pub fn side_diff(base: &[u8], side: &[u8]) -> Option<SideDiff> {
     if rc < 0 {
         return None;
     }
+    Some(hunks)
+}
+
+/// Where each line of `text` starts, and `text.len()` last (xdiff's records: split after each
+/// `\n`, a last line without one included).
+fn line_starts(text: &[u8]) -> Vec<u32> {
     let mut lines = vec![0u32];
     lines.extend(
-        side.iter()
-            .enumerate()
-            .filter(|(i, b)| **b == b'\n' && i + 1 < side.len())
-            .map(|(i, _)| i as u32 + 1),
+        memchr::memchr_iter(b'\n', text)
+            .filter(|i| i + 1 < text.len())
+            .map(|i| i as u32 + 1),
     );
-    if !side.is_empty() {
-        lines.push(side.len() as u32);
+    if !text.is_empty() {
+        lines.push(text.len() as u32);
     }
+    lines
+}
+
+/// The diff of `side` against `base`. `None` for binary content (or if xdiff fails).
+pub fn side_diff(base: &[u8], side: &[u8]) -> Option<SideDiff> {
+    if is_binary(base) || is_binary(side) || base.len().max(side.len()) > MAX_XDIFF_SIZE {
+        return None;
+    }
+    let hunks = xdiff_hunks(base, side)?;
     Some(SideDiff {
         hunks,
         text: side.to_vec(),
-        lines,
+        lines: line_starts(side),
     })
 }
 
@@ -308,6 +319,8 @@ type Cached = Option<Arc<SideDiff>>;
 #[derive(Default)]
 pub struct HunkCache {
     hunks: std::sync::Mutex<HashMap<(git2::Oid, git2::Oid), Cached>>,
+    /// Ancestor contents: one ancestor is diffed against many sides, read (inflated) once.
+    bases: std::sync::Mutex<HashMap<git2::Oid, Arc<[u8]>>>,
 }
 
 impl HunkCache {
@@ -325,6 +338,21 @@ impl HunkCache {
         let h = compute().map(Arc::new);
         lock().insert((base, side), h.clone());
         h
+    }
+
+    /// The content of the ancestor blob `base`, read by `read` once.
+    pub fn base<E>(
+        &self,
+        base: git2::Oid,
+        read: impl FnOnce() -> Result<Arc<[u8]>, E>,
+    ) -> Result<Arc<[u8]>, E> {
+        let lock = || self.bases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = lock().get(&base) {
+            return Ok(b.clone());
+        }
+        let b = read()?;
+        lock().insert(base, b.clone());
+        Ok(b)
     }
 }
 

@@ -242,14 +242,13 @@ impl Merger {
         if !keep_result && let (Some(cache), Some(b)) = (&self.hunks, base) {
             let diff = |side: git2::Oid| -> Result<_, GitError> {
                 let mut failed = None;
-                let base_bytes = |oid| blob(oid).map(|b| Arc::<[u8]>::from(b.content()));
-                let d = cache.get(b.oid, side, || {
-                    match (cache.base(b.oid, || base_bytes(b.oid)), blob(side)) {
-                        (Ok(bb), Ok(sb)) => crate::text_merge::side_diff(&bb, sb.content()),
-                        (Err(e), _) | (_, Err(e)) => {
-                            failed = Some(e);
-                            None
-                        }
+                let bytes =
+                    |oid| cache.blob(oid, || blob(oid).map(|b| Arc::<[u8]>::from(b.content())));
+                let d = cache.get(b.oid, side, || match (bytes(b.oid), bytes(side)) {
+                    (Ok(bb), Ok(sb)) => crate::text_merge::side_diff(&bb, sb),
+                    (Err(e), _) | (_, Err(e)) => {
+                        failed = Some(e);
+                        None
                     }
                 });
                 match failed {

@@ -175,7 +175,7 @@ pub fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> Option<TextMerge> {
 /// lines `[as, ae)`, and the side's text with its line starts.
 pub struct SideDiff {
     hunks: Vec<[u32; 4]>,
-    text: Vec<u8>,
+    text: Arc<[u8]>,
     /// Where each line of `text` starts, and `text.len()` last.
     lines: Vec<u32>,
 }
@@ -253,15 +253,15 @@ fn line_starts(text: &[u8]) -> Vec<u32> {
 }
 
 /// The diff of `side` against `base`. `None` for binary content (or if xdiff fails).
-pub fn side_diff(base: &[u8], side: &[u8]) -> Option<SideDiff> {
-    if is_binary(base) || is_binary(side) || base.len().max(side.len()) > MAX_XDIFF_SIZE {
+pub fn side_diff(base: &[u8], side: Arc<[u8]>) -> Option<SideDiff> {
+    if is_binary(base) || is_binary(&side) || base.len().max(side.len()) > MAX_XDIFF_SIZE {
         return None;
     }
-    let hunks = xdiff_hunks(base, side)?;
+    let hunks = xdiff_hunks(base, &side)?;
     Some(SideDiff {
         hunks,
-        text: side.to_vec(),
-        lines: line_starts(side),
+        lines: line_starts(&side),
+        text: side,
     })
 }
 
@@ -319,8 +319,9 @@ type Cached = Option<Arc<SideDiff>>;
 #[derive(Default)]
 pub struct HunkCache {
     hunks: std::sync::Mutex<HashMap<(git2::Oid, git2::Oid), Cached>>,
-    /// Ancestor contents: one ancestor is diffed against many sides, read (inflated) once.
-    bases: std::sync::Mutex<HashMap<git2::Oid, Arc<[u8]>>>,
+    /// Blob contents: an ancestor is diffed against many sides, a side against several
+    /// ancestors; each is read (inflated) once.
+    blobs: std::sync::Mutex<HashMap<git2::Oid, Arc<[u8]>>>,
 }
 
 impl HunkCache {
@@ -340,13 +341,13 @@ impl HunkCache {
         h
     }
 
-    /// The content of the ancestor blob `base`, read by `read` once.
-    pub fn base<E>(
+    /// The content of the blob `base`, read by `read` once.
+    pub fn blob<E>(
         &self,
         base: git2::Oid,
         read: impl FnOnce() -> Result<Arc<[u8]>, E>,
     ) -> Result<Arc<[u8]>, E> {
-        let lock = || self.bases.lock().unwrap_or_else(|e| e.into_inner());
+        let lock = || self.blobs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(b) = lock().get(&base) {
             return Ok(b.clone());
         }
@@ -413,14 +414,20 @@ mod tests {
         for a in &sides {
             for b in &sides {
                 let want = matches!(merge(&base, a, b), Some(TextMerge::Clean(_)));
-                let (da, db) = (side_diff(&base, a).unwrap(), side_diff(&base, b).unwrap());
+                let (da, db) = (
+                    side_diff(&base, a[..].into()).unwrap(),
+                    side_diff(&base, b[..].into()).unwrap(),
+                );
                 assert_eq!(merges_cleanly(&da, &db), Some(want), "{a:?} / {b:?}");
             }
         }
         let (o, a, b) = (lines("bbbbadbc"), lines("bbdbabc"), lines("dbbbab"));
-        let (da, db) = (side_diff(&o, &a).unwrap(), side_diff(&o, &b).unwrap());
+        let (da, db) = (
+            side_diff(&o, a[..].into()).unwrap(),
+            side_diff(&o, b[..].into()).unwrap(),
+        );
         assert_eq!(merges_cleanly(&da, &db), Some(false));
-        assert!(side_diff(&base, b"\0").is_none());
+        assert!(side_diff(&base, b"\0"[..].into()).is_none());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`changes`]: what a line of work changed since a base (tree diffs + worktree status).
 //! - [`renames`]: rename detection as git's merge does it.
 //! - [`merge`]: in-memory three-way merge prediction of single files.
+//! - [`text_merge`]: text merges exactly as git's (git's xdiff, histogram diffs).
 //! - [`export`]: writing a tree into a plain directory.
 //!
 //! A `git2::Repository` is `Send` but not `Sync`: code that works in parallel opens one
@@ -24,6 +25,7 @@ mod paths;
 pub mod renames;
 pub mod state;
 pub mod status;
+pub mod text_merge;
 pub mod worktrees;
 
 pub use errors::GitError;

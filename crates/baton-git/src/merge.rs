@@ -2,15 +2,17 @@
 //!
 //! Content comes from the object database (blobs) or from working trees (files not yet
 //! committed). Uncommitted content is hashed into an in-memory object backend (libgit2's
-//! mempack) added in front of the repository's own, so libgit2's merge (git's xdiff rules:
-//! adjacent edits conflict) can read it, and nothing is ever written to the repository on
-//! disk. An object that already exists is never rewritten (libgit2 would "freshen" it by
-//! touching its file).
+//! mempack) added in front of the repository's own, so it can be read like any blob, and
+//! nothing is ever written to the repository on disk. An object that already exists is never
+//! rewritten (libgit2 would "freshen" it by touching its file). Text content is merged as
+//! git's merge does it ([`crate::text_merge`]: histogram diffs), not with libgit2's Myers.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::GitError;
 use crate::changes::Content;
+use crate::text_merge::{HunkCache, TextMerge};
 
 /// Why a merge of one file conflicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,6 +68,7 @@ pub struct Side {
 /// Merges files of one repository in memory. One per thread: it holds a `Repository`.
 pub struct Merger {
     repo: git2::Repository,
+    hunks: Option<Arc<HunkCache>>,
 }
 
 impl Merger {
@@ -87,7 +90,14 @@ impl Merger {
             odb.add_new_mempack_backend(1000)
                 .map_err(GitError::git("add an in-memory object backend"))?;
         }
-        Ok(Merger { repo })
+        Ok(Merger { repo, hunks: None })
+    }
+
+    /// Share each side's diff against the base between mergers (and so between pairs): a
+    /// verdict whose sides changed lines far apart then needs no merge at all.
+    pub fn with_hunk_cache(mut self, cache: Arc<HunkCache>) -> Self {
+        self.hunks = Some(cache);
+        self
     }
 
     pub fn repo(&self) -> &git2::Repository {
@@ -223,34 +233,62 @@ impl Merger {
                 ConflictKind::Content
             }));
         }
-        let base = match ancestor {
-            Some(a) if !is_link(a.mode) && a.mode != 0o160000 => a,
-            _ => Side {
-                oid: self.store(b"")?,
-                mode: o.mode,
-            },
+        let base = ancestor.filter(|a| !is_link(a.mode) && a.mode != 0o160000);
+        let blob = |oid: git2::Oid| {
+            self.repo
+                .find_blob(oid)
+                .map_err(GitError::git(format!("read {path}")))
         };
-        let entry = |s: Side| index_entry(path, s);
-        let mut opts = git2::MergeFileOptions::new();
-        let result = self
-            .repo
-            .merge_file_from_index(&entry(base), &entry(o), &entry(t), Some(&mut opts))
-            .map_err(GitError::git(format!("merge {path}")))?;
-        if result.is_automergeable() {
-            if !keep_result {
-                return Ok(MergeOutcome::Clean(Some(Side { oid: o.oid, mode })));
+        if !keep_result && let (Some(cache), Some(b)) = (&self.hunks, base) {
+            let diff = |side: git2::Oid| -> Result<_, GitError> {
+                let mut failed = None;
+                let bytes =
+                    |oid| cache.blob(oid, || blob(oid).map(|b| Arc::<[u8]>::from(b.content())));
+                let d = cache.get(b.oid, side, || match (bytes(b.oid), bytes(side)) {
+                    (Ok(bb), Ok(sb)) => crate::text_merge::side_diff(&bb, sb),
+                    (Err(e), _) | (_, Err(e)) => {
+                        failed = Some(e);
+                        None
+                    }
+                });
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(d),
+                }
+            };
+            if let (Some(da), Some(dt)) = (diff(o.oid)?, diff(t.oid)?)
+                && let Some(clean) = crate::text_merge::merges_cleanly(&da, &dt)
+            {
+                return Ok(if clean {
+                    MergeOutcome::Clean(Some(Side { oid: o.oid, mode }))
+                } else {
+                    MergeOutcome::Conflict(ConflictKind::Content)
+                });
             }
-            let oid = self.store(result.content())?;
-            return Ok(MergeOutcome::Clean(Some(Side { oid, mode })));
         }
-        let binary = [base, o, t].iter().any(|s| self.is_binary(s.oid));
-        Ok(MergeOutcome::Conflict(if add_add {
-            ConflictKind::AddAdd
-        } else if binary {
-            ConflictKind::Binary
-        } else {
-            ConflictKind::Content
-        }))
+        let (ours_blob, theirs_blob) = (blob(o.oid)?, blob(t.oid)?);
+        let base_blob = base.map(|b| blob(b.oid)).transpose()?;
+        let base_bytes = base_blob.as_ref().map_or(&[][..], |b| b.content());
+        let merged =
+            crate::text_merge::merge(base_bytes, ours_blob.content(), theirs_blob.content())
+                .ok_or_else(|| {
+                    GitError::Again(format!("merge {path}: xdiff failed (out of memory?)"))
+                })?;
+        match merged {
+            TextMerge::Clean(merged) => {
+                let oid = if keep_result {
+                    self.store(&merged)?
+                } else {
+                    o.oid
+                };
+                Ok(MergeOutcome::Clean(Some(Side { oid, mode })))
+            }
+            TextMerge::Conflict | TextMerge::Binary if add_add => {
+                Ok(MergeOutcome::Conflict(ConflictKind::AddAdd))
+            }
+            TextMerge::Binary => Ok(MergeOutcome::Conflict(ConflictKind::Binary)),
+            TextMerge::Conflict => Ok(MergeOutcome::Conflict(ConflictKind::Content)),
+        }
     }
 
     /// git's submodule merge: when one side's commit contains the other's and both contain
@@ -279,10 +317,6 @@ impl Merger {
         } else {
             None
         }
-    }
-
-    fn is_binary(&self, oid: git2::Oid) -> bool {
-        self.repo.find_blob(oid).is_ok_and(|b| b.is_binary())
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use baton_git::changes::{Content, FileChange, line_changes};
 use baton_git::merge::{ConflictKind, MergeOutcome, Merger, Side, is_link};
+use baton_git::text_merge::HunkCache;
 use baton_git::{GitError, RepoPaths};
 use baton_plan::glob::ScopeMatcher;
 use baton_report::{AgentChanges, Finding, Overlap, Severity};
@@ -106,10 +107,13 @@ pub fn check_conflicts(
     // one merger (an open repository with its in-memory store) per chunk of work, a few
     // chunks per thread: opening one per rayon split would cost more than small merges
     let chunk = work.len().div_ceil(rayon::current_num_threads() * 4).max(1);
+    // each agent's diff of a file against an ancestor is the same in every pair it is in:
+    // computed once, shared by all mergers
+    let hunks = std::sync::Arc::new(HunkCache::default());
     let classified: Vec<Result<Vec<Finding>, GitError>> = work
         .par_chunks(chunk)
         .map(|pairs| {
-            let merger = Merger::open(repo)?;
+            let merger = Merger::open(repo)?.with_hunk_cache(hunks.clone());
             pairs
                 .iter()
                 .map(|pair| classify(&merger, pair, &lines, ancestors[&(pair.a, pair.b)]))

@@ -346,12 +346,11 @@ fn json_with_another_format_is_a_usage_error() {
     run.json();
 }
 
-/// FIXME(issue 9, class 8): git's merge diffs with histogram, libgit2 (and so baton) with
-/// Myers only; on this 8-line file they disagree. Real code rarely hits it (600 pairs of real
-/// pull requests never did), but it can. This test pins down today's gap so a fix (a
-/// histogram three-way merge, e.g. gitoxide's gix-merge) flips it: then assert agreement.
+/// git's merge diffs with histogram, libgit2 with Myers only; on this 8-line file they
+/// disagree (git conflicts, a Myers merge is clean). baton merges text as git does, so its
+/// verdict is git's. More histogram-sensitive shapes are in the replay corpus.
 #[test]
-fn histogram_merges_are_a_known_gap() {
+fn histogram_merges_agree_with_git() {
     let lines = |s: &str| s.chars().map(|c| format!("{c}\n")).collect::<String>();
     let repo = TestRepo::new();
     repo.write("f.txt", &lines("bbbbadbc"));
@@ -366,7 +365,7 @@ fn histogram_merges_are_a_known_gap() {
         git_conflicts(&repo, "a", "b"),
         "git's histogram merge conflicts"
     );
-    // git's own merge with Myers (libgit2's algorithm) is clean, as baton says
+    // the case tells the algorithms apart: git's own merge with Myers is clean
     let (fa, fb) = (a.join("f.txt"), b.join("f.txt"));
     let myers = repo.git_output(
         repo.path(),
@@ -381,9 +380,9 @@ fn histogram_merges_are_a_known_gap() {
     );
     assert_eq!(myers.status.code(), Some(0), "git's Myers merge is clean");
     let (run, report) = verify_json(&repo, &["--check", "conflicts"]);
-    assert_eq!(run.code, 0, "{report:#}");
+    assert_eq!(run.code, 1, "{report:#}");
     assert_eq!(
         meetings(&report),
-        [("f.txt".to_owned(), "clean".to_owned())]
+        [("f.txt".to_owned(), "conflict".to_owned())]
     );
 }

@@ -6,7 +6,9 @@
 //!
 //! All cases live in one repository written by one `git fast-import`; git answers every
 //! merge of a phase in one `git merge-tree --stdin`. `BATON_REPLAY_CASES` sets the corpus
-//! size (default 520); `BATON_REPLAY_REPO=/path/to/clone` replays pairs of commits of a
+//! size (default 520), `BATON_REPLAY_TEXT_CASES` the number of histogram-sensitive text cases
+//! added to it (default 240: repeated lines, moved and duplicated blocks, blank lines, the
+//! 8-line file where histogram and Myers merges part); `BATON_REPLAY_REPO=/path/to/clone` replays pairs of commits of a
 //! real clone instead (see [`replay_a_local_clone`]).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -200,8 +202,16 @@ fn generated_corpus_agrees_with_git_merge_tree() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(520);
+    let text_count = std::env::var("BATON_REPLAY_TEXT_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(240);
     let repo = TestRepo::new();
-    let cases: Vec<Case> = (0..count).map(|i| corpus::generate(i as u64)).collect();
+    let cases: Vec<Case> = (0..count)
+        .map(|i| corpus::generate(i as u64))
+        .chain((0..text_count).map(|i| corpus::generate_repetitive(i as u64)))
+        .collect();
+    let count = cases.len();
     let commits = corpus::import(&repo, &cases);
     let paths = RepoPaths::discover(repo.path()).unwrap();
     let r = paths.open().unwrap();

@@ -315,6 +315,103 @@ pub fn generate(seed: u64) -> Case {
     }
 }
 
+/// Lines that repeat: braces, blank lines, a few short tokens. Histogram and Myers diffs
+/// pair such lines differently, so a merge of them is where git's verdict and a Myers
+/// merge's part.
+const REPEATED: [&str; 8] = ["}", "", "a", "b", "c", "d", "    }", "    x += 1;"];
+
+/// One edit of a histogram-sensitive file: a line replaced, inserted or deleted, a block
+/// moved or duplicated, blank lines added.
+fn edit_repetitive(rng: &mut Rng, lines: &mut Vec<String>, who: &str) -> String {
+    let token = |rng: &mut Rng| REPEATED[rng.below(REPEATED.len())].to_owned();
+    let n = lines.len();
+    match rng.below(6) {
+        0 if n > 0 => {
+            let at = rng.below(n);
+            lines[at] = token(rng);
+            format!("{who} replace line {}", at + 1)
+        }
+        1 if n > 1 => {
+            let at = rng.below(n);
+            lines.remove(at);
+            format!("{who} delete line {}", at + 1)
+        }
+        2 if n > 3 => {
+            let len = 1 + rng.below(3.min(n - 1));
+            let from = rng.below(n - len + 1);
+            let block: Vec<String> = lines.drain(from..from + len).collect();
+            let to = rng.below(lines.len() + 1);
+            let moved = block.len();
+            lines.splice(to..to, block);
+            format!("{who} move {moved} lines {} -> {}", from + 1, to + 1)
+        }
+        3 if n > 2 => {
+            let len = 1 + rng.below(2);
+            let from = rng.below(n - len + 1);
+            let block: Vec<String> = lines[from..from + len].to_vec();
+            let to = rng.below(n + 1);
+            lines.splice(to..to, block);
+            format!("{who} duplicate {len} lines {} at {}", from + 1, to + 1)
+        }
+        4 => {
+            let at = rng.below(n + 1);
+            lines.splice(at..at, [String::new(), String::new()]);
+            format!("{who} blank lines at {}", at + 1)
+        }
+        _ => {
+            let at = rng.below(n + 1);
+            lines.insert(at, token(rng));
+            format!("{who} insert at {}", at + 1)
+        }
+    }
+}
+
+/// A case built to tell a histogram merge from a Myers one: one file of repeated lines,
+/// blank lines and braces, edited by both agents. Case `seed` 0 is the 8-line file where git
+/// (histogram) conflicts and a Myers merge is clean.
+pub fn generate_repetitive(seed: u64) -> Case {
+    let letters = |s: &str| s.chars().map(|c| c.to_string()).collect::<Vec<_>>();
+    let mut rng = Rng(seed.wrapping_mul(0x9E6C_63D0_676A_9A99) ^ 0x4157);
+    let path = b"h.txt".to_vec();
+    let (base_lines, a_lines, b_lines, mut ops) = if seed == 0 {
+        (
+            letters("bbbbadbc"),
+            letters("bbdbabc"),
+            letters("dbbbab"),
+            vec!["the 8-line histogram case".to_owned()],
+        )
+    } else {
+        let n = 4 + rng.below(30);
+        let base: Vec<String> = (0..n)
+            .map(|_| REPEATED[rng.below(REPEATED.len())].to_owned())
+            .collect();
+        let (mut a, mut b, mut ops) = (base.clone(), base.clone(), Vec::new());
+        for _ in 0..1 + rng.below(3) {
+            ops.push(edit_repetitive(&mut rng, &mut a, "a"));
+        }
+        for _ in 0..1 + rng.below(3) {
+            ops.push(edit_repetitive(&mut rng, &mut b, "b"));
+        }
+        (base, a, b, ops)
+    };
+    ops.insert(0, "repetitive h.txt".to_owned());
+    let tree = |lines: &[String]| {
+        let mut t = Tree::new();
+        t.insert(b"other.txt".to_vec(), (0o100644, b"untouched\n".to_vec()));
+        t.insert(path.clone(), (0o100644, text(lines)));
+        t
+    };
+    let base = tree(&base_lines);
+    Case {
+        seed: seed + 1_000_000,
+        a: tree(&a_lines),
+        b: tree(&b_lines),
+        target: base.clone(),
+        base,
+        ops,
+    }
+}
+
 fn write_commit(out: &mut Vec<u8>, mark: usize, parent: Option<usize>, tree: &Tree, n: usize) {
     writeln!(out, "commit refs/replay/work").unwrap();
     writeln!(out, "mark :{mark}").unwrap();

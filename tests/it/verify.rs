@@ -4,6 +4,7 @@
 
 mod agents;
 mod conflicts;
+mod gate_api;
 mod git_state;
 mod git_truth;
 mod output;

@@ -181,7 +181,6 @@ impl LoopHooks {
             tracker: &self.tracker,
             gate: self.gate.as_ref(),
             reports_dir: dir.join("gates"),
-            scratch_dir: dir.join("scratch"),
         };
         let outcome = integrator.integrate(batch, &agents, &settings)?;
         if let IntegrateOutcome::Advanced { .. } | IntegrateOutcome::Failed(_) = &outcome {

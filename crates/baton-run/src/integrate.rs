@@ -56,14 +56,19 @@ pub struct GateRequest<'a> {
     pub settings: &'a BatchGate,
 }
 
-/// The gate's checks, as the CLI provides them (the `baton verify` library call). The
-/// integration step asks for the git and conflicts checks first and the tests later, on the
-/// merged tree.
+/// The gate's checks, as the CLI provides them (both through `baton_verify::gate::run`, the
+/// call `baton verify` makes). The integration step asks for the git and conflicts checks
+/// first and the tests later, on the merge commit it made.
 pub trait Gate: Send + Sync {
     /// The git and conflicts checks over the batch's agents (those `settings` selects).
     fn check(&self, req: &GateRequest<'_>) -> Result<VerifyReport, String>;
-    /// The tests (quick, or full per `settings`) in `dir`, a plain copy of the merged tree.
-    fn run_tests(&self, dir: &Path, settings: &BatchGate) -> Result<Check, String>;
+    /// The tests (quick, or full per `req.settings`) on the tree of `merged`, the batch's
+    /// merge commit onto `req.base`; the check and the tree that was tested.
+    fn run_tests(
+        &self,
+        req: &GateRequest<'_>,
+        merged: git2::Oid,
+    ) -> Result<(Check, Option<baton_report::TestedTree>), String>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,8 +160,6 @@ pub struct Integrator<'a> {
     pub gate: &'a dyn Gate,
     /// Where gate reports are written (`<dir>/<batch>-<n>.json`).
     pub reports_dir: PathBuf,
-    /// Where scratch copies of merged trees go (removed afterwards).
-    pub scratch_dir: PathBuf,
 }
 
 /// How integrating a batch ended.
@@ -321,20 +324,29 @@ impl Integrator<'_> {
 
         // --- the tests on the merged tree ------------------------------------------------
         if state.tested != Some(true) && settings.runs(GateCheck::Tests) {
-            let check = self.test_merged(merged, settings)?;
-            report.tested = Some(baton_report::TestedTree {
-                kind: "merged".to_owned(),
-                commit: Some(tip.to_string()),
-                tree: repo
-                    .find_commit(merged)
-                    .ok()
-                    .map(|c| c.tree_id().to_string()),
-                uncommitted: false,
-                agents: agents.iter().map(|a| a.id.to_string()).collect(),
-                dir: "(a scratch copy of the merged commit, removed afterwards)".to_owned(),
-                kept: false,
+            let req = GateRequest {
+                plan: self.plan_id,
+                batch,
+                base: tip,
+                agents,
+                settings,
+            };
+            let (check, tested) = self
+                .gate
+                .run_tests(&req, merged)
+                .map_err(IntegrateError::Gate)?;
+            report.tested = tested.map(|mut t| {
+                // what was tested is the batch's merged result, whoever laid it out
+                t.kind = "merged".to_owned();
+                t.commit = Some(tip.to_string());
+                t.agents = agents.iter().map(|a| a.id.to_string()).collect();
+                t
             });
-            let passed = check.status == CheckStatus::Pass || check.status == CheckStatus::Skip;
+            let passed = match check.status {
+                CheckStatus::Pass | CheckStatus::Skip => true,
+                CheckStatus::Warn => !settings.strict,
+                CheckStatus::Fail | CheckStatus::Error => false,
+            };
             report.checks.push(check);
             if !passed {
                 state.tested = Some(false);
@@ -424,50 +436,5 @@ impl Integrator<'_> {
         state.tested = None;
         self.record(batch, &state)?;
         Ok(IntegrateOutcome::Failed(verdict))
-    }
-
-    fn test_merged(
-        &self,
-        merged: git2::Oid,
-        settings: &BatchGate,
-    ) -> Result<Check, IntegrateError> {
-        std::fs::create_dir_all(&self.scratch_dir).map_err(|e| IntegrateError::Git {
-            action: format!("create {}", self.scratch_dir.display()),
-            message: e.to_string(),
-        })?;
-        let scratch = tempfile::Builder::new()
-            .prefix("merged-")
-            .tempdir_in(&self.scratch_dir)
-            .map_err(|e| IntegrateError::Git {
-                action: format!(
-                    "create a scratch directory in {}",
-                    self.scratch_dir.display()
-                ),
-                message: e.to_string(),
-            })?;
-        let tree = self
-            .repo
-            .find_commit(merged)
-            .and_then(|c| c.tree())
-            .map_err(git("read the merged tree"))?;
-        let mut index = git2::Index::new().map_err(git("index"))?;
-        index
-            .read_tree(&tree)
-            .map_err(git("read the merged tree"))?;
-        baton_git::export::export_index(self.repo, &index, scratch.path()).map_err(|e| {
-            IntegrateError::Git {
-                action: "write the merged tree".to_owned(),
-                message: e.to_string(),
-            }
-        })?;
-        let mut check = self
-            .gate
-            .run_tests(scratch.path(), settings)
-            .map_err(IntegrateError::Gate)?;
-        check.name = "tests".to_owned();
-        if let Some(t) = check.tests.as_mut() {
-            t.dir = Some(format!("(merged result {merged}, removed afterwards)"));
-        }
-        Ok(check)
     }
 }

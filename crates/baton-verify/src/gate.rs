@@ -27,7 +27,7 @@ mod tested_tree;
 mod tests_step;
 
 pub use error::GateError;
-pub use sources::AgentSource;
+pub use sources::{AgentSource, ListedAgent};
 
 /// One of the gate's checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -69,6 +69,9 @@ pub enum TestsTree {
     InCheckout,
     /// The agents' work merged onto the base, in a scratch directory.
     Merged,
+    /// This commit's tree (e.g. a run's integration candidate, the merge it already made),
+    /// laid out in the scratch directory.
+    Commit(git2::Oid),
 }
 
 /// Everything the gate needs, validated by [`run`] before any check runs. Build it with
@@ -165,9 +168,20 @@ pub fn run(opts: &GateOptions, progress: &dyn Progress) -> Result<VerifyReport, 
         crate::tests_check::parse_partition(p)?;
     }
     let tests = opts.selected(CheckKind::Tests);
+    if tests && let TestsTree::Commit(commit) = opts.tests_tree {
+        repo.find_commit(commit)
+            .map_err(|e| GateError::TestsCommit {
+                commit: commit.to_string(),
+                reason: e.message().to_owned(),
+            })?;
+    }
     // the tests need the agents to test their merged result or to know what they changed
-    let needs_agents = opts.selected(CheckKind::Conflicts)
-        || (tests && (opts.tests_tree != TestsTree::InCheckout || opts.affected));
+    let own_tree = matches!(
+        opts.tests_tree,
+        TestsTree::InCheckout | TestsTree::Commit(_)
+    );
+    let needs_agents =
+        opts.selected(CheckKind::Conflicts) || (tests && (!own_tree || opts.affected));
     let (agents, not_started): (Vec<AgentSpec>, Vec<String>) = if needs_agents {
         sources::resolve(&repo, &opts.agents)?
     } else {

@@ -133,6 +133,7 @@ pub fn loop_hooks(
         repo: repo_paths.clone(),
         config: ctx.config()?.verify.clone(),
         cargo,
+        scratch_dir: super::verify::scratch_root(&repo_paths),
         show_output: !ctx.json && !ctx.quiet,
     };
     let mut hooks = LoopHooks::new(

@@ -229,7 +229,7 @@ fn options(ctx: &Ctx, args: &VerifyArgs) -> CliResult<GateOptions> {
 /// Where `--merged` builds live, one stable directory per repository outside it:
 /// `$BATON_CACHE_DIR`, else `$XDG_CACHE_HOME/baton`, else `~/.cache/baton`, then
 /// `merged-<hash of the repository's git dir>`.
-fn scratch_root(repo: &baton_git::RepoPaths) -> PathBuf {
+pub(crate) fn scratch_root(repo: &baton_git::RepoPaths) -> PathBuf {
     let env = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())

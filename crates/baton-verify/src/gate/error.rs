@@ -20,6 +20,8 @@ pub enum GateError {
     Tests(#[from] TestsError),
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error("the commit to test, {commit}, cannot be read: {reason}")]
+    TestsCommit { commit: String, reason: String },
     #[error("cannot write the report {}: {reason}", path.display())]
     Report { path: PathBuf, reason: String },
 }
@@ -36,6 +38,7 @@ impl GateError {
             GateError::Plan(_) => false,
             GateError::Tests(e) => e.is_bad_input(),
             GateError::Git(e) => e.is_bad_input(),
+            GateError::TestsCommit { .. } => true,
             GateError::Report { .. } => false,
         }
     }

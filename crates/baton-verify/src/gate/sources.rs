@@ -22,6 +22,19 @@ pub enum AgentSource {
     Plan { state_dir: PathBuf, plan: String },
     /// Agents sharing one tree: a JSON file mapping agent id to the files it wrote.
     Results(PathBuf),
+    /// Exactly these agents, in this order, each with its branch and declared write scope
+    /// (a run's batch). An agent whose branch does not exist yet is noted, not an error.
+    List(Vec<ListedAgent>),
+}
+
+/// One agent of [`AgentSource::List`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedAgent {
+    pub id: String,
+    /// A local branch (short name).
+    pub branch: String,
+    /// Declared write globs (`files_write`); empty for none.
+    pub scope: Vec<String>,
 }
 
 /// The agents, and the ids of plan agents that have no branch yet.
@@ -33,6 +46,7 @@ pub(super) fn resolve(
         AgentSource::Worktrees => Ok((agents::from_worktrees(repo)?, Vec::new())),
         AgentSource::BranchGlob(glob) => Ok((agents::from_branches(repo, glob)?, Vec::new())),
         AgentSource::Branches(names) => Ok((from_branch_list(repo, names)?, Vec::new())),
+        AgentSource::List(list) => Ok(from_listed(repo, list)?),
         AgentSource::Results(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| AgentsError::BadResults {
                 path: path.clone(),
@@ -53,6 +67,34 @@ pub(super) fn resolve(
             Ok(agents::from_plan(repo, &id, &plan, execution.as_ref())?)
         }
     }
+}
+
+/// The listed agents; those whose branch does not exist are returned by id as not started.
+fn from_listed(
+    repo: &git2::Repository,
+    list: &[ListedAgent],
+) -> Result<(Vec<AgentSpec>, Vec<String>), AgentsError> {
+    let worktrees = baton_git::worktrees::list_worktrees(repo)?;
+    let mut out = Vec::new();
+    let mut not_started = Vec::new();
+    for a in list {
+        let Ok(branch) = repo.find_branch(&a.branch, git2::BranchType::Local) else {
+            not_started.push(a.id.clone());
+            continue;
+        };
+        out.push(AgentSpec {
+            id: a.id.clone(),
+            branch: Some(a.branch.clone()),
+            tip: branch.get().target(),
+            worktree: worktrees
+                .iter()
+                .find(|w| !w.is_main() && !w.prunable && w.head.branch() == Some(a.branch.as_str()))
+                .map(|w| w.path.clone()),
+            scope: (!a.scope.is_empty()).then(|| a.scope.clone()),
+            declared_files: None,
+        });
+    }
+    Ok((out, not_started))
 }
 
 /// Exactly the named local branches, each with its worktree when one has it checked out.

@@ -12,7 +12,7 @@ use baton_report::{Check, CheckStatus, Severity, TestedTree};
 use guppy::graph::PackageGraph;
 
 use super::affected::{changed_files, reverse_dependents};
-use super::tested_tree::{MergedTree, checkout_tree, prepare_merged};
+use super::tested_tree::{MergedTree, checkout_tree, prepare_commit, prepare_merged};
 use super::{GateError, Progress, TestsTree, errored};
 use crate::VerifyConfig;
 use crate::config::RunnerChoice;
@@ -315,13 +315,30 @@ pub fn run(
     let merged = match tree {
         TestsTree::Merged => true,
         TestsTree::Auto => has_lines,
-        TestsTree::InCheckout => false,
+        TestsTree::InCheckout | TestsTree::Commit(_) => false,
     };
     let mut env: Vec<(String, String)> = Vec::new();
     let mut dir = repo.workdir.clone();
     let mut tested = checkout_tree(repo);
     // holds the scratch directory's lock while the tests run
     let mut held: Option<Scratch> = None;
+    if let TestsTree::Commit(commit) = tree {
+        match prepare_commit(repo, commit, &plan, &scratch_dir, keep_merged.as_deref()) {
+            Ok(MergedTree::Ready {
+                dir: d,
+                env: e,
+                tested: t,
+                scratch,
+            }) => {
+                dir = d;
+                env = e;
+                tested = *t;
+                held = Some(scratch);
+            }
+            Ok(MergedTree::NotApplicable | MergedTree::Conflicts(_)) => {}
+            Err(message) => return (errored("tests", message, started), None),
+        }
+    }
     if merged {
         let Some(outcome) = outcome.filter(|o| !o.lines.is_empty()) else {
             return (

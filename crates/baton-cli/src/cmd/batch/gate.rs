@@ -1,192 +1,107 @@
-//! The batch loop's gate as the CLI provides it: the git and conflicts checks of `baton
-//! verify` over a batch's agents, and the tests (the `[verify]` command, or cargo-nextest /
-//! `cargo test` in Cargo workspaces) in a directory holding the merged tree.
+//! The batch loop's gate as the CLI provides it: `baton_verify::gate::run`, the call `baton
+//! verify` makes, over the batch's agents (an explicit list: id, branch, write scope) for
+//! the git and conflicts checks, and on the batch's merge commit for the tests. The CLI
+//! only reads the environment (`$CARGO`, the cache directory) and shows progress.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::PathBuf;
 
 use baton_git::RepoPaths;
-use baton_plan::{BatchGate, GateCheck};
-use baton_report::{Check, CheckStatus, VerifyReport};
+use baton_plan::GateCheck;
+use baton_report::{Check, TestedTree, VerifyReport};
 use baton_run::integrate::{Gate, GateRequest};
 use baton_verify::VerifyConfig;
-use baton_verify::agents::AgentSpec;
-use baton_verify::conflicts::check_conflicts;
-use baton_verify::findings;
-use baton_verify::git_check::{GitCheckOptions, check_git};
-use baton_verify::tests_check::{self, Runner, TestsPlan};
-use baton_verify::tests_run::Sink;
+use baton_verify::gate::{self, AgentSource, CheckKind, GateOptions, ListedAgent, Mode, TestsTree};
 
 pub struct CliGate {
     pub repo: RepoPaths,
     pub config: VerifyConfig,
     /// The cargo program (from `$CARGO`, read by the CLI).
     pub cargo: PathBuf,
+    /// The stable scratch directory merged trees are tested in (shared with `baton verify
+    /// --merged`, so builds are incremental).
+    pub scratch_dir: PathBuf,
     /// Show the tests' output on stderr.
     pub show_output: bool,
 }
 
-fn ms(t: Instant) -> u64 {
-    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+/// The gate's notes and the tests' output on stderr, when asked.
+struct Stderr(bool);
+
+impl gate::Progress for Stderr {
+    fn note(&self, message: &str) {
+        if self.0 {
+            eprintln!("{message}");
+        }
+    }
+    fn output(&self, line: &str) {
+        if self.0 {
+            eprintln!("{line}");
+        }
+    }
 }
 
-fn check(name: &str, status: CheckStatus, t: Instant) -> Check {
-    Check {
-        name: name.to_owned(),
-        status,
-        duration_ms: ms(t),
-        findings: Vec::new(),
-        tests: None,
-        message: None,
-        agents: Vec::new(),
+impl CliGate {
+    /// The options every gate call of a batch shares: its base, agents and settings.
+    fn options(&self, req: &GateRequest<'_>, checks: Vec<CheckKind>) -> GateOptions {
+        let mut opts = GateOptions::new(self.repo.clone());
+        opts.config = self.config.clone();
+        // `baton run` gates every batch by default, also in repositories with no test
+        // command: there the loop skips the tests step (as it always has) instead of failing
+        // every batch; `baton verify` still fails on it
+        opts.config.allow_no_tests = true;
+        opts.checks = checks;
+        opts.mode = if req.settings.full {
+            Mode::Full
+        } else {
+            Mode::Quick
+        };
+        opts.base = Some(req.base.to_string());
+        opts.agents = AgentSource::List(
+            req.agents
+                .iter()
+                .map(|a| ListedAgent {
+                    id: a.id.to_string(),
+                    branch: a.branch.clone(),
+                    scope: a.scope.clone(),
+                })
+                .collect(),
+        );
+        opts.strict = req.settings.strict;
+        opts.affected = req.settings.affected;
+        opts.scratch_dir = Some(self.scratch_dir.clone());
+        opts.cargo = self.cargo.clone();
+        opts
     }
 }
 
 impl Gate for CliGate {
     fn check(&self, req: &GateRequest<'_>) -> Result<VerifyReport, String> {
-        let mut checks = Vec::new();
-        let strict = req.settings.strict;
-        if req.settings.runs(GateCheck::Git) {
-            let t = Instant::now();
-            let opts = GitCheckOptions {
-                now: SystemTime::now(),
-                stale_lock_after: Duration::from_secs(self.config.stale_lock_secs),
-                base: Some(req.base),
-                full: false,
-            };
-            let found = check_git(&self.repo, &opts).map_err(|e| e.to_string())?;
-            let mut c = check("git", findings::status_of(&found, strict), t);
-            c.findings = found;
-            checks.push(c);
-        }
-        if req.settings.runs(GateCheck::Conflicts) {
-            let t = Instant::now();
-            let repo = self.repo.open().map_err(|e| e.to_string())?;
-            let specs: Vec<AgentSpec> = req
-                .agents
-                .iter()
-                .map(|a| AgentSpec {
-                    id: a.id.to_string(),
-                    branch: Some(a.branch.clone()),
-                    tip: repo
-                        .find_reference(&format!("refs/heads/{}", a.branch))
-                        .ok()
-                        .and_then(|r| r.target()),
-                    worktree: a.worktree.clone().filter(|p| p.is_dir()),
-                    scope: (!a.scope.is_empty()).then(|| a.scope.clone()),
-                    declared_files: None,
-                })
-                .collect();
-            let outcome =
-                check_conflicts(&self.repo, req.base, specs).map_err(|e| e.to_string())?;
-            let mut c = check(
-                "conflicts",
-                findings::status_of(&outcome.findings, strict),
-                t,
-            );
-            c.agents = outcome.agent_summaries();
-            c.findings = outcome.findings;
-            checks.push(c);
-        }
-        let mut report = VerifyReport {
-            schema_version: VerifyReport::SCHEMA_VERSION,
-            ok: true,
-            mode: if req.settings.full { "full" } else { "quick" }.to_owned(),
-            repo: self.repo.workdir.display().to_string(),
-            head: Some(req.base.to_string()),
-            base: Some(req.base.to_string()),
-            duration_ms: 0,
-            checks,
-            strict,
-            merged: false,
-            tested: None,
-            partition: None,
-            shards: Vec::new(),
-            totals: Default::default(),
-        };
-        baton_verify::report::finish(&mut report);
-        Ok(report)
+        let checks = [
+            (GateCheck::Git, CheckKind::Git),
+            (GateCheck::Conflicts, CheckKind::Conflicts),
+        ]
+        .into_iter()
+        .filter(|(g, _)| req.settings.runs(*g))
+        .map(|(_, k)| k)
+        .collect();
+        let opts = self.options(req, checks);
+        gate::run(&opts, &Stderr(self.show_output)).map_err(|e| e.to_string())
     }
 
-    fn run_tests(&self, dir: &Path, settings: &BatchGate) -> Result<Check, String> {
-        let t = Instant::now();
-        let configured = if settings.full {
-            &self.config.full
-        } else {
-            &self.config.quick
-        };
-        let runner = match configured {
-            Some(argv) if !argv.is_empty() && !argv[0].is_empty() => Runner::Command(argv.clone()),
-            Some(_) => return Err("[verify] quick/full in .config/baton.toml is empty".into()),
-            None if dir.join("Cargo.toml").is_file() => {
-                if tests_check::nextest_available(&self.cargo) {
-                    Runner::Nextest
-                } else {
-                    Runner::CargoTest
-                }
-            }
-            None => {
-                let mut c = check("tests", CheckStatus::Skip, t);
-                c.message = Some(
-                    "not a Cargo workspace and no [verify] quick/full command in .config/baton.toml"
-                        .to_owned(),
-                );
-                return Ok(c);
-            }
-        };
-        let filter =
-            (runner == Runner::Nextest && !settings.full).then(|| self.config.smoke.clone());
-        let plan = TestsPlan {
-            runner,
-            full: settings.full,
-            filter,
-            partition: None,
-            cargo: self.cargo.clone(),
-            doctests: false,
-            packages: Vec::new(),
-            junit: self.config.junit.as_ref().map(PathBuf::from),
-        };
-        let show = self.show_output;
-        let print = move |line: &str| {
-            if show {
-                eprintln!("{line}");
-            }
-        };
-        let sink: Sink<'_> = &print;
-        let scratch = tempfile::Builder::new()
-            .prefix("baton-gate-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a scratch directory: {e}"))?;
-        // cargo builds of the merged tree share a target dir beside the user's
-        let env: Vec<(String, String)> =
-            if matches!(plan.runner, Runner::Nextest | Runner::CargoTest) {
-                vec![(
-                    "CARGO_TARGET_DIR".to_owned(),
-                    self.repo
-                        .main_workdir()
-                        .join("target")
-                        .join("baton-merged")
-                        .display()
-                        .to_string(),
-                )]
-            } else {
-                Vec::new()
-            };
-        let run = baton_verify::tests_run::run_tests(&plan, dir, &env, scratch.path(), sink)
-            .map_err(|e| e.to_string())?;
-        let summary = run.summary;
-        let failed = summary.failed > 0 || summary.exit_code.is_some_and(|c| c != 0);
-        let mut c = check(
-            "tests",
-            if failed {
-                CheckStatus::Fail
-            } else {
-                CheckStatus::Pass
-            },
-            t,
-        );
-        c.tests = Some(summary);
-        c.findings = run.findings;
-        Ok(c)
+    fn run_tests(
+        &self,
+        req: &GateRequest<'_>,
+        merged: git2::Oid,
+    ) -> Result<(Check, Option<TestedTree>), String> {
+        let mut opts = self.options(req, vec![CheckKind::Tests]);
+        opts.tests_tree = TestsTree::Commit(merged);
+        let rep = gate::run(&opts, &Stderr(self.show_output)).map_err(|e| e.to_string())?;
+        let tested = rep.tested;
+        let check = rep
+            .checks
+            .into_iter()
+            .find(|c| c.name == "tests")
+            .ok_or_else(|| "the gate ran no tests check".to_owned())?;
+        Ok((check, tested))
     }
 }

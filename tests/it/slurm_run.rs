@@ -105,6 +105,9 @@ fn a_two_batch_plan_on_slurm_ends_as_it_does_locally() {
     let mut outcomes = Vec::new();
     for executor in ["local", "slurm"] {
         let repo = TestRepo::new();
+        // no test command: the batch gate may run no tests here
+        repo.write(".config/baton.toml", "[verify]\nallow_no_tests = true\n");
+        repo.commit_all("baton config: no tests in this repository");
         let tr = repo.scratch("t").join("trace");
         let id = fresh_id();
         let plan = write_plan(&repo, &id, &two_batches(&tr));

@@ -44,11 +44,10 @@ impl CliGate {
     /// The options every gate call of a batch shares: its base, agents and settings.
     fn options(&self, req: &GateRequest<'_>, checks: Vec<CheckKind>) -> GateOptions {
         let mut opts = GateOptions::new(self.repo.clone());
+        // a batch whose tests step ran nothing fails its gate, as `baton verify` does, unless
+        // the repository says that is fine (`[verify] allow_no_tests`) or the plan's batch
+        // leaves the tests out (`gate = { checks = ["git", "conflicts"] }`)
         opts.config = self.config.clone();
-        // `baton run` gates every batch by default, also in repositories with no test
-        // command: there the loop skips the tests step (as it always has) instead of failing
-        // every batch; `baton verify` still fails on it
-        opts.config.allow_no_tests = true;
         opts.checks = checks;
         opts.mode = if req.settings.full {
             Mode::Full

@@ -194,6 +194,31 @@ fn integrated_means_merging_it_changes_nothing_not_a_look_alike_patch() {
     audit.after(&repo, "main");
 }
 
+/// Class 3, its neighbour: "merging it changes nothing" is decided by git's merge, which diffs
+/// with histogram. This case (found by a search with `git merge-file`) merges into exactly the
+/// target's bytes under Myers, libgit2's algorithm, while git's histogram merge conflicts: the
+/// branch is not integrated and must stay.
+#[test]
+fn integrated_follows_gits_histogram_merge_not_myers() {
+    let lines = |s: &str| s.chars().map(|c| format!("{c}\n")).collect::<String>();
+    let repo = TestRepo::new();
+    repo.write("f.txt", &lines("cacd"));
+    repo.commit_all("base");
+    let branch = create(&repo, "hist");
+    write_file(&branch, "f.txt", &lines("cdacd"));
+    repo.commit_all_in(&branch, "branch");
+    repo.write("f.txt", &lines("cdadc"));
+    repo.commit_all("main");
+    // git itself: the merge conflicts (so merging it would not be a no-op)
+    let merge = repo.git_output(repo.path(), &["merge-tree", "--write-tree", "main", "hist"]);
+    assert_eq!(merge.status.code(), Some(1), "git's merge conflicts");
+    let audit = Audit::before(&repo);
+    let report = cleanup(&repo, &[], 0);
+    assert_eq!(outcome(&report)["hist"], "keep:unmerged", "{report:#}");
+    assert!(branch_exists(&repo, "hist"));
+    audit.after(&repo, "main");
+}
+
 /// Class 4: the target is resolved to a ref; it is never deleted however it is spelled, and a
 /// detached main checkout is not silently the target.
 #[test]

@@ -76,9 +76,70 @@ pub fn classify(repo: &Repository, head: Oid, target: Oid) -> Result<Integration
         .diff_tree_to_index(Some(&target_tree), Some(&merged), None)
         .map_err(git("diff the merge"))?;
     if diff.deltas().len() == 0 {
+        if !text_merges_agree(repo, &head_commit, &target_commit, &target_tree)
+            .map_err(git("merge the files again"))?
+        {
+            return Ok(unmerged());
+        }
         return Ok(squash("merging it into the target changes nothing"));
     }
     Ok(unmerged())
+}
+
+/// libgit2 merges file contents with Myers; git's merge diffs with histogram, which can place
+/// hunks elsewhere and conflict where Myers is clean. Before a branch is called integrated
+/// (and cleanup deletes it), every regular file it and the target both hold, differently, is
+/// merged again with git's own text merge: integrated only if that too gives the target's
+/// bytes. Only ever turns "integrated" into "not integrated", never the other way.
+fn text_merges_agree(
+    repo: &Repository,
+    head: &git2::Commit<'_>,
+    target: &git2::Commit<'_>,
+    target_tree: &git2::Tree<'_>,
+) -> std::result::Result<bool, git2::Error> {
+    let base_tree = match repo.merge_base(head.id(), target.id()) {
+        Ok(base) => Some(repo.find_commit(base)?.tree()?),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let head_tree = head.tree()?;
+    let diff = repo.diff_tree_to_tree(Some(target_tree), Some(&head_tree), None)?;
+    let regular =
+        |m: git2::FileMode| matches!(m, git2::FileMode::Blob | git2::FileMode::BlobExecutable);
+    for delta in diff.deltas() {
+        let (ours, theirs) = (delta.old_file(), delta.new_file());
+        if delta.status() != git2::Delta::Modified
+            || !regular(ours.mode())
+            || !regular(theirs.mode())
+        {
+            continue;
+        }
+        let Some(path) = theirs.path() else { continue };
+        let base = match &base_tree {
+            Some(t) => match t.get_path(path) {
+                Ok(entry) => Some(entry.id()),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        if base == Some(theirs.id()) {
+            // the branch did not touch it: the merge keeps the target's version
+            continue;
+        }
+        let read = |id: git2::Oid| repo.find_blob(id).map(|b| b.content().to_vec());
+        let base_bytes = match base {
+            Some(id) => read(id)?,
+            None => Vec::new(),
+        };
+        let target_bytes = read(ours.id())?;
+        let merged = baton_git::text_merge::merge(&base_bytes, &target_bytes, &read(theirs.id())?);
+        match merged {
+            Some(baton_git::text_merge::TextMerge::Clean(bytes)) if bytes == target_bytes => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 fn squash(detail: &str) -> Integration {

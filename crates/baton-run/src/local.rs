@@ -106,6 +106,28 @@ pub fn read_outcome(log: &Path) -> Option<Outcome> {
     })
 }
 
+/// Who claimed an attempt, from its pid file; `None` when nobody ever will start it.
+///
+/// The supervisor creates the file and then writes it (see `supervise::claim_file`), so it may
+/// be read empty or partial. Then its claimer, if alive, still holds it open: that process is
+/// the supervisor (its identity taken now, as the file would have said). If nobody holds it
+/// and it is still incomplete, the claimer died before writing it, so before it started the
+/// agent — and the file, existing, stops any other supervisor from starting it.
+fn read_claim(path: &Path) -> Option<PidFile> {
+    if let Ok(claim) = baton_store::read_json::<PidFile>(path) {
+        return Some(claim);
+    }
+    let holder = procfs::holder_of(path);
+    // written meanwhile (the writer closes the file only after writing it)
+    if let Ok(claim) = baton_store::read_json::<PidFile>(path) {
+        return Some(claim);
+    }
+    holder.map(|p| PidFile::Running {
+        pid: p.pid,
+        start_time: p.start_time,
+    })
+}
+
 fn pid(p: u32) -> Result<Pid, ExecError> {
     Pid::from_raw(p as i32).ok_or_else(|| ExecError::Other(format!("bad pid {p}")))
 }
@@ -261,17 +283,14 @@ impl Executor for LocalExecutor {
         match baton_store::create_new_json(&path, &PidFile::Abandoned) {
             // claimed first: no supervisor will ever start this attempt
             Ok(()) => Ok(None),
-            Err(baton_store::StoreError::AlreadyExists { .. }) => {
-                match baton_store::read_json::<PidFile>(&path) {
-                    Ok(PidFile::Running { pid, start_time }) => {
-                        let handle = AttemptHandle::Local { pid, start_time };
-                        let adoption = self.adopt(spec, &handle, events)?;
-                        Ok(Some((handle, adoption)))
-                    }
-                    Ok(PidFile::Abandoned) => Ok(None),
-                    Err(e) => Err(ExecError::Other(e.to_string())),
+            Err(baton_store::StoreError::AlreadyExists { .. }) => match read_claim(&path) {
+                Some(PidFile::Running { pid, start_time }) => {
+                    let handle = AttemptHandle::Local { pid, start_time };
+                    let adoption = self.adopt(spec, &handle, events)?;
+                    Ok(Some((handle, adoption)))
                 }
-            }
+                Some(PidFile::Abandoned) | None => Ok(None),
+            },
             Err(e) => Err(ExecError::Other(e.to_string())),
         }
     }
@@ -305,5 +324,63 @@ impl Executor for LocalExecutor {
                 .filter(|&p| procfs::process_ref(p).is_some())
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_read_while_being_written_finds_its_live_claimer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.pid.json");
+        // created, not yet written: its claimer holds it open
+        std::fs::write(&path, b"").unwrap();
+        let mut claimer = Command::new("sleep")
+            .arg("5")
+            .stdin(std::fs::File::open(&path).unwrap())
+            .spawn()
+            .unwrap();
+        let claim = read_claim(&path);
+        claimer.kill().unwrap();
+        claimer.wait().unwrap();
+        let Some(PidFile::Running { pid, start_time }) = claim else {
+            panic!("the claimer is not found: {claim:?}");
+        };
+        assert_eq!(pid, claimer.id());
+        assert!(start_time > 0);
+        // the claimer died before writing it: nobody started the attempt, nobody will
+        assert_eq!(read_claim(&path), None);
+        std::fs::write(&path, b"{\"state\": \"runn").unwrap();
+        assert_eq!(read_claim(&path), None, "a partial claim with no holder");
+        std::fs::write(&path, b"{\"state\": \"abandoned\"}\n").unwrap();
+        assert_eq!(read_claim(&path), Some(PidFile::Abandoned));
+    }
+
+    #[test]
+    fn a_supervisor_claims_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("1.log");
+        let args = SuperviseArgs {
+            log: log.clone(),
+            status: status_path(&log),
+            pidfile: pid_path(&log),
+            grace: Duration::from_millis(100),
+            argv: vec!["true".into()],
+        };
+        let claim = PidFile::Running {
+            pid: 1,
+            start_time: 2,
+        };
+        assert!(crate::supervise::claim_file(&args.pidfile, &claim).unwrap());
+        assert!(!crate::supervise::claim_file(&args.pidfile, &PidFile::Abandoned).unwrap());
+        assert_eq!(read_claim(&args.pidfile), Some(claim));
+        // no temp file is left beside it
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("1.pid.json")]);
     }
 }

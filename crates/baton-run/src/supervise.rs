@@ -337,15 +337,23 @@ fn write_replace<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Re
 }
 
 /// Create `path` with `value` unless it exists: `Ok(false)` when someone claimed it first.
-fn claim_file<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<bool> {
-    let tmp = temp_with(path, value)?;
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    }
+///
+/// Created in place (`O_EXCL`) and written with one `write` while the file is held open, not
+/// through a temp file: a file costs an inode, and on a busy file system the inode is most
+/// of an agent's start. A reader that finds the file empty or partial knows the claimer is
+/// between those two calls, or died there before starting anything: it finds a live claimer
+/// by the open file ([`crate::procfs::holder_of`]), see `local::read_claim`.
+pub(crate) fn claim_file<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<bool> {
+    use std::io::Write;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    let mut file = match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    file.write_all(&bytes)?;
+    Ok(true)
 }
 
 /// Stop every descendant of `root`: SIGTERM to all, wait up to `grace` for them to be reaped,

@@ -22,6 +22,8 @@ struct Opts {
     samples: usize,
     files: usize,
     skip_sleep: bool,
+    /// Only the 200 no-op agents row (`--only overhead`).
+    only_overhead: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -29,6 +31,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         samples: 1,
         files: 20_000,
         skip_sleep: false,
+        only_overhead: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -41,6 +44,10 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--samples" => o.samples = num("--samples")?.max(1),
             "--files" => o.files = num("--files")?,
             "--skip-sleep" => o.skip_sleep = true,
+            "--only" => match it.next().map(String::as_str) {
+                Some("overhead") => o.only_overhead = true,
+                other => return Err(format!("--only {other:?}: the one part is `overhead`")),
+            },
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -52,7 +59,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!(
-                "error: {e}; usage: cargo xtask bench run [--samples N] [--files N] [--skip-sleep]"
+                "error: {e}; usage: cargo xtask bench run [--samples N] [--files N] [--skip-sleep] [--only overhead]"
             );
             return ExitCode::from(2);
         }
@@ -64,7 +71,7 @@ pub fn run(args: &[String]) -> ExitCode {
     println!("run bench: {} sample(s)", opts.samples);
     let mut rows: Vec<(String, f64, f64, String)> = Vec::new();
 
-    if !opts.skip_sleep {
+    if !opts.skip_sleep && !opts.only_overhead {
         let (seq, par) = bench_parallel(&small, &tmp, opts.samples);
         let speedup = seq / par;
         rows.push((
@@ -93,6 +100,13 @@ pub fn run(args: &[String]) -> ExitCode {
         ),
     ));
 
+    if opts.only_overhead {
+        for (name, base, ours, result) in rows {
+            println!("{name:<52} {base:>10.0} {ours:>10.0}  {result}");
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        return ExitCode::SUCCESS;
+    }
     let big = synth::build_repo(&tmp.join("big"), opts.files);
     let (git, ours) = bench_worktrees(&big, &tmp, opts.samples);
     rows.push((

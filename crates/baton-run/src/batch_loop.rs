@@ -300,7 +300,11 @@ impl LoopHooks {
     /// Placeholders and environment for an attempt of `agent`.
     pub fn vars_for(&self, batch: &BatchId, agent: &AgentId) -> Result<AgentVars, IntegrateError> {
         let mut vars = AgentVars::default();
+        let recorded = AgentRecord::recorded(&self.state, &self.plan_id);
         for (_, a) in self.plan.agents() {
+            if !recorded.contains(a.id.as_str()) {
+                continue;
+            }
             if let Some(record) = AgentRecord::load(&self.state, &self.plan_id, &a.id)? {
                 let summary = record
                     .report

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -18,8 +19,9 @@ use crate::executor::{
     Adoption, AttemptEvent, AttemptHandle, AttemptSpec, EventKind, ExecError, Executor, KillReport,
     Outcome,
 };
+use crate::launcher::Launcher;
 use crate::procfs;
-use crate::supervise::{CLAIMED_ELSEWHERE, PidFile, StatusFile, SuperviseArgs};
+use crate::supervise::{CLAIMED_ELSEWHERE, PidFile, StatusFile, SuperviseArgs, claim_of};
 use crate::watch::{Watch, Watcher};
 
 /// Runs attempts on this machine.
@@ -32,6 +34,17 @@ pub struct LocalExecutor {
     pub grace: Duration,
     /// Waits for every supervisor on one thread (`None`: a thread per attempt).
     watcher: Option<Watcher>,
+    /// Forks supervisors without an exec each (see [`crate::launcher`]): `launcher_args`
+    /// select it (`["__launch"]`, empty: none); started at the first attempt, dropped (and
+    /// not tried again) if it fails.
+    launcher_args: Vec<OsString>,
+    launcher: Mutex<LauncherState>,
+}
+
+enum LauncherState {
+    NotStarted,
+    Running(Launcher),
+    Failed,
 }
 
 impl LocalExecutor {
@@ -41,6 +54,50 @@ impl LocalExecutor {
             supervisor_args,
             grace,
             watcher: Watcher::start(on_exit).ok(),
+            launcher_args: Vec::new(),
+            launcher: Mutex::new(LauncherState::NotStarted),
+        }
+    }
+
+    /// Start supervisors through a launcher, `supervisor launcher_args…` (`["__launch"]`),
+    /// instead of an exec of `supervisor` per attempt. Falls back to the exec if it fails.
+    pub fn with_launcher(mut self, launcher_args: Vec<OsString>) -> Self {
+        self.launcher_args = launcher_args;
+        self
+    }
+
+    /// Start the supervisor of `spec` through the launcher: its pid and pidfd, or `None` when
+    /// there is no working launcher (then the caller execs the supervisor itself).
+    fn launch(&self, spec: &AttemptSpec, args: &SuperviseArgs) -> Option<(u32, OwnedFd)> {
+        if self.launcher_args.is_empty() {
+            return None;
+        }
+        let mut state = self.launcher.lock().ok()?;
+        if matches!(*state, LauncherState::NotStarted) {
+            *state = match Launcher::start(&self.supervisor, &self.launcher_args) {
+                Ok(l) => LauncherState::Running(l),
+                Err(_) => LauncherState::Failed,
+            };
+        }
+        let LauncherState::Running(launcher) = &mut *state else {
+            return None;
+        };
+        let env = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        match launcher.spawn(&spec.cwd, env, args) {
+            // opened before the next request, after which the launcher may reap it
+            Ok(pid) => match rustix::process::pidfd_open(self::pid(pid).ok()?, PidfdFlags::empty())
+            {
+                Ok(fd) => Some((pid, fd)),
+                Err(_) => {
+                    *state = LauncherState::Failed;
+                    None
+                }
+            },
+            Err(_) => {
+                // a broken launcher is not asked again; the attempt is exec'd as before
+                *state = LauncherState::Failed;
+                None
+            }
         }
     }
 
@@ -90,9 +147,13 @@ pub fn pid_path(log: &Path) -> PathBuf {
     log.with_extension("pid.json")
 }
 
-/// How a finished attempt ended, from its status file.
+/// How a finished attempt ended: from its pid file, where the supervisor adds it after its
+/// claim, or from its status file (a supervisor that could not claim).
 pub fn read_outcome(log: &Path) -> Option<Outcome> {
-    let status: StatusFile = baton_store::read_json(&status_path(log)).ok()?;
+    let status: StatusFile = std::fs::read(pid_path(log))
+        .ok()
+        .and_then(|text| crate::supervise::end_of(&text))
+        .or_else(|| baton_store::read_json(&status_path(log)).ok())?;
     Some(if let Some(why) = status.spawn_error {
         Outcome::SpawnFailed(why)
     } else if status.cancelled {
@@ -114,12 +175,13 @@ pub fn read_outcome(log: &Path) -> Option<Outcome> {
 /// and it is still incomplete, the claimer died before writing it, so before it started the
 /// agent — and the file, existing, stops any other supervisor from starting it.
 fn read_claim(path: &Path) -> Option<PidFile> {
-    if let Ok(claim) = baton_store::read_json::<PidFile>(path) {
+    let read = || std::fs::read(path).ok().and_then(|t| claim_of(&t));
+    if let Some(claim) = read() {
         return Some(claim);
     }
     let holder = procfs::holder_of(path);
     // written meanwhile (the writer closes the file only after writing it)
-    if let Ok(claim) = baton_store::read_json::<PidFile>(path) {
+    if let Some(claim) = read() {
         return Some(claim);
     }
     holder.map(|p| PidFile::Running {
@@ -180,9 +242,8 @@ impl Executor for LocalExecutor {
         spec: &AttemptSpec,
         events: Sender<AttemptEvent>,
     ) -> Result<AttemptHandle, ExecError> {
-        if let Some(dir) = spec.log.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        // the supervisor makes the log's directory (a directory costs an inode: in the
+        // supervisors, side by side, not in the runner, one after another)
         let args = SuperviseArgs {
             log: spec.log.clone(),
             status: status_path(&spec.log),
@@ -190,6 +251,17 @@ impl Executor for LocalExecutor {
             grace: self.grace,
             argv: spec.argv.iter().map(OsString::from).collect(),
         };
+        if let Some((pid, fd)) = self.launch(spec, &args) {
+            let start_time = procfs::process_ref(pid).map_or(0, |p| p.start_time);
+            self.watch(Watch {
+                fd,
+                child: None,
+                key: spec.key.clone(),
+                log: spec.log.clone(),
+                events,
+            })?;
+            return Ok(AttemptHandle::Local { pid, start_time });
+        }
         let child = Command::new(&self.supervisor)
             .args(&self.supervisor_args)
             .args(args.to_args())
@@ -382,5 +454,46 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("1.pid.json")]);
+    }
+
+    #[test]
+    fn an_attempt_s_end_follows_its_claim_and_only_its_own_claimer_adds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("1.log");
+        let me = procfs::process_ref(std::process::id()).unwrap();
+        let end = StatusFile {
+            schema_version: 1,
+            exit_code: Some(3),
+            duration_ms: 5,
+            ..StatusFile::default()
+        };
+        // someone else's claim: no end is added to it
+        let other = PidFile::Running {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        assert!(crate::supervise::claim_file(&pid_path(&log), &other).unwrap());
+        assert!(crate::supervise::append_end(&pid_path(&log), &end).is_err());
+        assert_eq!(read_outcome(&log), None, "not ended");
+        // a supervisor that could not add it wrote the status file instead
+        baton_store::write_json(&status_path(&log), &end).unwrap();
+        assert_eq!(read_outcome(&log), Some(Outcome::Exited(3)));
+        std::fs::remove_file(status_path(&log)).unwrap();
+        std::fs::remove_file(pid_path(&log)).unwrap();
+
+        let mine = PidFile::Running {
+            pid: me.pid,
+            start_time: me.start_time,
+        };
+        assert!(crate::supervise::claim_file(&pid_path(&log), &mine).unwrap());
+        crate::supervise::append_end(&pid_path(&log), &end).unwrap();
+        assert_eq!(read_outcome(&log), Some(Outcome::Exited(3)));
+        assert_eq!(read_claim(&pid_path(&log)), Some(mine));
+        assert!(!status_path(&log).exists(), "no second file for the end");
+        // an end cut short reads as no end (a lost attempt), never as another outcome
+        let text = std::fs::read(pid_path(&log)).unwrap();
+        let cut = &text[..text.len() - 5];
+        assert_eq!(crate::supervise::end_of(cut), None);
+        assert!(claim_of(cut).is_some());
     }
 }

@@ -275,7 +275,10 @@ impl Runner {
             Some(_) => {}
             None => return Err("the command is empty".to_owned()),
         }
-        if let Some(dir) = spec.log.parent() {
+        // a local supervisor makes its directory itself, off the runner's path
+        if let Some(dir) = spec.log.parent()
+            && (prompt.is_some() || self.executor.kind() != "local")
+        {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }

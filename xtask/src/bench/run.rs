@@ -4,7 +4,10 @@
 //!   (speed-up target >= 7x: they sleep, cores are not the limit);
 //! - overhead: 200 no-op agents (`true`), isolation none, max-parallel 8, vs `xargs -P 8` on
 //!   the same commands (ratio target <= 2.0), with the per-agent overhead in ms — durable state
-//!   (every transition fsynced), supervisors, logs and metrics included;
+//!   (every transition fsynced), supervisors, logs and metrics included; `--only overhead` runs
+//!   just this row. Everything lives in the temp dir (`TMPDIR`): on a file system where a new
+//!   inode is dear (ext4 without a journal scans recently deleted inodes) the files an agent
+//!   needs (its log directory, log and pid file) are most of the overhead;
 //! - worktrees: 16 agents in fresh worktrees of the ~20k-file synthetic repo vs a loop of
 //!   `git worktree add` + the same command in each;
 //! - memory: the peak RSS of `baton run` with 32 agents (target <= 30 MB).
@@ -101,6 +104,10 @@ pub fn run(args: &[String]) -> ExitCode {
     ));
 
     if opts.only_overhead {
+        println!(
+            "\n{:<52} {:>10} {:>10}  result",
+            "work", "base ms", "baton ms"
+        );
         for (name, base, ours, result) in rows {
             println!("{name:<52} {base:>10.0} {ours:>10.0}  {result}");
         }

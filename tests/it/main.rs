@@ -13,6 +13,7 @@ mod plan;
 mod run;
 mod run_failures;
 mod run_isolation;
+mod run_launcher;
 mod run_resume;
 mod schema;
 mod slurm_exec;

@@ -172,11 +172,12 @@ pub fn serve() -> i32 {
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();
     loop {
-        // children of earlier requests, whose pidfds the runner holds by now
-        while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
         let Ok(items) = read_items(&mut input) else {
             return 0;
         };
+        // only now, with the next request in hand: the runner opened the pidfd of every child
+        // forked so far before it asked, so none of them is reaped before that
+        while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
         let reply = parse_request(items).and_then(|req| {
             if !req.cwd.is_dir() {
                 return Err(format!(

@@ -47,6 +47,17 @@ enum LauncherState {
     Failed,
 }
 
+/// What asking the launcher for a supervisor did.
+enum Launched {
+    /// No launcher (none configured, or it failed before): exec the supervisor instead.
+    NoLauncher,
+    Started(u32, OwnedFd),
+    /// The attempt did not start (a supervisor forked for it was stopped).
+    Failed(String),
+    /// The launcher broke during the request: a supervisor may or may not have been forked.
+    Unknown(String),
+}
+
 impl LocalExecutor {
     pub fn new(supervisor: PathBuf, supervisor_args: Vec<OsString>, grace: Duration) -> Self {
         LocalExecutor {
@@ -66,39 +77,52 @@ impl LocalExecutor {
         self
     }
 
-    /// Start the supervisor of `spec` through the launcher: its pid and pidfd, or `None` when
-    /// there is no working launcher (then the caller execs the supervisor itself).
-    fn launch(&self, spec: &AttemptSpec, args: &SuperviseArgs) -> Option<(u32, OwnedFd)> {
+    /// Start the supervisor of `spec` through the launcher.
+    fn launch(&self, spec: &AttemptSpec, args: &SuperviseArgs) -> Launched {
         if self.launcher_args.is_empty() {
-            return None;
+            return Launched::NoLauncher;
         }
-        let mut state = self.launcher.lock().ok()?;
+        let Ok(mut state) = self.launcher.lock() else {
+            return Launched::NoLauncher;
+        };
         if matches!(*state, LauncherState::NotStarted) {
-            *state = match Launcher::start(&self.supervisor, &self.launcher_args) {
-                Ok(l) => LauncherState::Running(l),
-                Err(_) => LauncherState::Failed,
+            // no pidfds (a kernel before 5.3): nothing could wait on a supervisor that is not
+            // this process's child, so no launcher
+            let pidfds =
+                rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty());
+            *state = match pidfds.map(|_| Launcher::start(&self.supervisor, &self.launcher_args)) {
+                Ok(Ok(l)) => LauncherState::Running(l),
+                _ => LauncherState::Failed,
             };
         }
         let LauncherState::Running(launcher) = &mut *state else {
-            return None;
+            return Launched::NoLauncher;
         };
         let env = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        match launcher.spawn(&spec.cwd, env, args) {
+        let launched = launcher.spawn(&spec.cwd, env, args);
+        let result = match launched {
             // opened before the next request, after which the launcher may reap it
-            Ok(pid) => match rustix::process::pidfd_open(self::pid(pid).ok()?, PidfdFlags::empty())
-            {
-                Ok(fd) => Some((pid, fd)),
-                Err(_) => {
-                    *state = LauncherState::Failed;
-                    None
+            Ok(pid) => {
+                match self::pid(pid).map(|p| rustix::process::pidfd_open(p, PidfdFlags::empty())) {
+                    Ok(Ok(fd)) => return Launched::Started(pid, fd),
+                    Ok(Err(e)) => {
+                        // not reaped (that waits for the next request, and none follows), so
+                        // the pid is still this supervisor: it stops the agent and all it started
+                        if e != rustix::io::Errno::SRCH
+                            && let Ok(p) = self::pid(pid)
+                        {
+                            let _ = rustix::process::kill_process(p, Signal::TERM);
+                        }
+                        Launched::Failed(format!("cannot watch the supervisor {pid}: {e}"))
+                    }
+                    Err(e) => Launched::Failed(e.to_string()),
                 }
-            },
-            Err(_) => {
-                // a broken launcher is not asked again; the attempt is exec'd as before
-                *state = LauncherState::Failed;
-                None
             }
-        }
+            Err(e) => Launched::Unknown(format!("the launcher failed: {e}")),
+        };
+        // a broken launcher is not asked again; later attempts are exec'd as before
+        *state = LauncherState::Failed;
+        result
     }
 
     /// Wait for the supervisor behind `fd` on the watcher thread, or on a thread of its own.
@@ -251,16 +275,35 @@ impl Executor for LocalExecutor {
             grace: self.grace,
             argv: spec.argv.iter().map(OsString::from).collect(),
         };
-        if let Some((pid, fd)) = self.launch(spec, &args) {
-            let start_time = procfs::process_ref(pid).map_or(0, |p| p.start_time);
-            self.watch(Watch {
-                fd,
-                child: None,
-                key: spec.key.clone(),
-                log: spec.log.clone(),
-                events,
-            })?;
-            return Ok(AttemptHandle::Local { pid, start_time });
+        match self.launch(spec, &args) {
+            Launched::NoLauncher => {}
+            Launched::Started(pid, fd) => {
+                let start_time = procfs::process_ref(pid).map_or(0, |p| p.start_time);
+                self.watch(Watch {
+                    fd,
+                    child: None,
+                    key: spec.key.clone(),
+                    log: spec.log.clone(),
+                    events,
+                })?;
+                return Ok(AttemptHandle::Local { pid, start_time });
+            }
+            Launched::Failed(why) => return Err(ExecError::Other(why)),
+            Launched::Unknown(why) => {
+                // as a resumed runner would: the pid file says whether a supervisor claimed
+                // the attempt (then it is watched), or it is claimed now so none ever starts
+                return match self.adopt_unrecorded(spec, events.clone())? {
+                    Some((handle, Adoption::Running)) => Ok(handle),
+                    Some((handle, Adoption::Finished(outcome))) => {
+                        let _ = events.send(AttemptEvent {
+                            key: spec.key.clone(),
+                            kind: EventKind::Finished(outcome),
+                        });
+                        Ok(handle)
+                    }
+                    None => Err(ExecError::Other(why)),
+                };
+            }
         }
         let child = Command::new(&self.supervisor)
             .args(&self.supervisor_args)
@@ -428,6 +471,38 @@ mod tests {
         assert_eq!(read_claim(&path), None, "a partial claim with no holder");
         std::fs::write(&path, b"{\"state\": \"abandoned\"}\n").unwrap();
         assert_eq!(read_claim(&path), Some(PidFile::Abandoned));
+    }
+
+    #[test]
+    fn a_launcher_that_breaks_mid_request_leaves_the_attempt_claimed_and_never_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a").join("1.log");
+        let spec = AttemptSpec {
+            plan: baton_plan::PlanId::new("OP-20260101-000000-0000000a").unwrap(),
+            key: crate::executor::AttemptKey {
+                batch: baton_plan::BatchId::new("B1").unwrap(),
+                agent: baton_plan::AgentId::new("a").unwrap(),
+                attempt: 1,
+            },
+            argv: vec!["true".into()],
+            cwd: dir.path().to_path_buf(),
+            env: Default::default(),
+            log: log.clone(),
+            timeout: None,
+            resources: Default::default(),
+        };
+        // a "launcher" that exits at once: the request gets no answer
+        let exec = LocalExecutor::new("true".into(), Vec::new(), Duration::from_millis(100))
+            .with_launcher(vec!["__launch".into()]);
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let err = exec.start(&spec, tx).unwrap_err();
+        assert!(err.to_string().contains("the launcher failed"), "{err}");
+        // whatever the launcher did before it broke, no supervisor may start this attempt now
+        assert_eq!(read_claim(&pid_path(&log)), Some(PidFile::Abandoned));
+        assert!(matches!(
+            *exec.launcher.lock().unwrap(),
+            LauncherState::Failed
+        ));
     }
 
     #[test]

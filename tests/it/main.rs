@@ -11,6 +11,7 @@ mod metrics;
 mod metrics_summary;
 mod plan;
 mod run;
+mod run_durable;
 mod run_failures;
 mod run_isolation;
 mod run_resume;

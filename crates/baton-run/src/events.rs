@@ -69,9 +69,15 @@ pub enum RunEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
-    /// Descendants survived a kill (never silently left).
+    /// The attempt left processes behind (never silently): still running when the agent
+    /// exited (`swept`, stopped by its supervisor), ignoring SIGTERM (`killed_after_grace`),
+    /// or alive after every SIGKILL (`pids`, leaked).
     Leak {
+        batch: BatchId,
         agent: AgentId,
+        attempt: u32,
+        swept: u32,
+        killed_after_grace: u32,
         pids: Vec<u32>,
     },
     BreakerOpen {

@@ -21,6 +21,7 @@ pub mod batch_loop;
 pub mod breaker;
 pub mod cache;
 pub mod classify;
+pub mod clock;
 pub mod commit;
 pub mod events;
 pub mod executor;

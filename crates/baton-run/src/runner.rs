@@ -19,6 +19,7 @@ use crate::attempt::{self, SpecInput};
 use crate::backoff::{self, Backoff};
 use crate::breaker::Breaker;
 use crate::classify::{KillReason, classify};
+use crate::clock;
 use crate::events::RunEvent;
 use crate::executor::{
     Adoption, AttemptEvent, AttemptKey, EventKind, Executor, KillReport, Outcome,
@@ -178,7 +179,6 @@ pub struct Runner {
     not_before: BTreeMap<AgentId, u64>,
     breaker: Breaker,
     stop: u8,
-    replans_used: u32,
     said: BTreeSet<String>,
     batch_started: BTreeMap<BatchId, Instant>,
     bases: BTreeMap<BatchId, Option<String>>,
@@ -230,11 +230,19 @@ impl Runner {
             })
             .map_err(|e| RunError::Busy(format!("cannot start a thread: {e}")))?;
         let exec = tracker.load().map_err(TrackError::from)?;
+        // what an earlier runner decided and persisted: backoff due times, the breaker
+        let not_before = exec
+            .batches
+            .iter()
+            .flat_map(|b| &b.agents)
+            .filter_map(|a| Some((a.id.clone(), clock::parse_ms(a.retry_at.as_deref()?)?)))
+            .collect();
         Ok(Runner {
             overlaps: Overlaps::of(&plan),
-            breaker: Breaker::new(
+            breaker: Breaker::restore(
                 cfg.breaker_threshold,
                 cfg.rate_limit_cooldown.as_millis() as u64,
+                exec.breaker.as_ref(),
             ),
             plan,
             plan_id,
@@ -248,9 +256,8 @@ impl Runner {
             events,
             exec,
             live: BTreeMap::new(),
-            not_before: BTreeMap::new(),
+            not_before,
             stop: 0,
-            replans_used: 0,
             said: BTreeSet::new(),
             batch_started: BTreeMap::new(),
             bases: BTreeMap::new(),
@@ -264,8 +271,14 @@ impl Runner {
         Interrupter(self.tx.clone())
     }
 
+    /// Wall-clock milliseconds: due times are persisted and outlive this runner.
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        clock::now_ms()
+    }
+
+    /// The instant of a wall-clock due time (now, if it has passed).
+    fn instant_at(&self, ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms.saturating_sub(self.now_ms()))
     }
 
     /// Persist `f` (after any deferred transitions) and take the state it leaves.
@@ -326,6 +339,7 @@ impl Runner {
             max_parallel: self.cfg.max_parallel,
             resumed,
         });
+        self.resume_batches();
         self.adopt_running(observe)?;
         loop {
             self.drive(observe)?;
@@ -392,13 +406,39 @@ impl Runner {
     fn handle(&mut self, msg: Msg, observe: &mut dyn FnMut(&RunEvent)) {
         match msg {
             Msg::Interrupt => self.interrupt(observe),
-            Msg::KillDone(agent, Ok(r)) if !r.leaked.is_empty() => observe(&RunEvent::Leak {
-                agent,
-                pids: r.leaked,
-            }),
+            // the supervisor itself was stuck and was killed outright, with what it held
+            Msg::KillDone(agent, Ok(r)) if !r.leaked.is_empty() => {
+                let (batch, attempt) = self
+                    .live
+                    .get(&agent)
+                    .map(|l| (l.key.batch.clone(), l.key.attempt))
+                    .or_else(|| {
+                        self.plan
+                            .agent(&agent)
+                            .map(|(b, _)| (b.id.clone(), self.attempt_of(&agent)))
+                    })
+                    .unwrap_or_else(|| (BatchId::new("unknown").expect("valid id"), 0));
+                observe(&RunEvent::Leak {
+                    batch,
+                    agent,
+                    attempt,
+                    swept: 0,
+                    killed_after_grace: 0,
+                    pids: r.leaked,
+                });
+            }
             // a failed kill leaves the attempt running: its Finished event still comes
             Msg::KillDone(..) | Msg::Attempt(_) => {}
         }
+    }
+
+    fn attempt_of(&self, agent: &AgentId) -> u32 {
+        self.exec
+            .batches
+            .iter()
+            .flat_map(|b| &b.agents)
+            .find(|a| &a.id == agent)
+            .map_or(0, |a| a.attempt)
     }
 
     /// With nothing running: is there something that a wait could unblock?

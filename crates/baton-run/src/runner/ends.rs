@@ -40,6 +40,8 @@ impl Runner {
             Ok(())
         }))?;
         let plan = self.plan.clone();
+        let breaker_before = self.breaker.state();
+        let mut retries_at = Vec::new();
         for c in concluded {
             let key = &c.key;
             let now_ms = self.now_ms();
@@ -69,8 +71,19 @@ impl Runner {
                     );
                     let ms = delay.as_millis() as u64;
                     self.not_before.insert(key.agent.clone(), now_ms + ms);
+                    retries_at.push((key.batch.clone(), key.agent.clone(), now_ms + ms));
                     retry_in_ms = Some(ms);
                 }
+            }
+            if let Some(left) = &c.result.leftovers {
+                observe(&RunEvent::Leak {
+                    batch: key.batch.clone(),
+                    agent: key.agent.clone(),
+                    attempt: key.attempt,
+                    swept: left.swept,
+                    killed_after_grace: left.killed_after_grace,
+                    pids: left.survived.clone(),
+                });
             }
             observe(&RunEvent::AgentFinish {
                 batch: key.batch.clone(),
@@ -83,6 +96,18 @@ impl Runner {
                 retry_in_ms,
                 detail: c.detail,
             });
+        }
+        // persisted with the ends (the same write): a resumed run keeps the due times and
+        // the breaker, instead of retrying at once or forgetting a rate limit's pause
+        let breaker = self.breaker.state();
+        if !retries_at.is_empty() || breaker != breaker_before {
+            self.defer(Box::new(move |e, now| {
+                for (b, a, due) in &retries_at {
+                    e.set_retry_at(b, a, Some(clock::rfc3339(*due)), now)?;
+                }
+                e.breaker = breaker.clone();
+                Ok(())
+            }))?;
         }
         Ok(())
     }
@@ -144,6 +169,7 @@ impl Runner {
                 files_changed,
                 summary: attempt::read_summary(&live.log.with_extension("result.json")),
                 error_class: verdict.class,
+                leftovers: attempt::read_leftovers(&live.log),
             },
             detail,
         })
@@ -217,10 +243,10 @@ impl Runner {
         }
         if self.stop == 0 {
             if let Some(ms) = self.last.next_due_ms() {
-                all.push(self.epoch + Duration::from_millis(ms));
+                all.push(self.instant_at(ms));
             }
             if let Some(ms) = self.breaker.reopens_at() {
-                all.push(self.epoch + Duration::from_millis(ms));
+                all.push(self.instant_at(ms));
             }
             if self
                 .last

@@ -332,9 +332,11 @@ impl Runner {
                 isolated,
                 started,
                 wall: spec.timeout.map(|t| started + t),
-                first_output: None,
+                // every deadline counts from the attempt's recorded start; idleness is checked
+                // at once against the log's and the worktree's last activity
+                first_output: first_output_of(&plan, &state.id).map(|t| started + t),
                 idle: idle_of(&plan, &state.id),
-                idle_check: idle_of(&plan, &state.id).map(|t| now + t),
+                idle_check: idle_of(&plan, &state.id).map(|_| now),
                 kill: None,
             };
             let key = live.key.clone();

@@ -224,10 +224,32 @@ impl<'a> Output<'a> {
                 }
                 line
             }
-            RunEvent::Leak { agent, pids } => format!(
-                "{} {agent} left processes alive after SIGKILL: {pids:?}",
-                s.red("leak:")
-            ),
+            RunEvent::Leak {
+                agent,
+                attempt,
+                swept,
+                killed_after_grace,
+                pids,
+                ..
+            } => {
+                let mut what = Vec::new();
+                if *swept > 0 {
+                    what.push(format!("{swept} still running when it exited (stopped)"));
+                }
+                if *killed_after_grace > 0 {
+                    what.push(format!(
+                        "{killed_after_grace} ignored SIGTERM (killed with SIGKILL after the grace period)"
+                    ));
+                }
+                if !pids.is_empty() {
+                    what.push(format!("{pids:?} alive after SIGKILL"));
+                }
+                format!(
+                    "{} {agent} (attempt {attempt}) left processes behind: {}",
+                    s.red("leak:"),
+                    what.join("; ")
+                )
+            }
             RunEvent::BreakerOpen { hint, .. } => format!("{} {hint}", s.red("breaker open:")),
             RunEvent::GateFailed {
                 batch,
@@ -309,6 +331,23 @@ impl<'a> Output<'a> {
                 m.success = Some(*status == Status::Succeeded);
                 m.error_class = error_class.map(class_name);
                 m.details.insert("attempt".into(), attempt.to_string());
+            }),
+            RunEvent::Leak {
+                batch,
+                agent,
+                attempt,
+                swept,
+                killed_after_grace,
+                pids,
+            } => metric("agent_leak", |m| {
+                m.batch = Some(batch.to_string());
+                m.agent = Some(agent.to_string());
+                m.success = Some(pids.is_empty());
+                m.details.insert("attempt".into(), attempt.to_string());
+                m.details.insert("swept".into(), swept.to_string());
+                m.details
+                    .insert("killed_after_grace".into(), killed_after_grace.to_string());
+                m.details.insert("survived".into(), pids.len().to_string());
             }),
             RunEvent::BatchFinish {
                 batch,

@@ -1,0 +1,251 @@
+//! `baton run` keeps what it decided across a crash: a backoff's due time and the attempt
+//! count survive a SIGKILLed runner, and an adopted attempt keeps every deadline (wall clock,
+//! idle, first output) counted from its real start.
+
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout};
+use std::time::{Duration, Instant};
+
+use baton_plan::{ErrorClass, Status};
+use baton_tests::TestRepo;
+
+use crate::run::{agent, execution, processes_with_env, trace, write_plan};
+use crate::run_resume::{signal, spawn_run};
+
+/// `--json` events of a running `baton run`, read as they come.
+struct Events {
+    lines: Lines<BufReader<ChildStdout>>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl Events {
+    fn of(child: &mut Child) -> Self {
+        Events {
+            lines: BufReader::new(child.stdout.take().expect("piped stdout")).lines(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Read until an event matches `want`; returns it. Panics (with what was seen) if the
+    /// run ends first.
+    fn until(&mut self, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        loop {
+            let Some(line) = self.lines.next() else {
+                panic!("the run ended first; events: {:#?}", self.seen);
+            };
+            let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+            self.seen.push(v.clone());
+            if want(&v) {
+                return v;
+            }
+        }
+    }
+
+    fn rest(&mut self) {
+        for line in self.lines.by_ref() {
+            self.seen
+                .push(serde_json::from_str(&line.unwrap()).unwrap());
+        }
+    }
+}
+
+fn is(event: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+    move |v| v["event"] == event
+}
+
+fn rfc3339_ms(t: &str) -> u128 {
+    u128::from(baton_run::clock::parse_ms(t).expect("an RFC 3339 time"))
+}
+
+#[test]
+fn a_backoff_survives_a_killed_runner_and_the_retry_keeps_its_due_time_and_number() {
+    let repo = TestRepo::new();
+    let tr = repo.scratch("t").join("trace");
+    let t = tr.display();
+    let id = "OP-20260101-000000-00000f01";
+    // the first attempt fails, the second succeeds
+    let script =
+        format!("echo start a$BATON_ATTEMPT $(date +%s%N) >> {t}; [ \"$BATON_ATTEMPT\" -ge 2 ]");
+    let plan = write_plan(
+        &repo,
+        id,
+        &format!(
+            r#"[defaults]
+isolation = "none"
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "flaky"
+task_type = "implement"
+retries = 2
+command = ["sh", "-c", {}]
+"#,
+            serde_json::to_string(&script).unwrap()
+        ),
+    );
+    // a 4 s backoff (2–4 s with jitter): long enough to kill the runner inside it
+    let mut first = spawn_run(
+        &repo,
+        &[
+            "run",
+            &plan,
+            "--json",
+            "--backoff",
+            "4s",
+            "--backoff-cap",
+            "4s",
+        ],
+    );
+    let mut events = Events::of(&mut first);
+    let finish = events.until(is("agent_finish"));
+    assert!(finish["retry_in_ms"].as_u64().is_some(), "{finish}");
+    // the due time is on disk before the runner waits for it (the event comes just before
+    // the write)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exec = loop {
+        let exec = execution(&repo, id);
+        if agent(&exec, "flaky").retry_at.is_some() || Instant::now() > deadline {
+            break exec;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let flaky = agent(&exec, "flaky");
+    assert_eq!((flaky.status, flaky.attempt), (Status::Failed, 1));
+    let due = rfc3339_ms(flaky.retry_at.as_deref().expect("retry_at persisted"));
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    assert_eq!(
+        trace(&tr).len(),
+        1,
+        "no retry before the kill: {:?}",
+        trace(&tr)
+    );
+    let mut second = spawn_run(&repo, &["run", id, "--resume", "--json"]);
+    let mut events = Events::of(&mut second);
+    events.until(is("run_start"));
+    let waiting = events.until(is("agent_waiting"));
+    assert_eq!(waiting["reason"], "backoff", "{waiting}");
+    assert_eq!(u128::from(waiting["until_ms"].as_u64().unwrap()), due);
+    events.rest();
+    assert_eq!(second.wait().unwrap().code(), Some(0), "{:#?}", events.seen);
+    let starts = trace(&tr);
+    assert_eq!(
+        starts
+            .iter()
+            .map(|(_, a, _)| a.as_str())
+            .collect::<Vec<_>>(),
+        ["a1", "a2"],
+        "one retry, numbered 2"
+    );
+    let retried_ms = starts[1].2 / 1_000_000;
+    assert!(
+        retried_ms >= due,
+        "the retry started {} ms before its persisted due time",
+        due - retried_ms
+    );
+    let exec = execution(&repo, id);
+    let flaky = agent(&exec, "flaky");
+    assert_eq!(flaky.status, Status::Succeeded);
+    assert_eq!(flaky.attempt, 2);
+    assert_eq!(flaky.result.as_ref().unwrap().attempts, 2);
+    assert_eq!(flaky.retry_at, None, "cleared when the retry started");
+}
+
+#[test]
+fn an_adopted_attempt_keeps_its_timeouts_counted_from_its_real_start() {
+    let repo = TestRepo::new();
+    let id = "OP-20260101-000000-00000f02";
+    let q = |s: &str| serde_json::to_string(s).unwrap();
+    // bounded: a failed test leaves nothing running for long
+    let silent = "sleep 20 & setsid sh -c 'sleep 21' & sleep 22";
+    let idle = "echo hello; sleep 20 & sleep 22";
+    let busy = "i=0; while [ $i -lt 200 ]; do echo tick $i; sleep 0.1; i=$((i+1)); done";
+    let plan = write_plan(
+        &repo,
+        id,
+        &format!(
+            r#"[defaults]
+isolation = "none"
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "silent"
+task_type = "implement"
+first_output_timeout = "3s"
+command = ["sh", "-c", {}]
+[[batches.agents]]
+id = "idle"
+task_type = "implement"
+idle_timeout = "3s"
+command = ["sh", "-c", {}]
+[[batches.agents]]
+id = "busy"
+task_type = "implement"
+timeout = "3s"
+command = ["sh", "-c", {}]
+"#,
+            q(silent),
+            q(idle),
+            q(busy)
+        ),
+    );
+    let mut first = spawn_run(&repo, &["run", &plan, "--json", "--grace", "300ms"]);
+    let mut events = Events::of(&mut first);
+    for _ in 0..3 {
+        events.until(is("agent_start"));
+    }
+    // the handles are persisted before anything waits on the attempts
+    let started = Instant::now();
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    // every deadline passes while no runner watches
+    std::thread::sleep(Duration::from_millis(3500).saturating_sub(started.elapsed()));
+    assert!(
+        !processes_with_env("BATON_AGENT_ID=silent").is_empty(),
+        "the agents outlive their runner"
+    );
+    let resumed_at = Instant::now();
+    let mut second = spawn_run(
+        &repo,
+        &["run", id, "--resume", "--json", "--grace", "300ms"],
+    );
+    let mut events = Events::of(&mut second);
+    let mut kills = Vec::new();
+    for _ in 0..3 {
+        let k = events.until(is("agent_kill"));
+        kills.push((
+            k["agent"].as_str().unwrap().to_owned(),
+            resumed_at.elapsed(),
+        ));
+    }
+    events.rest();
+    assert_eq!(second.wait().unwrap().code(), Some(1), "{:#?}", events.seen);
+    // counted from the adoption, each kill would come 3 s after the resume
+    for (a, after) in &kills {
+        assert!(
+            *after < Duration::from_millis(2500),
+            "{a} was stopped {after:?} after the resume, not at once: {:#?}",
+            events.seen
+        );
+    }
+    let exec = execution(&repo, id);
+    for (a, class) in [
+        ("silent", ErrorClass::FirstOutputTimeout),
+        ("idle", ErrorClass::IdleTimeout),
+        ("busy", ErrorClass::Timeout),
+    ] {
+        let st = agent(&exec, a);
+        assert_eq!(st.attempt, 1, "{a} was adopted, not started again");
+        assert_eq!(
+            st.result.as_ref().unwrap().error_class,
+            Some(class),
+            "{a}: {:#?}",
+            events.seen
+        );
+    }
+    let left = processes_with_env(&format!("BATON_PLAN_ID={id}"));
+    assert!(
+        left.is_empty(),
+        "processes of the agents survived: {left:?}"
+    );
+}

@@ -169,6 +169,7 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
     let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let leaked: Arc<Mutex<(usize, Vec<u32>)>> = Arc::default();
     // SIGTERM / SIGINT / SIGHUP: stop the agent and everything it started.
+    let mut stopper = None;
     if let Ok(mut signals) = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -176,7 +177,7 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
     ]) {
         let (sync, cancelled, leaked, grace) =
             (sync.clone(), cancelled.clone(), leaked.clone(), args.grace);
-        std::thread::spawn(move || {
+        stopper = Some(std::thread::spawn(move || {
             if signals.forever().next().is_some() {
                 cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
                 let (forced, left) = sweep(me.pid, grace, &sync);
@@ -184,7 +185,7 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
                 l.0 += forced;
                 l.1.extend(left);
             }
-        });
+        }));
     }
 
     let log = match OpenOptions::new().create(true).append(true).open(&args.log) {
@@ -269,6 +270,12 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         status.leaked.extend(left);
     }
     status.cancelled = cancelled.load(std::sync::atomic::Ordering::SeqCst);
+    // a stop's sweep may still be counting what it had to SIGKILL: wait for its tally
+    if status.cancelled
+        && let Some(t) = stopper
+    {
+        let _ = t.join();
+    }
     {
         let l = leaked.lock().expect("not poisoned");
         status.killed_after_grace += l.0;

@@ -13,13 +13,13 @@ use crate::run::{agent, execution, processes_with_env, trace, write_plan};
 use crate::run_resume::{signal, spawn_run};
 
 /// `--json` events of a running `baton run`, read as they come.
-struct Events {
-    lines: Lines<BufReader<ChildStdout>>,
-    seen: Vec<serde_json::Value>,
+pub struct Events {
+    pub lines: Lines<BufReader<ChildStdout>>,
+    pub seen: Vec<serde_json::Value>,
 }
 
 impl Events {
-    fn of(child: &mut Child) -> Self {
+    pub fn of(child: &mut Child) -> Self {
         Events {
             lines: BufReader::new(child.stdout.take().expect("piped stdout")).lines(),
             seen: Vec::new(),
@@ -28,7 +28,7 @@ impl Events {
 
     /// Read until an event matches `want`; returns it. Panics (with what was seen) if the
     /// run ends first.
-    fn until(&mut self, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn until(&mut self, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         loop {
             let Some(line) = self.lines.next() else {
                 panic!("the run ended first; events: {:#?}", self.seen);
@@ -41,7 +41,7 @@ impl Events {
         }
     }
 
-    fn rest(&mut self) {
+    pub fn rest(&mut self) {
         for line in self.lines.by_ref() {
             self.seen
                 .push(serde_json::from_str(&line.unwrap()).unwrap());
@@ -49,7 +49,7 @@ impl Events {
     }
 }
 
-fn is(event: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+pub fn is(event: &'static str) -> impl Fn(&serde_json::Value) -> bool {
     move |v| v["event"] == event
 }
 

@@ -80,6 +80,11 @@ pub enum RunEvent {
         killed_after_grace: u32,
         pids: Vec<u32>,
     },
+    /// Something about an agent the user should know that changes nothing in the run.
+    Warning {
+        agent: AgentId,
+        message: String,
+    },
     BreakerOpen {
         class: ErrorClass,
         agents: Vec<AgentId>,

@@ -32,6 +32,7 @@ pub mod local;
 pub mod preview;
 pub mod procfs;
 pub mod replan;
+pub mod resources;
 pub mod runner;
 pub mod sched;
 pub mod supervise;

@@ -26,6 +26,7 @@ use crate::executor::{
 };
 use crate::hooks::{AgentContext, BatchContext, BatchHooks, GateDecision};
 use crate::procfs;
+use crate::resources::{self, Limits};
 use crate::sched::{self, Decision, Gate, Overlaps, Phase, Step, Wait};
 
 /// Settings of one run (the CLI fills them from flags and config).
@@ -50,6 +51,9 @@ pub struct RunConfig {
     pub min_free_memory_mb: Option<u64>,
     /// … or above this one-minute load.
     pub max_load: Option<f64>,
+    /// A TOML file (`min_free_memory`, `max_load`) whose limits replace the two above,
+    /// re-read at every check, so a waiting run can be let go by editing it.
+    pub limits_file: Option<PathBuf>,
     /// Seeds the backoff jitter.
     pub nonce: u64,
     /// This process, recorded in the execution while it runs.
@@ -470,18 +474,21 @@ impl Runner {
     }
 
     fn busy_reason(&self) -> Option<String> {
-        if let (Some(min), Some(free)) =
-            (self.cfg.min_free_memory_mb, procfs::available_memory_mb())
-            && free < min
-        {
-            return Some(format!("{free} MiB free memory, below the {min} MiB limit"));
+        let mut limits = Limits {
+            min_free_memory: self.cfg.min_free_memory_mb,
+            max_load: self.cfg.max_load,
+        };
+        if let Some(file) = &self.cfg.limits_file {
+            match resources::read_limits(file) {
+                Ok(l) => limits = limits.overridden_by(l),
+                // held back until the file is fixed: a typo must not lift a limit
+                Err(e) => return Some(format!("the limits file does not parse: {e}")),
+            }
         }
-        if let (Some(max), Some(load)) = (self.cfg.max_load, procfs::load_average())
-            && load > max
-        {
-            return Some(format!("load {load:.1}, above the {max:.1} limit"));
+        if limits == Limits::default() {
+            return None;
         }
-        None
+        limits.busy(procfs::available_memory_mb(), procfs::load_average())
     }
 
     /// Apply decisions until there are none.

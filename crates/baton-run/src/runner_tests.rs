@@ -140,6 +140,7 @@ task_type = "test"
         default_retries: 0,
         min_free_memory_mb: None,
         max_load: None,
+        limits_file: None,
         nonce: 1,
         runner: None,
         search_path: None,

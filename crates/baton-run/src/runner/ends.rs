@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// How often a run held back by the resource gate looks again.
+const RESOURCE_RECHECK: Duration = Duration::from_secs(1);
+
 impl Runner {
     pub(super) fn finished(
         &mut self,
@@ -248,13 +251,16 @@ impl Runner {
             if let Some(ms) = self.breaker.reopens_at() {
                 all.push(self.instant_at(ms));
             }
+            // Free memory and load have no kernel event to wait on: while an agent waits for
+            // them they are re-checked on this timer (and the limits file re-read). Any other
+            // event — an attempt ending, Ctrl-C — still wakes the loop at once.
             if self
                 .last
                 .waits
                 .iter()
                 .any(|w| matches!(w, Wait::Busy { .. }))
             {
-                all.push(Instant::now() + Duration::from_secs(1));
+                all.push(Instant::now() + RESOURCE_RECHECK);
             }
         }
         all.into_iter().min()

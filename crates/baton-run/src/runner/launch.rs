@@ -223,11 +223,9 @@ impl Runner {
                     },
                 )
             {
-                observe(&RunEvent::AgentWaiting {
-                    wait: Wait::Busy {
-                        agent: a.clone(),
-                        why: format!("its worktree could not be locked to it: {e}"),
-                    },
+                observe(&RunEvent::Warning {
+                    agent: a.clone(),
+                    message: format!("its worktree could not be locked to it: {e}"),
                 });
             }
             if let Some(l) = self.live.get_mut(&a) {

@@ -187,7 +187,7 @@ impl<'a> Output<'a> {
                 ),
                 Wait::Backoff { agent, .. } => format!("{agent} waits to retry"),
                 Wait::Slots { .. } => return None,
-                Wait::Busy { agent, why } => format!("{agent} waits: {why}"),
+                Wait::Busy { agent, why } => format!("{agent} waiting for resources: {why}"),
                 Wait::Stopped { agent, why } => format!("{agent} not started: {why}"),
             },
             RunEvent::AgentKill { agent, reason, .. } => {
@@ -249,6 +249,9 @@ impl<'a> Output<'a> {
                     s.red("leak:"),
                     what.join("; ")
                 )
+            }
+            RunEvent::Warning { agent, message } => {
+                format!("{} {agent}: {message}", s.yellow("warning:"))
             }
             RunEvent::BreakerOpen { hint, .. } => format!("{} {hint}", s.red("breaker open:")),
             RunEvent::GateFailed {

@@ -150,3 +150,155 @@ command = ["true"]
     assert_eq!(run.wait().unwrap().code(), Some(1), "{rest:?}");
     assert_eq!(agent(&execution(&repo, id), "one").status, Status::Pending);
 }
+
+/// `s` without terminal escape sequences and carriage returns.
+fn plain(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    // parameters, then one final letter
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() || c == '~' {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\r' => out.push('\n'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Run baton under a pseudo-terminal (`script`); whether it succeeded, and what the terminal
+/// showed, without escape sequences.
+fn on_a_terminal(repo: &TestRepo, args: &[&str]) -> (bool, String) {
+    let cmd = std::iter::once(crate::support::BATON)
+        .chain(args.iter().copied())
+        .map(sh_quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = repo
+        .command("script", repo.path())
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        plain(&String::from_utf8_lossy(&out.stdout)),
+    )
+}
+
+#[test]
+fn on_a_terminal_each_running_agent_has_a_live_row_and_plain_lines_otherwise() {
+    if !baton_tests::require_program(
+        "run_output::live_view",
+        &["script", "--version"],
+        "it gives `baton run` a pseudo-terminal",
+        "apt-get install bsdutils",
+    ) {
+        return;
+    }
+    let repo = TestRepo::new();
+    let id = "OP-20260101-000000-00000f13";
+    let plan = write_plan(
+        &repo,
+        id,
+        r#"[defaults]
+isolation = "none"
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "thinker"
+task_type = "implement"
+command = ["sh", "-c", "echo reading the code; sleep 2; echo all done"]
+"#,
+    );
+    let (ok, screen) = on_a_terminal(&repo, &["run", &plan]);
+    assert!(ok, "{screen}");
+    // the agent's row: batch/agent, attempt, state, and the last line of its output
+    let row = screen
+        .lines()
+        .find(|l| l.contains("B1/thinker #1 running") && l.contains("reading the code"))
+        .unwrap_or_else(|| panic!("no live row with state, attempt and last line:\n{screen}"));
+    assert!(!row.contains("all done"), "{row}");
+    assert!(screen.contains("thinker succeeded (attempt 1"), "{screen}");
+    // not a terminal: timestamped lines, no live rows
+    let id2 = "OP-20260101-000000-00000f14";
+    let plan2 = write_plan(
+        &repo,
+        id2,
+        r#"[defaults]
+isolation = "none"
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "thinker"
+task_type = "implement"
+command = ["sh", "-c", "echo reading the code; sleep 1; echo all done"]
+"#,
+    );
+    let piped = baton(&repo, &["run", &plan2]).expect_code(0);
+    assert!(!piped.stdout.contains('\u{1b}'), "{}", piped.stdout);
+    assert!(!piped.stdout.contains("B1/thinker #1"), "{}", piped.stdout);
+    for line in piped.stdout.lines() {
+        let (stamp, _) = line.split_once(' ').unwrap();
+        assert!(
+            stamp.len() == 8 && stamp.bytes().filter(|b| *b == b':').count() == 2,
+            "not a timestamped line: {line:?}"
+        );
+    }
+    assert!(piped.stdout.contains("thinker succeeded (attempt 1"));
+}
+
+/// After a crash, the resumed run's live view shows the attempts it adopted.
+#[test]
+fn a_resumed_run_on_a_terminal_shows_a_row_for_each_adopted_agent() {
+    if !baton_tests::require_program(
+        "run_output::adopted_rows",
+        &["script", "--version"],
+        "it gives `baton run` a pseudo-terminal",
+        "apt-get install bsdutils",
+    ) {
+        return;
+    }
+    let repo = TestRepo::new();
+    let id = "OP-20260101-000000-00000f15";
+    let plan = write_plan(
+        &repo,
+        id,
+        r#"[defaults]
+isolation = "none"
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "long"
+task_type = "implement"
+command = ["sh", "-c", "echo still at it; sleep 3"]
+"#,
+    );
+    let mut first = spawn_run(&repo, &["run", &plan, "--json"]);
+    Events::of(&mut first).until(is("agent_start"));
+    crate::run_resume::signal(&first, "-KILL");
+    first.wait().unwrap();
+    let (ok, screen) = on_a_terminal(&repo, &["run", id, "--resume"]);
+    assert!(ok, "{screen}");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("B1/long #1 running (adopted)") && l.contains("still at it")),
+        "no row for the adopted agent:\n{screen}"
+    );
+    assert!(screen.contains("long succeeded (attempt 1"), "{screen}");
+}

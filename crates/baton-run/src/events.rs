@@ -40,6 +40,7 @@ pub enum RunEvent {
         batch: BatchId,
         agent: AgentId,
         attempt: u32,
+        log: PathBuf,
     },
     /// The agent wants to run but does not start yet (said once per reason).
     AgentWaiting {

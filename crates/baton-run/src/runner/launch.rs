@@ -352,6 +352,7 @@ impl Runner {
                             batch: b.clone(),
                             agent: state.id.clone(),
                             attempt: state.attempt,
+                            log: spec.log.clone(),
                         }),
                         Adoption::Finished(outcome) => {
                             self.finished(&key, outcome, None, observe)?;

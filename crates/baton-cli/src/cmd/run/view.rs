@@ -129,24 +129,42 @@ impl<'a> Output<'a> {
         let Ok(mut bars) = live.bars.lock() else {
             return;
         };
-        match e {
+        let (batch, agent, attempt, log, state) = match e {
             RunEvent::AgentStart {
                 batch,
                 agent,
                 attempt,
                 log,
                 ..
-            } => {
-                let bar = live.multi.add(ProgressBar::new_spinner());
-                if let Ok(style) = ProgressStyle::with_template(
-                    "{spinner} {prefix} running {elapsed:>4} {wide_msg}",
-                ) {
-                    bar.set_style(style);
-                }
-                bar.set_prefix(format!("{batch}/{agent} #{attempt}"));
-                bar.enable_steady_tick(Duration::from_millis(200));
-                bars.insert(agent.clone(), (bar, log.clone()));
+            } => (batch, agent, attempt, log, "running"),
+            // a resumed run shows the attempts it watches again
+            RunEvent::AgentAdopted {
+                batch,
+                agent,
+                attempt,
+                log,
+            } => (batch, agent, attempt, log, "running (adopted)"),
+            _ => {
+                return Self::update_rows(live, &mut bars, e);
             }
+        };
+        let bar = live.multi.add(ProgressBar::new_spinner());
+        if let Ok(style) = ProgressStyle::with_template(&format!(
+            "{{spinner}} {{prefix}} {state} {{elapsed:>4}} {{wide_msg}}"
+        )) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(format!("{batch}/{agent} #{attempt}"));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bars.insert(agent.clone(), (bar, log.clone()));
+    }
+
+    fn update_rows(
+        live: &Live,
+        bars: &mut BTreeMap<AgentId, (ProgressBar, PathBuf)>,
+        e: &RunEvent,
+    ) {
+        match e {
             RunEvent::AgentKill { agent, reason, .. } => {
                 if let Some((bar, _)) = bars.get(agent) {
                     bar.set_prefix(format!("{} (stopping: {reason})", bar.prefix()));

@@ -249,3 +249,63 @@ command = ["sh", "-c", {}]
         "processes of the agents survived: {left:?}"
     );
 }
+
+/// The runner began stopping a timed-out attempt and died; the stop completed with no runner
+/// watching. The resumed runner records it as the timeout it was — not as an interruption,
+/// which would start the agent again.
+#[test]
+fn a_stop_begun_by_a_killed_runner_is_recorded_as_what_it_was() {
+    let repo = TestRepo::new();
+    let id = "OP-20260101-000000-00000f03";
+    let tr = repo.scratch("t").join("trace");
+    // the child ignores SIGTERM, so the stop takes the whole grace period
+    let script = format!(
+        "echo start $BATON_AGENT_ID $(date +%s%N) >> {}; sh -c 'trap \"\" TERM; sleep 20' & sleep 20",
+        tr.display()
+    );
+    let plan = write_plan(
+        &repo,
+        id,
+        &format!(
+            r#"[defaults]
+isolation = "none"
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "hung"
+task_type = "implement"
+timeout = "1s"
+command = ["sh", "-c", {}]
+"#,
+            serde_json::to_string(&script).unwrap()
+        ),
+    );
+    let mut first = spawn_run(&repo, &["run", &plan, "--json", "--grace", "1500ms"]);
+    let mut events = Events::of(&mut first);
+    events.until(is("agent_kill"));
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    assert_eq!(
+        agent(&execution(&repo, id), "hung").stopping,
+        Some(ErrorClass::Timeout),
+        "the stop's reason is on disk before the stop is sent"
+    );
+    // the supervisor finishes the stop alone
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with_env(&format!("BATON_PLAN_ID={id}")).is_empty() {
+        assert!(Instant::now() < deadline, "the stop never completed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let resumed = crate::support::baton(&repo, &["run", id, "--resume"]);
+    resumed.expect_code(1);
+    let exec = execution(&repo, id);
+    let hung = agent(&exec, "hung");
+    assert_eq!(hung.status, Status::Failed);
+    assert_eq!(hung.attempt, 1, "not started again");
+    assert_eq!(
+        hung.result.as_ref().unwrap().error_class,
+        Some(ErrorClass::Timeout)
+    );
+    assert_eq!(hung.stopping, None);
+    assert_eq!(trace(&tr).len(), 1, "{:?}", trace(&tr));
+}

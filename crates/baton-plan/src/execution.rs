@@ -183,6 +183,11 @@ pub struct AgentState {
     /// (RFC 3339), so a resumed run keeps the backoff instead of retrying at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<String>,
+    /// The runner is stopping the running attempt, for this class (a timeout, Ctrl-C):
+    /// persisted before the stop is sent, so a resumed runner finishes it and records it as
+    /// what it was, not as an interruption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<crate::status::ErrorClass>,
 }
 
 /// A process identity that survives pid reuse.
@@ -280,6 +285,7 @@ impl Execution {
                             finished_at: None,
                             result: None,
                             retry_at: None,
+                            stopping: None,
                         })
                         .collect(),
                     integration: None,
@@ -411,6 +417,7 @@ impl Execution {
         state.started_at = Some(now.to_owned());
         state.finished_at = None;
         state.retry_at = None;
+        state.stopping = None;
         let attempt = state.attempt;
         self.touch(now);
         Ok(attempt)
@@ -462,6 +469,27 @@ impl Execution {
         Ok(())
     }
 
+    /// The runner is stopping the running attempt of `agent`, for `class`.
+    pub fn stop_agent(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+        class: crate::status::ErrorClass,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        let state = self.agent_mut(batch, agent)?;
+        if state.status != Status::Running {
+            return Err(TransitionError::BadState {
+                what: format!("agent {agent}"),
+                status: state.status.as_str(),
+                action: "stopping it",
+            });
+        }
+        state.stopping = Some(class);
+        self.touch(now);
+        Ok(())
+    }
+
     /// The attempt that is running ended; `status` is `Succeeded` or `Failed`.
     pub fn record_agent_result(
         &mut self,
@@ -489,6 +517,7 @@ impl Execution {
         state.status = status;
         state.process = None;
         state.handle = None;
+        state.stopping = None;
         state.finished_at = Some(now.to_owned());
         state.result = Some(result);
         self.touch(now);

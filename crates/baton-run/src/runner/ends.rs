@@ -208,6 +208,13 @@ impl Runner {
             return;
         }
         live.kill = Some(reason);
+        let key = live.key.clone();
+        // persisted before the stop is sent: a runner that dies meanwhile leaves a resumed one
+        // the reason (a failed write leaves it in memory only; the stop goes ahead)
+        let _ = self.update(|e, now| e.stop_agent(&key.batch, &key.agent, reason.class(), now));
+        let Some(live) = self.live.get(agent) else {
+            return;
+        };
         observe(&RunEvent::AgentKill {
             batch: live.key.batch.clone(),
             agent: agent.clone(),

@@ -348,14 +348,21 @@ impl Runner {
                         l.handle = Some(handle);
                     }
                     match adoption {
-                        Adoption::Running => observe(&RunEvent::AgentAdopted {
-                            batch: b.clone(),
-                            agent: state.id.clone(),
-                            attempt: state.attempt,
-                            log: spec.log.clone(),
-                        }),
+                        Adoption::Running => {
+                            observe(&RunEvent::AgentAdopted {
+                                batch: b.clone(),
+                                agent: state.id.clone(),
+                                attempt: state.attempt,
+                                log: spec.log.clone(),
+                            });
+                            // a stop the earlier runner began is finished
+                            if let Some(reason) = state.stopping.and_then(KillReason::of_class) {
+                                self.kill(&state.id, reason, observe);
+                            }
+                        }
                         Adoption::Finished(outcome) => {
-                            self.finished(&key, outcome, None, observe)?;
+                            let reason = state.stopping.and_then(KillReason::of_class);
+                            self.finished(&key, outcome, reason, observe)?;
                         }
                     }
                 }

@@ -309,3 +309,70 @@ command = ["sh", "-c", {}]
     assert_eq!(hung.stopping, None);
     assert_eq!(trace(&tr).len(), 1, "{:?}", trace(&tr));
 }
+
+/// A rate limit's pause is persisted with the breaker: a runner killed during it leaves a
+/// resumed one that starts nothing before the pause ends.
+#[test]
+fn a_rate_limit_pause_survives_a_killed_runner() {
+    let repo = TestRepo::new();
+    let marks = repo.scratch("marks");
+    let m = marks.display();
+    let tr = repo.scratch("t").join("trace");
+    let t = tr.display();
+    // first attempt: the provider says no; any later attempt works
+    let script = format!(
+        "echo start $BATON_AGENT_ID $(date +%s%N) >> {t}; if [ -e {m}/$BATON_AGENT_ID ]; then exit 0; fi; touch {m}/$BATON_AGENT_ID; echo 'Error: Rate limit exceeded'; exit 1"
+    );
+    let id = "OP-20260101-000000-00000f04";
+    let mut body = format!(
+        "[defaults]\nisolation = \"none\"\nretries = 1\ncommand = [\"sh\", \"-c\", {}]\n[defaults.rate_limit]\npatterns = [\"rate limit exceeded\"]\n[[batches]]\nid = \"B1\"\n",
+        serde_json::to_string(&script).unwrap()
+    );
+    for i in 1..=3 {
+        body.push_str(&format!(
+            "[[batches.agents]]\nid = \"r{i}\"\ntask_type = \"research\"\n"
+        ));
+    }
+    let plan = write_plan(&repo, id, &body);
+    // all three are rate-limited at once; the pause is the backoff cap (4 s)
+    let args = [
+        "--json",
+        "--max-parallel",
+        "3",
+        "--backoff",
+        "100ms",
+        "--backoff-cap",
+        "4s",
+    ];
+    let mut first = spawn_run(&repo, &[&["run", plan.as_str()][..], &args].concat());
+    let mut events = Events::of(&mut first);
+    events.until(is("breaker_open"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let until = loop {
+        let exec = execution(&repo, id);
+        if let Some(u) = exec.breaker.and_then(|b| b.open).and_then(|o| o.until) {
+            break rfc3339_ms(&u);
+        }
+        assert!(Instant::now() < deadline, "the breaker was not persisted");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    let before = trace(&tr).len();
+    assert_eq!(before, 3, "only the first attempts ran: {:?}", trace(&tr));
+    let mut second = spawn_run(&repo, &[&["run", id, "--resume"][..], &args].concat());
+    let mut events = Events::of(&mut second);
+    let w = events.until(|e| e["event"] == "agent_waiting" && e["reason"] == "stopped");
+    assert!(w["why"].as_str().unwrap().contains("breaker open"), "{w}");
+    events.rest();
+    assert_eq!(second.wait().unwrap().code(), Some(0), "{:#?}", events.seen);
+    let later = &trace(&tr)[before..];
+    assert_eq!(later.len(), 3, "one retry each: {later:?}");
+    for (_, a, ns) in later {
+        assert!(
+            ns / 1_000_000 >= until,
+            "{a} started {} ms before the persisted end of the pause",
+            until - ns / 1_000_000
+        );
+    }
+}

@@ -376,3 +376,78 @@ fn a_rate_limit_pause_survives_a_killed_runner() {
         );
     }
 }
+
+/// A batch that started before the crash keeps its base: an agent of it launched by the
+/// resumed runner gets a worktree from the integration branch (with the earlier batches'
+/// work), not from HEAD.
+#[test]
+fn an_agent_launched_after_a_resume_starts_from_its_batch_base() {
+    let repo = TestRepo::new();
+    repo.write(".config/baton.toml", "[verify]\nallow_no_tests = true\n");
+    repo.commit_all("baton config: no tests in this repository");
+    let id = "OP-20260101-000000-00000f05";
+    let go = repo.scratch("t").join("go");
+    let g = go.display();
+    let q = |s: &str| serde_json::to_string(s).unwrap();
+    let hold = format!(
+        "i=0; while [ ! -e {g} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo b1 > b1.txt"
+    );
+    let plan = write_plan(
+        &repo,
+        id,
+        &format!(
+            r#"[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "first"
+task_type = "implement"
+scope = {{ files_write = ["first.txt"] }}
+command = ["sh", "-c", "echo first > first.txt"]
+[[batches]]
+id = "B2"
+depends_on = ["B1"]
+[[batches.agents]]
+id = "b1"
+task_type = "implement"
+scope = {{ files_write = ["b1.txt"] }}
+command = ["sh", "-c", {}]
+[[batches.agents]]
+id = "b2"
+task_type = "implement"
+scope = {{ files_write = ["b2.txt"] }}
+command = ["sh", "-c", {}]
+"#,
+            q(&hold),
+            q(
+                "test -e first.txt || { echo 'first.txt is missing: not started from B1 work'; exit 1; }; echo b2 > b2.txt"
+            )
+        ),
+    );
+    let mut first = spawn_run(&repo, &["run", &plan, "--json", "--max-parallel", "1"]);
+    let mut events = Events::of(&mut first);
+    events.until(|e| e["event"] == "agent_start" && e["agent"] == "b1");
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    let mut second = spawn_run(
+        &repo,
+        &["run", id, "--resume", "--json", "--max-parallel", "1"],
+    );
+    let mut events = Events::of(&mut second);
+    events.until(is("agent_adopted"));
+    std::fs::write(&go, "").unwrap();
+    events.rest();
+    let code = second.wait().unwrap().code();
+    let exec = execution(&repo, id);
+    let b2 = agent(&exec, "b2");
+    let log = std::fs::read_to_string(
+        repo.path()
+            .join(format!(".baton/executions/{id}/logs/b2/{}.log", b2.attempt)),
+    )
+    .unwrap_or_default();
+    assert_eq!(b2.status, Status::Succeeded, "{log}\n{:#?}", events.seen);
+    assert_eq!(code, Some(0), "{:#?}", events.seen);
+    // git as the oracle: b2's branch descends from the commit that brought first.txt
+    let b2_branch = b2.branch.clone().unwrap();
+    let first_branch = agent(&exec, "first").branch.clone().unwrap();
+    repo.git(&["merge-base", "--is-ancestor", &first_branch, &b2_branch]);
+}

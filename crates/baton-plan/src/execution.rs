@@ -490,6 +490,31 @@ impl Execution {
         Ok(())
     }
 
+    /// Processes an ended attempt left alive, found after its result was recorded (a stop of
+    /// a stuck supervisor): added to the result's `leftovers`.
+    pub fn add_leftovers(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+        left: &crate::status::Leftovers,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        let state = self.agent_mut(batch, agent)?;
+        let Some(result) = state.result.as_mut() else {
+            return Err(TransitionError::BadState {
+                what: format!("agent {agent}"),
+                status: state.status.as_str(),
+                action: "adding leftovers to a result it does not have",
+            });
+        };
+        let mine = result.leftovers.get_or_insert_with(Default::default);
+        mine.swept += left.swept;
+        mine.killed_after_grace += left.killed_after_grace;
+        mine.survived.extend(&left.survived);
+        self.touch(now);
+        Ok(())
+    }
+
     /// The attempt that is running ended; `status` is `Succeeded` or `Failed`.
     pub fn record_agent_result(
         &mut self,

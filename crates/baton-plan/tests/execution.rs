@@ -246,6 +246,19 @@ fn retry_times_and_stops_belong_to_one_attempt_and_old_files_still_read() {
     e.start_agent(&b("B1"), &a("a"), AgentStart::default(), "t9")
         .unwrap();
     assert_eq!(state(&e).retry_at, None, "the retry started");
+    // leftovers found after a result was recorded join it; before there is one, refused
+    assert!(matches!(
+        e.add_leftovers(&b("B1"), &a("b"), &Default::default(), "t9"),
+        Err(TransitionError::BadState { .. })
+    ));
+    let late = baton_plan::Leftovers {
+        survived: vec![42],
+        ..Default::default()
+    };
+    e.add_leftovers(&b("B1"), &a("a"), &late, "t9").unwrap();
+    e.add_leftovers(&b("B1"), &a("a"), &late, "t9").unwrap();
+    let result = state(&e).result.unwrap();
+    assert_eq!(result.leftovers.unwrap().survived, [42, 42]);
     assert!(matches!(
         e.stop_agent(&b("B1"), &a("b"), ErrorClass::Timeout, "t9"),
         Err(TransitionError::BadState { .. })

@@ -164,6 +164,8 @@ struct Live {
     idle: Option<Duration>,
     idle_check: Option<Instant>,
     kill: Option<KillReason>,
+    /// Pids a stop left alive (the supervisor itself was stuck), for the attempt's record.
+    leaked: Vec<u32>,
 }
 
 pub struct Runner {
@@ -423,13 +425,27 @@ impl Runner {
                     })
                     .unwrap_or_else(|| (BatchId::new("unknown").expect("valid id"), 0));
                 observe(&RunEvent::Leak {
-                    batch,
-                    agent,
+                    batch: batch.clone(),
+                    agent: agent.clone(),
                     attempt,
                     swept: 0,
                     killed_after_grace: 0,
-                    pids: r.leaked,
+                    pids: r.leaked.clone(),
                 });
+                // into the attempt's record: with its result if it has not ended yet, else
+                // added to the result already recorded
+                match self.live.get_mut(&agent) {
+                    Some(l) if l.key.attempt == attempt => l.leaked.extend(&r.leaked),
+                    _ => {
+                        let left = baton_plan::Leftovers {
+                            survived: r.leaked,
+                            ..Default::default()
+                        };
+                        let _ = self.defer(Box::new(move |e, now| {
+                            e.add_leftovers(&batch, &agent, &left, now)
+                        }));
+                    }
+                }
             }
             // a failed kill leaves the attempt running: its Finished event still comes
             Msg::KillDone(..) | Msg::Attempt(_) => {}

@@ -2,6 +2,17 @@
 //! stops (timeouts, Ctrl-C) and the deadlines the loop sleeps until.
 
 use super::*;
+use baton_plan::Leftovers;
+
+/// What the supervisor reported, with what a stop of a stuck supervisor left alive.
+fn leftovers(reported: Option<Leftovers>, leaked: Vec<u32>) -> Option<Leftovers> {
+    if leaked.is_empty() {
+        return reported;
+    }
+    let mut left = reported.unwrap_or_default();
+    left.survived.extend(leaked);
+    Some(left)
+}
 
 /// How often a run held back by the resource gate looks again.
 const RESOURCE_RECHECK: Duration = Duration::from_secs(1);
@@ -172,7 +183,7 @@ impl Runner {
                 files_changed,
                 summary: attempt::read_summary(&live.log.with_extension("result.json")),
                 error_class: verdict.class,
-                leftovers: attempt::read_leftovers(&live.log),
+                leftovers: leftovers(attempt::read_leftovers(&live.log), live.leaked),
             },
             detail,
         })

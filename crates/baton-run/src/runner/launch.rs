@@ -168,6 +168,7 @@ impl Runner {
                 idle: idle_of(&plan, &p.a),
                 idle_check: idle_of(&plan, &p.a).map(|t| now + t),
                 kill: None,
+                leaked: Vec::new(),
             };
             // the batch loop's output cache: an identical earlier success is applied to the
             // worktree's branch, and the attempt ends now as succeeded without running
@@ -336,6 +337,7 @@ impl Runner {
                 idle: idle_of(&plan, &state.id),
                 idle_check: idle_of(&plan, &state.id).map(|_| now),
                 kill: None,
+                leaked: Vec::new(),
             };
             let key = live.key.clone();
             self.live.insert(state.id.clone(), live);

@@ -290,11 +290,30 @@ command = ["sh", "-c", {}]
         Some(ErrorClass::Timeout),
         "the stop's reason is on disk before the stop is sent"
     );
-    // the supervisor finishes the stop alone
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_with_env(&format!("BATON_PLAN_ID={id}")).is_empty() {
-        assert!(Instant::now() < deadline, "the stop never completed");
-        std::thread::sleep(Duration::from_millis(50));
+    // the supervisor finishes the stop alone. The runner may have died between persisting the
+    // reason and sending the stop (the event comes in between); then the test sends it, as
+    // the runner would have
+    let gone = |within: Duration| {
+        let deadline = Instant::now() + within;
+        while !processes_with_env(&format!("BATON_PLAN_ID={id}")).is_empty() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    };
+    if !gone(Duration::from_secs(4)) {
+        let Some(baton_plan::AttemptHandle::Local { pid, .. }) =
+            agent(&execution(&repo, id), "hung").handle
+        else {
+            panic!("no local handle");
+        };
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(gone(Duration::from_secs(10)), "the stop never completed");
     }
     let resumed = crate::support::baton(&repo, &["run", id, "--resume"]);
     resumed.expect_code(1);

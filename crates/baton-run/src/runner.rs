@@ -414,7 +414,8 @@ impl Runner {
             Msg::Interrupt => self.interrupt(observe),
             // the supervisor itself was stuck and was killed outright, with what it held
             Msg::KillDone(agent, Ok(r)) if !r.leaked.is_empty() => {
-                let (batch, attempt) = self
+                // every agent the runner stops is one of the plan's
+                let Some((batch, attempt)) = self
                     .live
                     .get(&agent)
                     .map(|l| (l.key.batch.clone(), l.key.attempt))
@@ -423,7 +424,9 @@ impl Runner {
                             .agent(&agent)
                             .map(|(b, _)| (b.id.clone(), self.attempt_of(&agent)))
                     })
-                    .unwrap_or_else(|| (BatchId::new("unknown").expect("valid id"), 0));
+                else {
+                    return;
+                };
                 observe(&RunEvent::Leak {
                     batch: batch.clone(),
                     agent: agent.clone(),

@@ -120,6 +120,18 @@ command = ["sh", "-c", {}]
         "no retry before the kill: {:?}",
         trace(&tr)
     );
+    // from another terminal: when the retry is due
+    let status = crate::support::baton(&repo, &["status", id]).expect_code(0);
+    let row = status
+        .stdout
+        .lines()
+        .find(|l| l.contains("flaky"))
+        .unwrap_or_else(|| panic!("{}", status.stdout));
+    let due_text = flaky.retry_at.as_deref().unwrap();
+    assert!(
+        row.contains(&format!("retry at {} UTC", &due_text[11..19])),
+        "{row}"
+    );
     let mut second = spawn_run(&repo, &["run", id, "--resume", "--json"]);
     let mut events = Events::of(&mut second);
     events.until(is("run_start"));
@@ -377,6 +389,14 @@ fn a_rate_limit_pause_survives_a_killed_runner() {
     };
     signal(&first, "-KILL");
     first.wait().unwrap();
+    let status = crate::support::baton(&repo, &["status", id]).expect_code(0);
+    assert!(
+        status
+            .stdout
+            .contains("launching stopped: 2 agents failed with rate_limited, paused until"),
+        "{}",
+        status.stdout
+    );
     let before = trace(&tr).len();
     assert_eq!(before, 3, "only the first attempts ran: {:?}", trace(&tr));
     let mut second = spawn_run(&repo, &[&["run", id, "--resume"][..], &args].concat());

@@ -167,6 +167,15 @@ command = ["sh", "-c", {}]
         Status::Succeeded,
         "leftovers are reported, they do not fail the agent"
     );
+    let status = baton(&repo, &["status", id]).expect_code(0);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.contains("stubborn") && l.contains("processes behind")),
+        "{}",
+        status.stdout
+    );
     let metrics = std::fs::read_to_string(repo.path().join(".baton/metrics.jsonl")).unwrap();
     let leaks: Vec<serde_json::Value> = metrics
         .lines()

@@ -223,9 +223,14 @@ id = "B1"
 id = "thinker"
 task_type = "implement"
 command = ["sh", "-c", "echo reading the code; sleep 2; echo all done"]
+[[batches.agents]]
+id = "retrier"
+task_type = "implement"
+retries = 1
+command = ["sh", "-c", "[ $BATON_ATTEMPT -ge 2 ] || { echo first try failed; sleep 0.6; exit 1; }; echo fine"]
 "#,
     );
-    let (ok, screen) = on_a_terminal(&repo, &["run", &plan]);
+    let (ok, screen) = on_a_terminal(&repo, &["run", &plan, "--backoff", "1s"]);
     assert!(ok, "{screen}");
     // the agent's row: batch/agent, attempt, state, and the last line of its output
     let row = screen
@@ -233,6 +238,12 @@ command = ["sh", "-c", "echo reading the code; sleep 2; echo all done"]
         .find(|l| l.contains("B1/thinker #1 running") && l.contains("reading the code"))
         .unwrap_or_else(|| panic!("no live row with state, attempt and last line:\n{screen}"));
     assert!(!row.contains("all done"), "{row}");
+    // an agent waiting to retry keeps a row that says so, with its last line
+    assert!(
+        screen.lines().any(|l| l.contains("B1/retrier #1 failed, retry in")
+            && l.contains("first try failed")),
+        "no waiting row:\n{screen}"
+    );
     assert!(screen.contains("thinker succeeded (attempt 1"), "{screen}");
     // not a terminal: timestamped lines, no live rows
     let id2 = "OP-20260101-000000-00000f14";

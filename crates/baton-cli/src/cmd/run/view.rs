@@ -122,6 +122,7 @@ impl<'a> Output<'a> {
         }
     }
 
+    /// The live rows: one per agent that runs or waits to run again, saying its state.
     fn update_live(&mut self, e: &RunEvent) {
         let Some(live) = &mut self.live else {
             return;
@@ -129,45 +130,52 @@ impl<'a> Output<'a> {
         let Ok(mut bars) = live.bars.lock() else {
             return;
         };
-        let (batch, agent, attempt, log, state) = match e {
+        match e {
             RunEvent::AgentStart {
                 batch,
                 agent,
                 attempt,
                 log,
                 ..
-            } => (batch, agent, attempt, log, "running"),
+            } => Self::put_row(
+                live,
+                &mut bars,
+                agent,
+                format!("{batch}/{agent} #{attempt} running"),
+                log.clone(),
+            ),
             // a resumed run shows the attempts it watches again
             RunEvent::AgentAdopted {
                 batch,
                 agent,
                 attempt,
                 log,
-            } => (batch, agent, attempt, log, "running (adopted)"),
-            _ => {
-                return Self::update_rows(live, &mut bars, e);
-            }
-        };
-        let bar = live.multi.add(ProgressBar::new_spinner());
-        if let Ok(style) = ProgressStyle::with_template(&format!(
-            "{{spinner}} {{prefix}} {state} {{elapsed:>4}} {{wide_msg}}"
-        )) {
-            bar.set_style(style);
-        }
-        bar.set_prefix(format!("{batch}/{agent} #{attempt}"));
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bars.insert(agent.clone(), (bar, log.clone()));
-    }
-
-    fn update_rows(
-        live: &Live,
-        bars: &mut BTreeMap<AgentId, (ProgressBar, PathBuf)>,
-        e: &RunEvent,
-    ) {
-        match e {
+            } => Self::put_row(
+                live,
+                &mut bars,
+                agent,
+                format!("{batch}/{agent} #{attempt} running (adopted)"),
+                log.clone(),
+            ),
             RunEvent::AgentKill { agent, reason, .. } => {
                 if let Some((bar, _)) = bars.get(agent) {
                     bar.set_prefix(format!("{} (stopping: {reason})", bar.prefix()));
+                }
+            }
+            // a retry follows: the row stays, saying when (with the failed attempt's last line)
+            RunEvent::AgentFinish {
+                batch,
+                agent,
+                attempt,
+                retry_in_ms: Some(ms),
+                ..
+            } => {
+                if let Some((bar, _)) = bars.get(agent) {
+                    bar.set_prefix(format!(
+                        "{batch}/{agent} #{attempt} failed, retry in {:.1}s",
+                        *ms as f64 / 1000.0
+                    ));
+                    bar.reset_elapsed();
                 }
             }
             RunEvent::AgentFinish { agent, .. } => {
@@ -178,6 +186,30 @@ impl<'a> Output<'a> {
             }
             _ => {}
         }
+    }
+
+    /// Show `agent`'s row (replacing the one it had): `prefix` says who and in what state,
+    /// then the time since, then the last line of `log`.
+    fn put_row(
+        live: &Live,
+        bars: &mut BTreeMap<AgentId, (ProgressBar, PathBuf)>,
+        agent: &AgentId,
+        prefix: String,
+        log: PathBuf,
+    ) {
+        if let Some((old, _)) = bars.remove(agent) {
+            old.finish_and_clear();
+            live.multi.remove(&old);
+        }
+        let bar = live.multi.add(ProgressBar::new_spinner());
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {prefix} {elapsed:>4} {wide_msg}")
+        {
+            bar.set_style(style);
+        }
+        bar.set_prefix(prefix);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bars.insert(agent.clone(), (bar, log));
     }
 
     fn line(&self, e: &RunEvent) -> Option<String> {

@@ -1,5 +1,5 @@
-//! What may happen now: pure decisions over the plan, the execution and the runner's
-//! state (backoff due times and the breaker, persisted in the execution; the resource gate and Ctrl-C).
+//! What may happen now: pure decisions over the plan, the execution and the runner's state
+//! (backoff due times and the breaker, persisted in the execution; the resource gate; Ctrl-C).
 //!
 //! [`decide`] is called after every event; the runner applies the steps it returns (each one a
 //! persisted transition) and calls it again until it returns none, then waits for the next

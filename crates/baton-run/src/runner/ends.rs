@@ -221,8 +221,16 @@ impl Runner {
         live.kill = Some(reason);
         let key = live.key.clone();
         // persisted before the stop is sent: a runner that dies meanwhile leaves a resumed one
-        // the reason (a failed write leaves it in memory only; the stop goes ahead)
-        let _ = self.update(|e, now| e.stop_agent(&key.batch, &key.agent, reason.class(), now));
+        // the reason. Written alone (deferred transitions keep waiting for the next write, so
+        // a failure here loses none of them); a failed write leaves the reason in memory only
+        // and the stop goes ahead.
+        let stop = |e: &mut Execution, now: &str| {
+            e.stop_agent(&key.batch, &key.agent, reason.class(), now)
+        };
+        if self.tracker.update(stop).is_ok() {
+            let now = baton_plan::ids::rfc3339_now(SystemTime::now());
+            let _ = stop(&mut self.exec, &now);
+        }
         let Some(live) = self.live.get(agent) else {
             return;
         };

@@ -360,6 +360,7 @@ fn record_agents(
                 .and_then(|r| r.report.as_ref())
                 .map(|r| r.summary.clone()),
             error_class: None,
+            leftovers: None,
         };
         hooks
             .tracker

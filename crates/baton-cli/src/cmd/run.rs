@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// No new agent while the one-minute load average is above this.
     #[arg(long, value_name = "LOAD")]
     max_load: Option<f64>,
+    /// A TOML file of resource limits (`min_free_memory = MIB`, `max_load = N`) that replace
+    /// the two flags above. It is re-read while agents wait for resources, so editing it lets
+    /// a waiting run go on (or holds it back); a missing file sets no limit.
+    #[arg(long, value_name = "FILE")]
+    limits: Option<PathBuf>,
     /// How many times a failed gate may send agents back for another attempt.
     #[arg(long, value_name = "N", default_value_t = 2)]
     replan_budget: u32,
@@ -287,6 +292,11 @@ fn changed_files(dir: &Path) -> Vec<String> {
 }
 
 pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
+    if let Some(file) = &args.limits {
+        baton_run::resources::read_limits(file).map_err(|e| {
+            CliError::input(format!("--limits: {e}; fix the file or leave the flag out"))
+        })?;
+    }
     let (plan_id, plan) = resolve(ctx, &args.plan, args.dry_run)?;
     let repo = ctx.repo()?.clone();
     let root = repo.main_workdir();
@@ -400,6 +410,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         default_retries: 0,
         min_free_memory_mb: args.min_free_memory,
         max_load: args.max_load,
+        limits_file: args.limits.clone(),
         nonce,
         runner: baton_run::procfs::process_ref(std::process::id()),
         search_path: std::env::var_os("PATH"),

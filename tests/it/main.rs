@@ -2,6 +2,7 @@
 
 mod batch_loop;
 mod batch_loop_cache;
+mod batch_loop_gaps;
 mod batch_loop_report;
 mod batch_loop_run;
 mod demo;

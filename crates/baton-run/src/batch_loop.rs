@@ -24,6 +24,7 @@ use crate::integrate::{
 use crate::replan::{self, Decision};
 
 mod cache_hooks;
+pub use cache_hooks::cache_inputs_of;
 
 /// The batch loop. Holds no open repository (git2's are not `Sync`): each call opens one.
 pub struct LoopHooks {
@@ -299,36 +300,15 @@ impl LoopHooks {
 
     /// Placeholders and environment for an attempt of `agent`.
     pub fn vars_for(&self, batch: &BatchId, agent: &AgentId) -> Result<AgentVars, IntegrateError> {
-        let mut vars = AgentVars::default();
-        for (_, a) in self.plan.agents() {
-            if let Some(record) = AgentRecord::load(&self.state, &self.plan_id, &a.id)? {
-                let summary = record
-                    .report
-                    .as_ref()
-                    .map(|r| r.summary.clone())
-                    .unwrap_or_default();
-                vars.placeholders
-                    .insert(format!("outputs.{}", a.id), summary);
-                vars.placeholders
-                    .insert(format!("files.{}", a.id), record.files.join("\n"));
-            }
-        }
         let exec = self.tracker.load()?;
-        let integration = exec.batch(batch).and_then(|b| b.integration.as_ref());
-        // the findings reach only the agents a replan sent back
-        let last = integration
-            .filter(|i| i.replans > 0)
-            .and_then(|i| i.gates.last())
-            .filter(|v| !v.passed && v.agents.contains(agent));
-        vars.placeholders.insert(
-            "gate_findings".into(),
-            last.map(replan::findings_text).unwrap_or_default(),
-        );
-        if let Some(report) = last.and_then(|v| v.report.as_ref()) {
-            vars.env
-                .insert("BATON_GATE_REPORT".into(), report.display().to_string());
-        }
-        Ok(vars)
+        vars_of(
+            &self.state,
+            &self.plan_id,
+            &self.plan,
+            Some(&exec),
+            batch,
+            agent,
+        )
     }
 
     fn event(&self, kind: &str, batch: &BatchId, fill: impl FnOnce(&mut Event)) {
@@ -374,6 +354,50 @@ impl LoopHooks {
             .join(self.plan_id.as_str())
             .join("gates")
     }
+}
+
+/// Placeholders and environment for an attempt of `agent`, from the plan's state on disk
+/// (`exec` is `None` before the plan's first run): upstream results, and the findings of the
+/// last failed gate for an agent a replan sent back. Reads only.
+pub fn vars_of(
+    state: &StateDir,
+    plan_id: &PlanId,
+    plan: &Plan,
+    exec: Option<&baton_plan::Execution>,
+    batch: &BatchId,
+    agent: &AgentId,
+) -> Result<AgentVars, IntegrateError> {
+    let mut vars = AgentVars::default();
+    for (_, a) in plan.agents() {
+        if let Some(record) = AgentRecord::load(state, plan_id, &a.id)? {
+            let summary = record
+                .report
+                .as_ref()
+                .map(|r| r.summary.clone())
+                .unwrap_or_default();
+            vars.placeholders
+                .insert(format!("outputs.{}", a.id), summary);
+            vars.placeholders
+                .insert(format!("files.{}", a.id), record.files.join("\n"));
+        }
+    }
+    let integration = exec
+        .and_then(|e| e.batch(batch))
+        .and_then(|b| b.integration.as_ref());
+    // the findings reach only the agents a replan sent back
+    let last = integration
+        .filter(|i| i.replans > 0)
+        .and_then(|i| i.gates.last())
+        .filter(|v| !v.passed && v.agents.contains(agent));
+    vars.placeholders.insert(
+        "gate_findings".into(),
+        last.map(replan::findings_text).unwrap_or_default(),
+    );
+    if let Some(report) = last.and_then(|v| v.report.as_ref()) {
+        vars.env
+            .insert("BATON_GATE_REPORT".into(), report.display().to_string());
+    }
+    Ok(vars)
 }
 
 fn baton_run_isolation(plan: &Plan, agent: &baton_plan::Agent) -> baton_plan::model::Isolation {

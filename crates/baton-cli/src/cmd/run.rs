@@ -287,7 +287,12 @@ fn changed_files(dir: &Path) -> Vec<String> {
 }
 
 pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
-    let (plan_id, plan) = resolve(ctx, &args.plan, args.dry_run)?;
+    // explaining the cache writes nothing: a plan file is not stored, no execution is made
+    let reads_only = args.dry_run || args.explain_cache.is_some();
+    let (plan_id, plan) = resolve(ctx, &args.plan, reads_only)?;
+    if let Some(agent) = &args.explain_cache {
+        return explain_cache(ctx, &plan_id, &plan, agent, args.no_cache);
+    }
     let repo = ctx.repo()?.clone();
     let root = repo.main_workdir();
     let (max_parallel, why) = match args.max_parallel {
@@ -361,9 +366,6 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
     let mut hooks = super::batch::loop_hooks(ctx, &plan_id, &plan, None)?;
     hooks.cache =
         (!args.no_cache).then(|| baton_run::cache::Cache::new(&dir, CACHE_TTL, CACHE_MAX_ENTRIES));
-    if let Some(agent) = &args.explain_cache {
-        return explain_cache(ctx, &hooks, &plan, agent);
-    }
     let cache_stats = std::sync::Arc::clone(&hooks.cache_stats);
     let exe = std::env::current_exe().map_err(|e| {
         CliError::env(format!(
@@ -478,7 +480,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
 
 /// `--explain-cache AGENT`: compare the agent's inputs as they are now (its batch starting
 /// from the integration branch, or HEAD before the run) with the last success stored for it.
-fn explain_cache(ctx: &Ctx, hooks: &baton_run::LoopHooks, plan: &Plan, agent: &str) -> CliResult {
+/// Reads only: no execution, integration branch, lock or metrics line is made.
+fn explain_cache(
+    ctx: &Ctx,
+    plan_id: &PlanId,
+    plan: &Plan,
+    agent: &str,
+    no_cache: bool,
+) -> CliResult {
     use baton_run::cache::Explanation;
     let id = AgentId::new(agent).map_err(|e| CliError::input(format!("--explain-cache: {e}")))?;
     let Some((batch, _)) = plan.agent(&id) else {
@@ -486,13 +495,21 @@ fn explain_cache(ctx: &Ctx, hooks: &baton_run::LoopHooks, plan: &Plan, agent: &s
             "--explain-cache {agent}: the plan has no such agent"
         )));
     };
-    let Some(cache) = &hooks.cache else {
+    if no_cache {
         return Err(CliError::input(
             "--explain-cache with --no-cache: there is no cache to ask",
         ));
+    }
+    let dir = ctx.state_dir()?;
+    let cache = baton_run::cache::Cache::new(&dir, CACHE_TTL, CACHE_MAX_ENTRIES);
+    let exec_path = dir.execution(plan_id.as_str());
+    let exec: Option<baton_plan::Execution> = if exec_path.exists() {
+        Some(baton_store::read_versioned(&exec_path)?)
+    } else {
+        None
     };
-    let repo = hooks.repo.open()?;
-    let tip = baton_run::integrate::integration_tip(&repo, &hooks.plan_id)?;
+    let repo = ctx.repo()?.open()?;
+    let tip = baton_run::integrate::integration_tip(&repo, plan_id)?;
     let base = match tip {
         Some(t) => t,
         None => repo
@@ -505,7 +522,15 @@ fn explain_cache(ctx: &Ctx, hooks: &baton_run::LoopHooks, plan: &Plan, agent: &s
         .find_commit(base)
         .map(|c| c.tree_id().to_string())
         .map_err(|e| CliError::env(format!("read {base}: {}", e.message())))?;
-    let inputs = hooks.cache_inputs(&batch.id, &id, tree)?;
+    let inputs = baton_run::batch_loop::cache_inputs_of(
+        &dir,
+        plan_id,
+        plan,
+        exec.as_ref(),
+        &batch.id,
+        &id,
+        tree,
+    )?;
     let (verdict, changed) = match cache.explain(agent, &inputs) {
         Explanation::Hit => ("hit".to_owned(), Vec::new()),
         Explanation::Changed(parts) => ("miss".to_owned(), parts),

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::batch_loop::Loop;
+use serde_json::Value;
+
 use crate::support::baton;
 
 /// Every file under `dir` (relative path → bytes); empty when `dir` does not exist.
@@ -69,7 +71,10 @@ fn explain_cache_writes_nothing() {
     l.repo.write("agent.sh", WRITER_SH);
     l.repo.commit_all("scripted agents");
     let state = l.repo.path().join(".baton");
-    let refs = || l.repo.git(&["for-each-ref", "--format=%(refname) %(objectname)"]);
+    let refs = || {
+        l.repo
+            .git(&["for-each-ref", "--format=%(refname) %(objectname)"])
+    };
 
     // before the plan ever ran: a miss, and no execution, lock, metrics line or branch
     let (before, refs_before) = (snapshot(&state), refs());
@@ -87,9 +92,12 @@ fn explain_cache_writes_nothing() {
     let (before, refs_before) = (snapshot(&state), refs());
     // a would be a hit; b misses, for its upstream has not run in this copy
     for (agent, verdict) in [("a", "hit"), ("b", "miss")] {
-        let out = baton(&l.repo, &["run", &again, "--explain-cache", agent, "--json"])
-            .expect_code(0)
-            .json();
+        let out = baton(
+            &l.repo,
+            &["run", &again, "--explain-cache", agent, "--json"],
+        )
+        .expect_code(0)
+        .json();
         assert_eq!(out["cache"], verdict, "{agent}: {out}");
     }
     assert_eq!(snapshot(&state), before, ".baton/ changed");
@@ -98,13 +106,172 @@ fn explain_cache_writes_nothing() {
     // a plan file never stored, in a repository without .baton/: it stays absent
     let fresh = baton_tests::TestRepo::new();
     fresh.write("plan.toml", CACHED_PLAN);
-    let out = baton(&fresh, &["run", "plan.toml", "--explain-cache", "a", "--json"])
-        .expect_code(0)
-        .json();
+    let out = baton(
+        &fresh,
+        &["run", "plan.toml", "--explain-cache", "a", "--json"],
+    )
+    .expect_code(0)
+    .json();
     assert_eq!(out["cache"], "miss", "{out}");
-    assert!(!fresh.path().join(".baton").exists(), "explaining made .baton/");
+    assert!(
+        !fresh.path().join(".baton").exists(),
+        "explaining made .baton/"
+    );
     // bad input still says so, and writes nothing
     let bad = baton(&fresh, &["run", "plan.toml", "--explain-cache", "zz"]);
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(!fresh.path().join(".baton").exists());
+}
+
+/// The project's tests: count their runs (one line each in `$BATON_TEST_COUNT`) and pass.
+const COUNTING_TEST_SH: &str = r#"#!/bin/sh
+[ -n "$BATON_TEST_COUNT" ] && echo run >> "$BATON_TEST_COUNT"
+echo "tests pass"
+"#;
+
+/// Two batches of writers of files of their own; the second depends on the first.
+const TWO_WRITERS: &str = r#"
+schema_version = 1
+title = "Crash points"
+
+[profiles.script]
+command = ["sh", "agent.sh", "{agent_id}", "{prompt}"]
+
+[defaults]
+profile = "script"
+
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "a"
+task_type = "implement"
+prompt = "part a"
+[[batches.agents]]
+id = "b"
+task_type = "implement"
+prompt = "part b"
+
+[[batches]]
+id = "B2"
+depends_on = ["B1"]
+[[batches.agents]]
+id = "c"
+task_type = "implement"
+prompt = "after {outputs.a}"
+"#;
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The runner SIGKILLed right after each step of integrating B1 (the gate's verdict, the
+/// merge, the merged tests, the advance, the task closed) resumes and finishes: no step is
+/// run twice, the integration branch moved exactly once per batch, the batch's task is done.
+#[test]
+fn killed_after_any_integration_step_resumes_without_repeating_it() {
+    for hold in ["gate", "merge", "tests", "advance", "tasks"] {
+        let l = Loop::new(TWO_WRITERS);
+        l.repo.write("agent.sh", WRITER_SH);
+        l.repo.write("test.sh", COUNTING_TEST_SH);
+        l.repo.commit_all("scripted agents, counting tests");
+        baton(&l.repo, &["task", "create-from-plan", &l.plan]).expect_code(0);
+        let scratch = l.repo.scratch(&format!("crash-{hold}"));
+        let (steps, count) = (scratch.join("steps"), scratch.join("count"));
+        let mut child = l
+            .repo
+            .command(crate::support::BATON, l.repo.path())
+            .args(["run", &l.plan])
+            .env("BATON_TEST_STEP_LOG", &steps)
+            .env("BATON_TEST_HOLD_AFTER", hold)
+            .env("BATON_TEST_COUNT", &count)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let held = format!("B1 {hold}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while lines(&steps).last() != Some(&held) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{hold}: never reached; steps: {:?}",
+                lines(&steps)
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{hold}: baton exited before the step; steps: {:?}",
+                lines(&steps)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let advanced = matches!(hold, "advance" | "tasks");
+        assert_eq!(
+            l.rev(&l.integration()) != l.rev("main"),
+            advanced,
+            "{hold}: the integration branch moved before the tests passed, or did not after"
+        );
+
+        let resumed = l
+            .repo
+            .command(crate::support::BATON, l.repo.path())
+            .args(["run", &l.plan, "--resume"])
+            .env("BATON_TEST_STEP_LOG", &steps)
+            .env("BATON_TEST_COUNT", &count)
+            .output()
+            .unwrap();
+        assert_eq!(
+            resumed.status.code(),
+            Some(0),
+            "{hold}: {}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        let steps = lines(&steps);
+        for step in ["gate", "merge", "tests", "advance", "tasks"] {
+            for batch in ["B1", "B2"] {
+                let n = steps
+                    .iter()
+                    .filter(|s| **s == format!("{batch} {step}"))
+                    .count();
+                // closing a task is idempotent, and is retried when the batch is resumed
+                let want = if step == "tasks" && batch == "B1" && hold == "tasks" {
+                    2
+                } else {
+                    1
+                };
+                assert_eq!(n, want, "{hold}: {batch} {step} ran {n} times: {steps:?}");
+            }
+        }
+        assert_eq!(
+            lines(&count).len(),
+            2,
+            "{hold}: the merged tests ran once per batch"
+        );
+        let reflog = l
+            .repo
+            .git(&["reflog", "show", "--format=%gs", &l.integration()]);
+        assert_eq!(
+            reflog.lines().count(),
+            3,
+            "{hold}: created once, advanced once per batch:\n{reflog}"
+        );
+        let tree = l.repo.git(&["ls-tree", "--name-only", &l.integration()]);
+        for f in ["a.txt", "b.txt", "c.txt"] {
+            assert!(tree.lines().any(|l| l == f), "{hold}: {f} missing:\n{tree}");
+        }
+        let tasks = baton(&l.repo, &["task", "list", "--plan", &l.plan, "--json"])
+            .expect_code(0)
+            .json();
+        let open: Vec<&Value> = tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["batch"].is_string() && t["status"] != "done")
+            .collect();
+        assert!(open.is_empty(), "{hold}: batch tasks left open: {open:?}");
+    }
 }

@@ -27,7 +27,8 @@ mod tracker;
 pub mod validate;
 
 pub use execution::{
-    AgentStart, AttemptHandle, Execution, GateVerdict, Integration, ProcessRef, TransitionError,
+    AgentStart, AttemptHandle, Execution, GatePassed, GateVerdict, Integration, ProcessRef,
+    TaskRef, TransitionError,
 };
 pub use ids::{AgentId, BatchId, IdError, PlanId};
 pub use load::{LoadError, load_plan};

@@ -19,7 +19,7 @@ use crate::cache::{Cache, CacheInputs};
 use crate::commit::{self, AgentRecord};
 use crate::hooks::{AgentContext, AgentVars, BatchContext, BatchHooks, GateDecision, HookError};
 use crate::integrate::{
-    self, Gate, GateAgent, IntegrateError, IntegrateOutcome, Integrator, MergeResult,
+    self, Gate, GateAgent, IntegrateError, IntegrateOutcome, Integrator, MergeResult, StepHook,
 };
 use crate::replan::{self, Decision};
 
@@ -39,6 +39,8 @@ pub struct LoopHooks {
     pub cache: Option<Cache>,
     /// Shared with the caller, which reads it after the run ("N of M from cache").
     pub cache_stats: Arc<CacheStats>,
+    /// Told each integration step once it is recorded (see [`Integrator::after_step`]).
+    pub after_step: Option<Box<StepHook>>,
     /// Inputs of attempts looked up and not (yet) finished, to store on success; and the
     /// attempts a hit was applied to.
     pending: Mutex<BTreeMap<(AgentId, u32), (CacheInputs, bool)>>,
@@ -78,6 +80,7 @@ impl LoopHooks {
             metrics: None,
             cache: None,
             cache_stats: Arc::new(CacheStats::default()),
+            after_step: None,
             pending: Mutex::new(BTreeMap::new()),
         })
     }
@@ -153,6 +156,7 @@ impl LoopHooks {
                         .unwrap_or_else(|| baton_plan::ids::agent_branch(&self.plan_id, &a.id)),
                     worktree: s.and_then(|s| s.worktree.clone()),
                     scope: a.scope.files_write.clone(),
+                    base: None,
                 }
             })
             .collect())
@@ -182,6 +186,7 @@ impl LoopHooks {
             tracker: &self.tracker,
             gate: self.gate.as_ref(),
             reports_dir: dir.join("gates"),
+            after_step: self.after_step.as_deref(),
         };
         let outcome = integrator.integrate(batch, &agents, &settings)?;
         if let IntegrateOutcome::Advanced { .. } | IntegrateOutcome::Failed(_) = &outcome {
@@ -465,6 +470,9 @@ impl BatchHooks for LoopHooks {
         match self.integrate(&ctx.batch).map_err(hook)? {
             IntegrateOutcome::Advanced { .. } | IntegrateOutcome::AlreadyDone { .. } => {
                 self.close_tasks(&ctx.batch);
+                if let Some(hook) = &self.after_step {
+                    hook(&ctx.batch, "tasks");
+                }
                 Ok(GateDecision::Pass)
             }
             IntegrateOutcome::Failed(verdict) => {

@@ -8,6 +8,7 @@
 //! commit is never made twice, and the branch moves exactly once. Nothing here touches the
 //! user's branches or checkout; [`land`] does, by fast-forward only, when asked.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod land;
@@ -22,7 +23,8 @@ use verdict::{
 };
 
 use baton_plan::{
-    AgentId, BatchGate, BatchId, ExecutionTracker, GateCheck, GateVerdict, Integration, PlanId,
+    AgentId, BatchGate, BatchId, ExecutionTracker, GateCheck, GatePassed, GateVerdict, Integration,
+    PlanId,
 };
 use baton_report::{Check, CheckStatus, Severity, VerifyReport};
 
@@ -43,6 +45,9 @@ pub struct GateAgent {
     pub worktree: Option<PathBuf>,
     /// Declared `files_write` globs.
     pub scope: Vec<String>,
+    /// Where its own changes start, when not at its merge base with the gate's base (after a
+    /// replan, an agent restarted on top of the one re-run before it).
+    pub base: Option<git2::Oid>,
 }
 
 /// What the gate is asked to check before anything is merged.
@@ -152,6 +157,36 @@ pub fn integration_tip(
     }
 }
 
+/// The gate's base and agents before the merge. After a replan only the agents sent back are
+/// gated (the others' work is already in their line, and was gated), each from where it
+/// restarted.
+fn gated_agents(
+    state: &Integration,
+    tip: git2::Oid,
+    agents: &[GateAgent],
+) -> (git2::Oid, Vec<GateAgent>) {
+    let replan_base = state
+        .replan_base
+        .as_deref()
+        .and_then(|b| git2::Oid::from_str(b).ok());
+    let Some(replan_base) = replan_base else {
+        return (tip, agents.to_vec());
+    };
+    let gated = agents
+        .iter()
+        .filter(|a| state.replanned.contains(&a.id))
+        .map(|a| {
+            let mut a = a.clone();
+            a.base = state
+                .replan_bases
+                .get(&a.id)
+                .and_then(|b| git2::Oid::from_str(b).ok());
+            a
+        })
+        .collect();
+    (replan_base, gated)
+}
+
 /// Everything integration needs besides the batch.
 pub struct Integrator<'a> {
     pub repo: &'a git2::Repository,
@@ -160,7 +195,13 @@ pub struct Integrator<'a> {
     pub gate: &'a dyn Gate,
     /// Where gate reports are written (`<dir>/<batch>-<n>.json`).
     pub reports_dir: PathBuf,
+    /// Called after each step is recorded: `gate`, `merge`, `tests`, `advance` (the CLI's
+    /// crash tests hold the process there).
+    pub after_step: Option<&'a StepHook>,
 }
+
+/// Told the batch and the name of each integration step once it is recorded.
+pub type StepHook = dyn Fn(&BatchId, &str) + Send + Sync;
 
 /// How integrating a batch ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +221,12 @@ impl Integrator<'_> {
         self.tracker
             .update(|e, now| e.set_integration(batch, state, now))?;
         Ok(())
+    }
+
+    fn step(&self, batch: &BatchId, name: &str) {
+        if let Some(hook) = self.after_step {
+            hook(batch, name);
+        }
     }
 
     fn now() -> String {
@@ -218,21 +265,16 @@ impl Integrator<'_> {
                     to: tip.to_string(),
                 });
             }
-            Some(s)
-                if s.base == tip.to_string() && s.merged.is_some() && s.tested != Some(false) =>
-            {
-                s
-            }
+            // the same tip: continue after the last recorded step (gate, merge, tests)
+            Some(s) if s.base == tip.to_string() && s.tested != Some(false) => s,
             Some(s) => Integration {
                 branch: branch.clone(),
                 base: tip.to_string(),
                 merged: None,
                 tested: None,
                 advanced: false,
-                gates: s.gates,
-                replans: s.replans,
-                replan_base: s.replan_base,
-                replanned: s.replanned,
+                gated: None,
+                ..s
             },
             None => Integration {
                 branch: branch.clone(),
@@ -268,34 +310,6 @@ impl Integrator<'_> {
         let merged = match state.merged.as_deref() {
             Some(m) => git2::Oid::from_str(m).map_err(git("read the recorded merge"))?,
             None => {
-                if settings.runs(GateCheck::Git) || settings.runs(GateCheck::Conflicts) {
-                    // after a replan, the agents sent back are gated from where they
-                    // restarted (the others' work is already in their line, and was gated)
-                    let replan_base = state
-                        .replan_base
-                        .as_deref()
-                        .and_then(|b| git2::Oid::from_str(b).ok());
-                    let gated: Vec<GateAgent> = match replan_base {
-                        Some(_) => agents
-                            .iter()
-                            .filter(|a| state.replanned.contains(&a.id))
-                            .cloned()
-                            .collect(),
-                        None => agents.to_vec(),
-                    };
-                    let req = GateRequest {
-                        plan: self.plan_id,
-                        batch,
-                        base: replan_base.unwrap_or(tip),
-                        agents: &gated,
-                        settings,
-                    };
-                    let gate = self.gate.check(&req).map_err(IntegrateError::Gate)?;
-                    report.checks.extend(gate.checks);
-                    if !baton_report_ok(&report.checks, settings.strict) {
-                        return self.fail(batch, state, report, &report_path, "gate", started);
-                    }
-                }
                 let mut tips = Vec::new();
                 for a in agents {
                     let oid = repo
@@ -308,6 +322,51 @@ impl Integrator<'_> {
                         })?;
                     tips.push((a.id.clone(), oid));
                 }
+                let tip_map: BTreeMap<AgentId, String> = tips
+                    .iter()
+                    .map(|(id, oid)| (id.clone(), oid.to_string()))
+                    .collect();
+                if settings.runs(GateCheck::Git) || settings.runs(GateCheck::Conflicts) {
+                    // a gate that passed on this tip for these very branches is not run again
+                    let earlier = state
+                        .gated
+                        .as_ref()
+                        .filter(|g| g.tips == tip_map)
+                        .and_then(|g| baton_store::read_json::<VerifyReport>(&g.report).ok());
+                    match earlier {
+                        Some(done) => report.checks.extend(done.checks),
+                        None => {
+                            let (base, gated) = gated_agents(&state, tip, agents);
+                            let req = GateRequest {
+                                plan: self.plan_id,
+                                batch,
+                                base,
+                                agents: &gated,
+                                settings,
+                            };
+                            let gate = self.gate.check(&req).map_err(IntegrateError::Gate)?;
+                            report.checks.extend(gate.checks);
+                            if !baton_report_ok(&report.checks, settings.strict) {
+                                return self.fail(
+                                    batch,
+                                    state,
+                                    report,
+                                    &report_path,
+                                    "gate",
+                                    started,
+                                );
+                            }
+                            // the verdict is on disk before anything is merged
+                            write_report(&report_path, &report)?;
+                            state.gated = Some(GatePassed {
+                                report: report_path.clone(),
+                                tips: tip_map,
+                            });
+                            self.record(batch, &state)?;
+                            self.step(batch, "gate");
+                        }
+                    }
+                }
                 match merge_in_order(repo, tip, &tips, self.plan_id, batch)? {
                     MergeResult::Conflicts(paths) => {
                         report.checks.push(merge_check(paths));
@@ -316,6 +375,7 @@ impl Integrator<'_> {
                     MergeResult::Merged(m) => {
                         state.merged = Some(m.to_string());
                         self.record(batch, &state)?;
+                        self.step(batch, "merge");
                         m
                     }
                 }
@@ -354,6 +414,7 @@ impl Integrator<'_> {
             }
             state.tested = Some(true);
             self.record(batch, &state)?;
+            self.step(batch, "tests");
         }
 
         // --- advance: compare-and-swap on the tip the batch started from ------------------
@@ -380,6 +441,7 @@ impl Integrator<'_> {
         verdict.report = Some(report_path);
         state.gates.push(verdict);
         self.record(batch, &state)?;
+        self.step(batch, "advance");
         Ok(IntegrateOutcome::Advanced {
             from: tip.to_string(),
             to: merged.to_string(),
@@ -434,6 +496,7 @@ impl Integrator<'_> {
         // a failed attempt is finished: the next one starts from the gate again
         state.merged = None;
         state.tested = None;
+        state.gated = None;
         self.record(batch, &state)?;
         Ok(IntegrateOutcome::Failed(verdict))
     }

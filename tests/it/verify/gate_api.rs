@@ -77,6 +77,7 @@ fn listed_agents_are_checked_with_their_scopes_and_a_missing_branch_is_noted() {
         id: id.into(),
         branch: branch.into(),
         scope: scope.iter().map(|s| (*s).to_owned()).collect(),
+        base: None,
     };
     opts.agents = AgentSource::List(vec![
         listed("alpha", "work-a", &["src/**"]),

@@ -146,7 +146,33 @@ pub fn loop_hooks(
         base,
     )?;
     hooks.metrics = Some(MetricsLog::new(state.metrics()));
+    hooks.after_step = test_step_hook();
     Ok(hooks)
+}
+
+/// Test-only (the crash tests): `BATON_TEST_STEP_LOG=FILE` appends `<batch> <step>` to FILE
+/// as each integration step (`gate`, `merge`, `tests`, `advance`, `tasks`) is recorded, and
+/// `BATON_TEST_HOLD_AFTER=STEP` then stops the process for good right after the first STEP,
+/// for the test to SIGKILL it there. Unset, nothing happens.
+fn test_step_hook() -> Option<Box<baton_run::integrate::StepHook>> {
+    let log = PathBuf::from(std::env::var_os("BATON_TEST_STEP_LOG")?);
+    let hold = std::env::var("BATON_TEST_HOLD_AFTER").ok();
+    Some(Box::new(move |batch: &BatchId, step: &str| {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+        {
+            let _ = writeln!(f, "{batch} {step}");
+            let _ = f.sync_all();
+        }
+        if hold.as_deref() == Some(step) {
+            loop {
+                std::thread::park();
+            }
+        }
+    }))
 }
 
 fn integrate_cmd(ctx: &Ctx, a: IntegrateArgs) -> CliResult {

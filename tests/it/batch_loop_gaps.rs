@@ -275,3 +275,150 @@ fn killed_after_any_integration_step_resumes_without_repeating_it() {
         assert!(open.is_empty(), "{hold}: batch tasks left open: {open:?}");
     }
 }
+
+/// Three agents rewrite line two of notes.txt (the collision). Sent back with the findings,
+/// `b` appends line four and writes b.txt; `c` keeps a copy of notes.txt as it found it,
+/// then appends line five. Nobody commits.
+const THREE_WRITERS_SH: &str = r#"#!/bin/sh
+case "$1" in
+a) printf 'one\nTWO by a\nthree\n' > notes.txt ;;
+b) if [ -n "$BATON_GATE_REPORT" ]; then
+     printf 'four by b\n' >> notes.txt; echo b > b.txt
+   else
+     printf 'one\ntwo by b\nthree\n' > notes.txt
+   fi ;;
+c) if [ -n "$BATON_GATE_REPORT" ]; then
+     cp notes.txt c-saw.txt; printf 'five by c\n' >> notes.txt
+   else
+     printf 'one\ntwo by c\nthree\n' > notes.txt
+   fi ;;
+esac
+"#;
+
+/// `c` may not write b.txt: counted as c's, b's work would be a scope violation.
+const THREE_WRITERS: &str = r#"
+schema_version = 1
+title = "Three writers"
+on_gate_failure = "replan"
+max_replans = 1
+
+[profiles.script]
+command = ["sh", "agent.sh", "{agent_id}", "{prompt}"]
+
+[defaults]
+profile = "script"
+
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "a"
+task_type = "implement"
+prompt = "edit line two"
+scope = { files_write = ["notes.txt"] }
+[[batches.agents]]
+id = "b"
+task_type = "implement"
+prompt = "edit notes. {gate_findings}"
+scope = { files_write = ["notes.txt", "b.txt"] }
+[[batches.agents]]
+id = "c"
+task_type = "implement"
+prompt = "edit notes. {gate_findings}"
+scope = { files_write = ["notes.txt", "c-saw.txt"] }
+"#;
+
+#[test]
+fn replanned_agents_rerun_one_after_another_each_on_the_work_before_it() {
+    let l = Loop::new(THREE_WRITERS);
+    l.repo.write("agent.sh", THREE_WRITERS_SH);
+    l.repo.commit_all("scripted agents");
+    let run = baton(&l.repo, &["run", &l.plan, "--max-parallel", "3"]);
+    let exec = l.execution();
+    assert_eq!(run.code, 0, "{}\n{exec}", run.stderr);
+
+    // the gate caught the collision once, then passed
+    let b1 = l.batch_state("B1");
+    let gates = b1["integration"]["gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 2, "{b1}");
+    assert_eq!(gates[0]["passed"], false);
+    assert_eq!(
+        gates[0]["agents"],
+        serde_json::json!(["a", "b", "c"]),
+        "{b1}"
+    );
+    assert_eq!(gates[1]["passed"], true, "{b1}");
+    // a kept its work; b re-ran on it; c re-ran on b's new work and saw it
+    let integration = l.integration();
+    let show = |f: &str| l.repo.git(&["show", &format!("{integration}:{f}")]);
+    assert_eq!(show("c-saw.txt"), "one\nTWO by a\nthree\nfour by b");
+    assert_eq!(
+        show("notes.txt"),
+        "one\nTWO by a\nthree\nfour by b\nfive by c"
+    );
+    assert_eq!(show("b.txt"), "b");
+    // c's branch starts on b's: one line of work, not two to merge
+    let b_tip = l.rev(&l.branch("b"));
+    let c_parent = l.rev(&format!("{}^", l.branch("c")));
+    assert_eq!(c_parent, b_tip, "c did not start on b's new work");
+    // the gate measured c from where it restarted: b.txt is not counted as c's
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(gates[1]["report"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let conflicts = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "conflicts")
+        .unwrap();
+    let c_files = &conflicts["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "c")
+        .unwrap()["files"];
+    assert_eq!(
+        c_files,
+        &serde_json::json!(["c-saw.txt", "notes.txt"]),
+        "{report}"
+    );
+    // the integration branch moved once; each re-run is recorded, in order
+    let reflog = l
+        .repo
+        .git(&["reflog", "show", "--format=%gs", &integration]);
+    assert_eq!(
+        reflog.lines().count(),
+        2,
+        "created, advanced once:\n{reflog}"
+    );
+    let replans: Vec<String> = exec["replans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(replans.len(), 2, "{replans:?}");
+    assert!(replans[0].contains("re-running b (1 of 2)"), "{replans:?}");
+    assert!(replans[1].contains("re-running c (2 of 2)"), "{replans:?}");
+    let metrics = std::fs::read_to_string(l.repo.path().join(".baton/metrics.jsonl")).unwrap();
+    let replanned: Vec<Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "replan")
+        .collect();
+    let who: Vec<&str> = replanned
+        .iter()
+        .map(|e| e["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, ["b", "c"], "{replanned:?}");
+    // each agent sent back ran exactly twice; a once
+    for (agent, attempts) in [("a", 1), ("b", 2), ("c", 2)] {
+        let state = b1["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == agent)
+            .unwrap();
+        assert_eq!(state["attempt"], attempts, "{agent}: {state}");
+    }
+}

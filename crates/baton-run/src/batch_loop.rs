@@ -12,18 +12,19 @@ use std::time::SystemTime;
 
 use baton_git::RepoPaths;
 use baton_metrics::{Event, MetricsLog};
-use baton_plan::{AgentId, BatchId, ExecutionTracker, GateVerdict, Plan, PlanId};
+use baton_plan::{AgentId, BatchId, ExecutionTracker, Plan, PlanId};
 use baton_store::StateDir;
 
 use crate::cache::{Cache, CacheInputs};
 use crate::commit::{self, AgentRecord};
 use crate::hooks::{AgentContext, AgentVars, BatchContext, BatchHooks, GateDecision, HookError};
 use crate::integrate::{
-    self, Gate, GateAgent, IntegrateError, IntegrateOutcome, Integrator, MergeResult, StepHook,
+    self, Gate, GateAgent, IntegrateError, IntegrateOutcome, Integrator, StepHook,
 };
 use crate::replan::{self, Decision};
 
 mod cache_hooks;
+mod replan_hooks;
 pub use cache_hooks::cache_inputs_of;
 
 /// The batch loop. Holds no open repository (git2's are not `Sync`): each call opens one.
@@ -199,110 +200,6 @@ impl LoopHooks {
         Ok(outcome)
     }
 
-    /// After a failed gate: decide by the plan's policy and, for a replan, restart the named
-    /// agents on the integration tip with the others' work merged.
-    pub fn handle_failure(
-        &self,
-        batch: &BatchId,
-        verdict: &GateVerdict,
-    ) -> Result<Decision, IntegrateError> {
-        let exec = self.tracker.load()?;
-        let integration = exec.batch(batch).and_then(|b| b.integration.clone());
-        let replans = integration.as_ref().map_or(0, |i| i.replans);
-        let agents = self.gate_agents(batch)?;
-        let ids: Vec<AgentId> = agents.iter().map(|a| a.id.clone()).collect();
-        let decision = replan::decide(
-            self.plan.on_gate_failure,
-            self.plan.max_replans.unwrap_or(1),
-            replans,
-            verdict,
-            &ids,
-        );
-        let Decision::Rerun(rerun) = &decision else {
-            return Ok(decision);
-        };
-        let repo = open(&self.repo)?;
-        let tip = integrate::integration_tip(&repo, &self.plan_id)?.ok_or_else(|| {
-            IntegrateError::Git {
-                action: "replan".into(),
-                message: "the integration branch does not exist".into(),
-            }
-        })?;
-        let mut kept = Vec::new();
-        for a in agents.iter().filter(|a| !rerun.contains(&a.id)) {
-            if let Some(oid) = repo
-                .find_reference(&format!("refs/heads/{}", a.branch))
-                .ok()
-                .and_then(|r| r.target())
-            {
-                kept.push((a.id.clone(), oid));
-            }
-        }
-        let base = match replan::rerun_base(&repo, &self.plan_id, batch, tip, &kept)? {
-            MergeResult::Merged(oid) => oid,
-            MergeResult::Conflicts(paths) => {
-                return Ok(Decision::Stop {
-                    why: format!(
-                        "the agents that are kept do not merge with each other ({})",
-                        paths
-                            .iter()
-                            .map(|(p, _)| p.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                });
-            }
-        };
-        let n = replans + 1;
-        // the work the gate rejected must not come back from the cache
-        if let Some(cache) = &self.cache {
-            for a in rerun {
-                cache.forget_last(a.as_str());
-            }
-        }
-        for a in agents.iter().filter(|a| rerun.contains(&a.id)) {
-            replan::restart_agent_at(
-                &repo,
-                &self.plan_id,
-                &a.id,
-                &a.branch,
-                a.worktree.as_deref(),
-                base,
-                n,
-            )?;
-        }
-        let mut state = integration.unwrap_or_default();
-        state.replans = n;
-        state.replan_base = Some(base.to_string());
-        state.replanned = rerun.clone();
-        let reason = format!(
-            "batch {batch} failed its gate; re-running {} with the findings",
-            rerun
-                .iter()
-                .map(AgentId::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let plan = self.plan.clone();
-        self.tracker.update(|e, now| {
-            e.set_integration(batch, state, now)?;
-            e.record_replan(&plan, &reason, now);
-            Ok(())
-        })?;
-        self.event("replan", batch, |e| {
-            e.details.insert("replan".into(), n.to_string());
-            e.details.insert(
-                "agents".into(),
-                rerun
-                    .iter()
-                    .map(AgentId::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-        });
-        Ok(decision)
-    }
-
     /// Placeholders and environment for an attempt of `agent`.
     pub fn vars_for(&self, batch: &BatchId, agent: &AgentId) -> Result<AgentVars, IntegrateError> {
         let exec = self.tracker.load()?;
@@ -431,6 +328,9 @@ impl BatchHooks for LoopHooks {
     }
 
     fn cached(&self, ctx: &AgentContext) -> Result<bool, HookError> {
+        // an agent a replan sent back starts where the replan put it, even after a crash
+        // between recording the replan and moving its branch
+        self.ensure_restarted(ctx).map_err(hook)?;
         self.try_cache(ctx).map_err(hook)
     }
 
@@ -467,6 +367,11 @@ impl BatchHooks for LoopHooks {
     }
 
     fn after_batch(&self, ctx: &BatchContext) -> Result<GateDecision, HookError> {
+        // a replan re-runs its agents one after another: the next starts on the work of the
+        // one before it, and the batch is gated once the last finished
+        if let Some(next) = self.next_replanned(&ctx.batch).map_err(hook)? {
+            return Ok(GateDecision::Continue { rerun: vec![next] });
+        }
         match self.integrate(&ctx.batch).map_err(hook)? {
             IntegrateOutcome::Advanced { .. } | IntegrateOutcome::AlreadyDone { .. } => {
                 self.close_tasks(&ctx.batch);

@@ -41,6 +41,9 @@ pub enum GateDecision {
         findings: String,
         rerun: Vec<AgentId>,
     },
+    /// Not gated yet: a replan re-runs its agents one after another, and these run next (the
+    /// replan was counted when the gate failed).
+    Continue { rerun: Vec<AgentId> },
 }
 
 #[derive(Debug, thiserror::Error)]

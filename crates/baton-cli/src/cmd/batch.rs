@@ -236,6 +236,28 @@ fn integrate_cmd(ctx: &Ctx, a: IntegrateArgs) -> CliResult {
         record_agents(&hooks, &repo, &plan_id, batch, &state)?;
     }
 
+    // --- a replan re-runs its agents one after another: the next one, if any, first --------
+    if !already && let Some(next) = hooks.next_replanned(&batch_id)? {
+        let g = hooks.gate_agents(&batch_id)?;
+        let g = g.iter().find(|a| a.id == next);
+        if ctx.json {
+            ctx.print_json(&serde_json::json!({
+                "plan": plan_id.to_string(),
+                "batch": batch_id.to_string(),
+                "integration_branch": integrate::integration_branch(&plan_id),
+                "outcome": "rerun_next",
+                "rerun": next.to_string(),
+                "branch": g.map(|g| g.branch.clone()),
+                "worktree": g.and_then(|g| g.worktree.clone()),
+            }))?;
+        } else {
+            ctx.say(format!(
+                "batch {batch_id} is being replanned: re-run agent {next} next (its branch now holds the work of the agent re-run before it), then run `baton batch integrate {plan_id} {batch_id}` again"
+            ));
+        }
+        return Ok(exit::OK);
+    }
+
     // --- gate, merge, test, advance -----------------------------------------------------------
     let outcome = if already {
         IntegrateOutcome::AlreadyDone {

@@ -18,6 +18,10 @@ struct ReplanJson {
     /// `rerun` or `stop`.
     decision: &'static str,
     rerun: Vec<RerunJson>,
+    /// Agents re-run after it, one after another, each on the new work of the one before
+    /// (`baton batch integrate` moves the next one there once the one before has finished).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    then: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     why: Option<String>,
     findings: Vec<String>,
@@ -80,6 +84,7 @@ pub(super) fn replan_cmd(ctx: &Ctx, a: ReplanArgs) -> CliResult {
         batch: batch_id.to_string(),
         decision: "stop",
         rerun: Vec::new(),
+        then: Vec::new(),
         why: None,
         findings: verdict.findings.clone(),
         report: verdict.report.clone(),
@@ -116,7 +121,20 @@ pub(super) fn replan_cmd(ctx: &Ctx, a: ReplanArgs) -> CliResult {
                     ));
                 }
             }
+            out.then = hooks
+                .tracker
+                .load()?
+                .batch(&batch_id)
+                .and_then(|b| b.integration.as_ref())
+                .map(|i| i.replan_queue.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
             if !ctx.json {
+                if !out.then.is_empty() {
+                    ctx.say(format!(
+                        "then, one after another, {}: each starts on the new work of the one before (`baton batch integrate` moves it there)",
+                        out.then.join(", ")
+                    ));
+                }
                 for f in &verdict.findings {
                     ctx.say(format!("  {f}"));
                 }

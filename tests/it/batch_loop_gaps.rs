@@ -422,3 +422,121 @@ fn replanned_agents_rerun_one_after_another_each_on_the_work_before_it() {
         assert_eq!(state["attempt"], attempts, "{agent}: {state}");
     }
 }
+
+/// `baton` with extra environment.
+fn baton_env(
+    repo: &baton_tests::TestRepo,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> crate::support::Run {
+    let mut cmd = repo.command(crate::support::BATON, repo.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.args(args).output().expect("run baton");
+    crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A plan's tasks in Taskwarrior are closed when their batch succeeds. A backend that fails
+/// (here: a TASKDATA that does not hold them) does not fail the batch; it is said, recorded,
+/// and tried again by the next `baton run --resume`.
+#[test]
+fn taskwarrior_tasks_close_with_their_batch_and_a_failure_is_retried() {
+    let test = "taskwarrior_tasks_close_with_their_batch_and_a_failure_is_retried";
+    if !baton_tests::require_program(
+        test,
+        &["task", "--version"],
+        "the loop closes tasks in the real Taskwarrior",
+        "apt-get install taskwarrior",
+    ) {
+        return;
+    }
+    let l = Loop::new(TWO_WRITERS);
+    l.repo.write("agent.sh", WRITER_SH);
+    l.repo.commit_all("scripted agents");
+    let tw = l.repo.scratch("taskwarrior");
+    let (data, rc, elsewhere) = (tw.join("data"), tw.join("taskrc"), tw.join("empty"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(&rc, "").unwrap();
+    let good = [("TASKDATA", data.as_path()), ("TASKRC", rc.as_path())];
+    let made = baton_env(
+        &l.repo,
+        &[
+            "task",
+            "create-from-plan",
+            &l.plan,
+            "--backend",
+            "taskwarrior",
+            "--json",
+        ],
+        &good,
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(made["created"].as_array().unwrap().len(), 3, "{made}");
+    let status_of = |batch: &str| -> String {
+        let out = std::process::Command::new("task")
+            .env("TASKDATA", &data)
+            .env("TASKRC", &rc)
+            .args([
+                "rc.confirmation=off",
+                "rc.verbose=nothing",
+                "rc.json.array=on",
+                "rc.uda.baton_batch.type=string",
+                &format!("baton_batch:{batch}"),
+                "export",
+            ])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["status"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(status_of("B1"), "pending");
+
+    // the backend fails: the run still succeeds, says so, and records it
+    let bad = [("TASKDATA", elsewhere.as_path()), ("TASKRC", rc.as_path())];
+    let run = baton_env(&l.repo, &["run", &l.plan], &bad).expect_code(0);
+    assert!(
+        run.stderr.contains("task ")
+            && run.stderr.contains("taskwarrior backend")
+            && run.stderr.contains("--resume"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(status_of("B1"), "pending");
+    for batch in ["B1", "B2"] {
+        let open = &l.batch_state(batch)["integration"]["tasks_open"];
+        assert_eq!(open.as_array().map(Vec::len), Some(1), "{batch}: {open}");
+        assert_eq!(open[0]["backend"], "taskwarrior");
+    }
+    let metrics = std::fs::read_to_string(l.repo.path().join(".baton/metrics.jsonl")).unwrap();
+    let failed = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "task" && e["success"] == false)
+        .count();
+    assert_eq!(failed, 2, "{metrics}");
+
+    // the next run of the plan tries again, and the tasks are done
+    let again = baton_env(&l.repo, &["run", &l.plan, "--resume"], &good).expect_code(0);
+    assert!(
+        !again.stderr.contains("not marked done"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(status_of("B1"), "completed");
+    assert_eq!(status_of("B2"), "completed");
+    for batch in ["B1", "B2"] {
+        assert!(
+            l.batch_state(batch)["integration"]
+                .get("tasks_open")
+                .is_none(),
+            "{batch}"
+        );
+    }
+}

@@ -126,6 +126,9 @@ pub struct GatePassed {
 pub struct TaskRef {
     pub backend: String,
     pub id: String,
+    /// Why the backend did not mark it done.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
 }
 
 /// What one gate of a batch decided.

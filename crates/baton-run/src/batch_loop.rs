@@ -25,7 +25,9 @@ use crate::replan::{self, Decision};
 
 mod cache_hooks;
 mod replan_hooks;
+mod tasks;
 pub use cache_hooks::cache_inputs_of;
+pub use tasks::{TaskOutcome, TaskStores, close_batch_tasks, retry_open_tasks};
 
 /// The batch loop. Holds no open repository (git2's are not `Sync`): each call opens one.
 pub struct LoopHooks {
@@ -42,6 +44,9 @@ pub struct LoopHooks {
     pub cache_stats: Arc<CacheStats>,
     /// Told each integration step once it is recorded (see [`Integrator::after_step`]).
     pub after_step: Option<Box<StepHook>>,
+    /// The task backends by name (`file`, `taskwarrior`): a batch that succeeds closes its
+    /// linked tasks in them. The built-in `file` store unless the caller sets more.
+    pub task_stores: TaskStores,
     /// Inputs of attempts looked up and not (yet) finished, to store on success; and the
     /// attempts a hit was applied to.
     pending: Mutex<BTreeMap<(AgentId, u32), (CacheInputs, bool)>>,
@@ -72,6 +77,7 @@ impl LoopHooks {
         let r = open(&repo)?;
         integrate::ensure_integration_branch(&r, &plan_id, base)?;
         Ok(LoopHooks {
+            task_stores: tasks::file_store(&state),
             repo,
             state,
             plan_id,
@@ -225,30 +231,6 @@ impl LoopHooks {
         let _ = log.append(&[e]);
     }
 
-    /// The batch passed: its tasks in the built-in task store are done (other backends are
-    /// closed by the CLI or by hand). Best effort: a task store that cannot be written never
-    /// fails the batch.
-    pub fn close_tasks(&self, batch: &BatchId) {
-        use baton_tasks::TaskStore;
-        let store = baton_tasks::file::FileStore::new(self.state.clone());
-        for link in self
-            .plan
-            .tasks
-            .iter()
-            .filter(|t| t.batch.as_ref() == Some(batch) && t.backend == "file")
-        {
-            if store
-                .set_status(&link.task_id, baton_tasks::TaskStatus::Done)
-                .is_ok()
-            {
-                self.event("task", batch, |e| {
-                    e.details.insert("task".into(), link.task_id.clone());
-                    e.details.insert("status".into(), "done".into());
-                });
-            }
-        }
-    }
-
     /// Where gate reports of this plan are kept.
     pub fn reports_dir(&self) -> PathBuf {
         self.state
@@ -374,7 +356,8 @@ impl BatchHooks for LoopHooks {
         }
         match self.integrate(&ctx.batch).map_err(hook)? {
             IntegrateOutcome::Advanced { .. } | IntegrateOutcome::AlreadyDone { .. } => {
-                self.close_tasks(&ctx.batch);
+                // a task backend that fails never fails the batch (see `tasks.rs`)
+                let _ = self.close_tasks(&ctx.batch);
                 if let Some(hook) = &self.after_step {
                     hook(&ctx.batch, "tasks");
                 }

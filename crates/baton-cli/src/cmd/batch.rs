@@ -147,6 +147,7 @@ pub fn loop_hooks(
     )?;
     hooks.metrics = Some(MetricsLog::new(state.metrics()));
     hooks.after_step = test_step_hook();
+    hooks.task_stores = super::task::all_stores(&state);
     Ok(hooks)
 }
 
@@ -293,13 +294,13 @@ fn integrate_cmd(ctx: &Ctx, a: IntegrateArgs) -> CliResult {
             }
             out.from = Some(from);
             out.to = Some(to);
-            finish_batch(ctx, &hooks, &plan, &batch_id)?;
+            finish_batch(ctx, &hooks, &batch_id)?;
             exit::OK
         }
         IntegrateOutcome::AlreadyDone { tip } => {
             out.outcome = "already_done";
             out.to = Some(tip);
-            finish_batch(ctx, &hooks, &plan, &batch_id)?;
+            finish_batch(ctx, &hooks, &batch_id)?;
             exit::OK
         }
         IntegrateOutcome::Failed(v) => {
@@ -418,7 +419,7 @@ fn record_agents(
 }
 
 /// The batch passed: mark it succeeded, record metrics, close its task.
-fn finish_batch(ctx: &Ctx, hooks: &LoopHooks, plan: &Plan, batch: &BatchId) -> CliResult<()> {
+fn finish_batch(ctx: &Ctx, hooks: &LoopHooks, batch: &BatchId) -> CliResult<()> {
     let exec = hooks.tracker.load()?;
     if exec
         .batch(batch)
@@ -427,28 +428,9 @@ fn finish_batch(ctx: &Ctx, hooks: &LoopHooks, plan: &Plan, batch: &BatchId) -> C
         hooks.tracker.complete_batch(batch, Status::Succeeded)?;
         event(hooks, "batch_complete", batch, |e| e.success = Some(true));
     }
-    for link in plan
-        .tasks
-        .iter()
-        .filter(|t| t.batch.as_ref() == Some(batch))
-    {
-        if link.backend != "file" {
-            ctx.note(format!(
-                "task {} is in the {} backend; mark it done with `baton task done {} --backend {}`",
-                link.task_id, link.backend, link.task_id, link.backend
-            ));
-            continue;
-        }
-        use baton_tasks::TaskStore;
-        let store = baton_tasks::file::FileStore::new(hooks.state.clone());
-        match store.set_status(&link.task_id, baton_tasks::TaskStatus::Done) {
-            Ok(_) => event(hooks, "task", batch, |e| {
-                e.details.insert("task".into(), link.task_id.clone());
-                e.details.insert("status".into(), "done".into());
-            }),
-            Err(e) => ctx.warn(format!("task {}: {e}", link.task_id)),
-        }
-    }
+    // a backend that fails does not fail the batch: it is said, recorded, tried again later
+    let outcomes = hooks.close_tasks(batch)?;
+    super::task::warn_open(ctx, &hooks.plan_id, &outcomes);
     Ok(())
 }
 

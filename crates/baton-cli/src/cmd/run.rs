@@ -332,6 +332,15 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
     let existed = exec_path.exists();
     let tracker = ExecutionTracker::open(&exec_path, plan_id.clone(), plan.clone())?;
     if existed {
+        // tasks a backend failed to close when their batch succeeded: tried again
+        let retried = baton_run::batch_loop::retry_open_tasks(
+            &plan_id,
+            &plan,
+            &super::task::all_stores(&dir),
+            &tracker,
+            Some(&baton_metrics::MetricsLog::new(dir.metrics())),
+        )?;
+        super::task::warn_open(ctx, &plan_id, &retried);
         let exec = tracker.load()?;
         if exec.status.is_finished() {
             ctx.note(format!(
@@ -449,6 +458,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
             ctx.note(format!("state saved; continue with `{resume}`"));
         }
         return Ok(exit::GATE_FAILED);
+    }
+    for b in &summary.execution.batches {
+        for t in b.integration.iter().flat_map(|i| &i.tasks_open) {
+            ctx.warn(format!(
+                "batch {}: task {} ({} backend) is not marked done: {}; `baton run {plan_id} --resume` tries again",
+                b.id, t.id, t.backend, t.error
+            ));
+        }
     }
     let lookups = cache_stats
         .lookups

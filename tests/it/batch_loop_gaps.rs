@@ -540,3 +540,141 @@ fn taskwarrior_tasks_close_with_their_batch_and_a_failure_is_retried() {
         );
     }
 }
+
+/// The loop driven by hand, a step at a time: each step moves `baton status`, the metrics
+/// and the plan's tasks as `baton run` would.
+#[test]
+fn every_step_by_hand_records_itself() {
+    let l = Loop::new(TWO_WRITERS);
+    baton(&l.repo, &["task", "create-from-plan", &l.plan]).expect_code(0);
+    let status = || {
+        baton(&l.repo, &["status", &l.plan, "--json"])
+            .expect_code(0)
+            .json()["execution"]
+            .clone()
+    };
+    let batch = |exec: &Value, id: &str| -> Value {
+        exec["batches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let events = |kind: &str| -> Vec<Value> {
+        std::fs::read_to_string(l.repo.path().join(".baton/metrics.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|x| serde_json::from_str::<Value>(x).unwrap())
+            .filter(|e| e["event"] == kind)
+            .collect()
+    };
+    let task_status = |id: &str| -> String {
+        let list = baton(&l.repo, &["task", "list", "--plan", &l.plan, "--json"])
+            .expect_code(0)
+            .json();
+        list["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["batch"] == id)
+            .unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    for (id, agents, files) in [
+        ("B1", vec!["a", "b"], vec!["a.txt", "b.txt"]),
+        ("B2", vec!["c"], vec!["c.txt"]),
+    ] {
+        // 1. the batch's worktrees, on the integration branch
+        let made = baton(
+            &l.repo,
+            &[
+                "worktree", "create", "--plan", &l.plan, "--batch", id, "--json",
+            ],
+        )
+        .expect_code(0)
+        .json();
+        let exec = status();
+        let b = batch(&exec, id);
+        assert_eq!(b["status"], "running", "{id}: {b}");
+        for a in b["agents"].as_array().unwrap() {
+            assert_eq!(a["status"], "running", "{id}: {b}");
+        }
+        assert_eq!(task_status(id), "open");
+        // the agents work (and leave it uncommitted)
+        for (c, f) in made["created"].as_array().unwrap().iter().zip(&files) {
+            baton_tests::write_file(Path::new(c["path"].as_str().unwrap()), f, "work\n");
+        }
+
+        // 2. the gate, by hand
+        let gates_before = events("verification").len();
+        baton(
+            &l.repo,
+            &["verify", "--plan", &l.plan, "--batch", id, "--json"],
+        )
+        .expect_code(0);
+        let b = batch(&status(), id);
+        assert_eq!(b["integration"]["gates"][0]["passed"], true, "{id}: {b}");
+        assert_eq!(events("verification").len(), gates_before + 1, "{id}");
+
+        // 3. commit, gate, merge, test, advance
+        let completes = events("agent_complete").len();
+        l.integrate(id, &[]).expect_code(0);
+        let exec = status();
+        let b = batch(&exec, id);
+        assert_eq!(b["status"], "succeeded", "{id}: {b}");
+        assert_eq!(b["integration"]["advanced"], true, "{id}: {b}");
+        for a in b["agents"].as_array().unwrap() {
+            assert_eq!(a["status"], "succeeded", "{id}: {b}");
+        }
+        assert_eq!(
+            events("agent_complete").len(),
+            completes + agents.len(),
+            "{id}"
+        );
+        assert_eq!(task_status(id), "done", "{id}");
+        let tree = l.repo.git(&["ls-tree", "--name-only", &l.integration()]);
+        for f in &files {
+            assert!(
+                tree.lines().any(|x| x == *f),
+                "{id}: {f} not integrated:\n{tree}"
+            );
+        }
+
+        // 4. the batch's worktrees go, and that is recorded too
+        let removed = events("worktree").len();
+        baton(
+            &l.repo,
+            &["worktree", "cleanup", "--plan", &l.plan, "--batch", id],
+        )
+        .expect_code(0);
+        for c in made["created"].as_array().unwrap() {
+            assert!(
+                !Path::new(c["path"].as_str().unwrap()).exists(),
+                "{id}: {c}"
+            );
+        }
+        let b = batch(&status(), id);
+        assert!(b["cleaned_up_at"].is_string(), "{id}: {b}");
+        let cleaned: Vec<String> = events("worktree")[removed..]
+            .iter()
+            .map(|e| e["agent"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(cleaned, agents, "{id}");
+    }
+    let exec = status();
+    assert_eq!(exec["status"], "succeeded", "{exec}");
+    // the metrics summary counts every agent by task type
+    let summary = baton(&l.repo, &["metrics", "summary", "--json"])
+        .expect_code(0)
+        .json();
+    let implement = &summary["task_types"]["implement"];
+    assert_eq!(implement["succeeded"], 3, "{summary}");
+    // each batch gated twice: by `verify --batch`, then by `batch integrate`
+    assert_eq!(summary["gate"]["succeeded"], 4, "{summary}");
+    assert_eq!(events("batch_complete").len(), 2);
+}

@@ -57,6 +57,9 @@ pub struct BatchState {
     /// resumed run continues after the last finished step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration: Option<Integration>,
+    /// When `baton worktree cleanup --batch` last removed worktrees of this batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned_up_at: Option<String>,
 }
 
 /// One batch's way into the plan's integration branch. Steps are recorded as they finish; a
@@ -258,6 +261,7 @@ impl Execution {
                     status: Status::Pending,
                     started_at: None,
                     finished_at: None,
+                    cleaned_up_at: None,
                     agents: b
                         .agents
                         .iter()
@@ -604,6 +608,13 @@ impl Execution {
         now: &str,
     ) -> Result<(), TransitionError> {
         self.batch_mut(batch)?.integration = Some(integration);
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Worktrees of `batch` were removed (`baton worktree cleanup --batch`).
+    pub fn record_cleanup(&mut self, batch: &BatchId, now: &str) -> Result<(), TransitionError> {
+        self.batch_mut(batch)?.cleaned_up_at = Some(now.to_owned());
         self.touch(now);
         Ok(())
     }

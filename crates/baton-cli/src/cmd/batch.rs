@@ -9,7 +9,7 @@ mod by_hand;
 mod gate;
 mod replan;
 
-pub use self::by_hand::{batch_branches, batch_start, record_verify};
+pub use self::by_hand::{batch_branches, batch_start, record_cleanup, record_verify};
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -388,6 +388,11 @@ fn record_agents(
                         branch: Some(branch.clone()),
                     },
                 )?;
+                event(hooks, "agent_start", batch_id, |e| {
+                    e.agent = Some(agent.id.to_string());
+                    e.task_type = Some(agent.task_type.as_str().to_owned());
+                    e.details.insert("attempt".into(), n.to_string());
+                });
                 n
             }
             _ => a_state.map_or(1, |s| s.attempt.max(1)),
@@ -410,9 +415,18 @@ fn record_agents(
                 .map(|r| r.summary.clone()),
             error_class: None,
         };
+        let files = result.files_changed.len();
         hooks
             .tracker
             .record_agent_result(batch_id, &agent.id, Status::Succeeded, result)?;
+        // as the runner does: metrics count the agent's attempt by task type
+        event(hooks, "agent_complete", batch_id, |e| {
+            e.agent = Some(agent.id.to_string());
+            e.task_type = Some(agent.task_type.as_str().to_owned());
+            e.success = Some(true);
+            e.details.insert("attempt".into(), attempt.to_string());
+            e.details.insert("files_changed".into(), files.to_string());
+        });
     }
 
     Ok(())

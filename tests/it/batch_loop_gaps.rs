@@ -160,6 +160,38 @@ task_type = "implement"
 prompt = "after {outputs.a}"
 "#;
 
+/// `baton run PLAN` until it holds right after step `hold` of B1 (`BATON_TEST_HOLD_AFTER`),
+/// then SIGKILL it there.
+fn run_until_held(l: &Loop, hold: &str, steps: &Path, env: &[(&str, &Path)]) {
+    let mut cmd = l.repo.command(crate::support::BATON, l.repo.path());
+    cmd.args(["run", &l.plan])
+        .env("BATON_TEST_STEP_LOG", steps)
+        .env("BATON_TEST_HOLD_AFTER", hold)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let held = format!("B1 {hold}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while lines(steps).last() != Some(&held) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{hold}: never reached; steps: {:?}",
+            lines(steps)
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{hold}: baton exited before the step; steps: {:?}",
+            lines(steps)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -181,34 +213,7 @@ fn killed_after_any_integration_step_resumes_without_repeating_it() {
         baton(&l.repo, &["task", "create-from-plan", &l.plan]).expect_code(0);
         let scratch = l.repo.scratch(&format!("crash-{hold}"));
         let (steps, count) = (scratch.join("steps"), scratch.join("count"));
-        let mut child = l
-            .repo
-            .command(crate::support::BATON, l.repo.path())
-            .args(["run", &l.plan])
-            .env("BATON_TEST_STEP_LOG", &steps)
-            .env("BATON_TEST_HOLD_AFTER", hold)
-            .env("BATON_TEST_COUNT", &count)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let held = format!("B1 {hold}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while lines(&steps).last() != Some(&held) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{hold}: never reached; steps: {:?}",
-                lines(&steps)
-            );
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "{hold}: baton exited before the step; steps: {:?}",
-                lines(&steps)
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        run_until_held(&l, hold, &steps, &[("BATON_TEST_COUNT", &count)]);
         let advanced = matches!(hold, "advance" | "tasks");
         assert_eq!(
             l.rev(&l.integration()) != l.rev("main"),
@@ -329,12 +334,43 @@ scope = { files_write = ["notes.txt", "c-saw.txt"] }
 
 #[test]
 fn replanned_agents_rerun_one_after_another_each_on_the_work_before_it() {
+    let l = three_writers();
+    let run = baton(&l.repo, &["run", &l.plan, "--max-parallel", "3"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, l.execution());
+    check_three_writers(&l);
+}
+
+/// Killed right after a replan is recorded and before the agent's branch moved (for the
+/// first agent sent back, then for the second), the run resumes and ends as if never killed.
+#[test]
+fn killed_between_a_replan_and_moving_the_agent_resumes_on_the_right_base() {
+    for hold in ["replan-b", "replan-c"] {
+        let l = three_writers();
+        let steps = l.repo.scratch(hold).join("steps");
+        run_until_held(&l, hold, &steps, &[]);
+        let resumed = baton(&l.repo, &["run", &l.plan, "--resume"]);
+        assert_eq!(
+            resumed.code,
+            0,
+            "{hold}: {}\n{}",
+            resumed.stderr,
+            l.execution()
+        );
+        check_three_writers(&l);
+    }
+}
+
+fn three_writers() -> Loop {
     let l = Loop::new(THREE_WRITERS);
     l.repo.write("agent.sh", THREE_WRITERS_SH);
     l.repo.commit_all("scripted agents");
-    let run = baton(&l.repo, &["run", &l.plan, "--max-parallel", "3"]);
+    l
+}
+
+/// The end of a run of [`THREE_WRITERS`]: the collision caught once, b and c re-run one
+/// after another, c on b's new work, the branch moved once, every step recorded.
+fn check_three_writers(l: &Loop) {
     let exec = l.execution();
-    assert_eq!(run.code, 0, "{}\n{exec}", run.stderr);
 
     // the gate caught the collision once, then passed
     let b1 = l.batch_state("B1");

@@ -152,7 +152,8 @@ pub fn loop_hooks(
 }
 
 /// Test-only (the crash tests): `BATON_TEST_STEP_LOG=FILE` appends `<batch> <step>` to FILE
-/// as each integration step (`gate`, `merge`, `tests`, `advance`, `tasks`) is recorded, and
+/// as each integration step (`gate`, `merge`, `tests`, `advance`, `tasks`; `replan-<agent>`
+/// once a replan is recorded, before the agent's branch moves) is recorded, and
 /// `BATON_TEST_HOLD_AFTER=STEP` then stops the process for good right after the first STEP,
 /// for the test to SIGKILL it there. Unset, nothing happens.
 fn test_step_hook() -> Option<Box<baton_run::integrate::StepHook>> {

@@ -171,6 +171,9 @@ impl LoopHooks {
                 .insert("order".into(), format!("{position} of {of}"));
             e.details.insert("base".into(), base.to_string());
         });
+        if let Some(hook) = &self.after_step {
+            hook(batch, &format!("replan-{agent}"));
+        }
         self.move_to_base(batch, agent, base, n)
     }
 

@@ -714,3 +714,82 @@ fn every_step_by_hand_records_itself() {
     assert_eq!(summary["gate"]["succeeded"], 4, "{summary}");
     assert_eq!(events("batch_complete").len(), 2);
 }
+
+/// The same replan driven by hand: `batch replan` sends b back first, `batch integrate`
+/// then moves c onto b's new work, and the last `batch integrate` gates and advances.
+#[test]
+fn a_replan_by_hand_reruns_one_agent_after_another() {
+    let l = Loop::new(THREE_WRITERS);
+    let made = baton(
+        &l.repo,
+        &[
+            "worktree", "create", "--plan", &l.plan, "--batch", "B1", "--json",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let wt = |agent: &str| -> std::path::PathBuf {
+        made["created"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| std::path::PathBuf::from(c["path"].as_str().unwrap()))
+            .find(|p| p.ends_with(agent))
+            .unwrap()
+    };
+    for agent in ["a", "b", "c"] {
+        let line = if agent == "a" {
+            "TWO by a".to_owned()
+        } else {
+            format!("two by {agent}")
+        };
+        baton_tests::write_file(&wt(agent), "notes.txt", &format!("one\n{line}\nthree\n"));
+    }
+    let failed = l.integrate("B1", &[]).expect_code(1).json();
+    assert_eq!(
+        failed["agents"],
+        serde_json::json!(["a", "b", "c"]),
+        "{failed}"
+    );
+
+    let replan = baton(&l.repo, &["batch", "replan", &l.plan, "B1", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(replan["rerun"][0]["agent"], "b", "{replan}");
+    assert_eq!(replan["rerun"].as_array().unwrap().len(), 1, "{replan}");
+    assert_eq!(replan["then"], serde_json::json!(["c"]), "{replan}");
+    let notes = |agent: &str| std::fs::read_to_string(wt(agent).join("notes.txt")).unwrap();
+    assert_eq!(notes("b"), "one\nTWO by a\nthree\n");
+
+    // b redoes its part; integrating moves c onto it instead of gating
+    baton_tests::write_file(&wt("b"), "notes.txt", "one\nTWO by a\nthree\nfour by b\n");
+    let next = l.integrate("B1", &[]).expect_code(0).json();
+    assert_eq!(next["outcome"], "rerun_next", "{next}");
+    assert_eq!(next["rerun"], "c", "{next}");
+    assert_eq!(
+        notes("c"),
+        "one\nTWO by a\nthree\nfour by b\n",
+        "c does not see b's work"
+    );
+    assert_eq!(
+        l.rev(&l.integration()),
+        l.rev("main"),
+        "moved before the gate"
+    );
+
+    baton_tests::write_file(
+        &wt("c"),
+        "notes.txt",
+        "one\nTWO by a\nthree\nfour by b\nfive by c\n",
+    );
+    let done = l.integrate("B1", &[]).expect_code(0).json();
+    assert_eq!(done["outcome"], "advanced", "{done}");
+    let integration = l.integration();
+    assert_eq!(
+        l.repo.git(&["show", &format!("{integration}:notes.txt")]),
+        "one\nTWO by a\nthree\nfour by b\nfive by c"
+    );
+    let b1 = l.batch_state("B1");
+    assert_eq!(b1["status"], "succeeded", "{b1}");
+    assert_eq!(l.execution()["replans"].as_array().unwrap().len(), 2);
+}

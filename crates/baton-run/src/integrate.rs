@@ -9,24 +9,26 @@
 //! user's branches or checkout; [`land`] does, by fast-forward only, when asked.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+mod fail;
 mod land;
 mod merge;
 mod verdict;
 
+use fail::gated_agents;
 pub use land::land;
 pub use merge::{MergeResult, merge_in_order};
 pub use verdict::finding_line;
 use verdict::{
-    baton_report_ok, baton_verify_finish, check_line, merge_check, ms, passed_verdict, write_report,
+    baton_report_ok, baton_verify_finish, merge_check, ms, passed_verdict, write_report,
 };
 
 use baton_plan::{
     AgentId, BatchGate, BatchId, ExecutionTracker, GateCheck, GatePassed, GateVerdict, Integration,
     PlanId,
 };
-use baton_report::{Check, CheckStatus, Severity, VerifyReport};
+use baton_report::{Check, CheckStatus, VerifyReport};
 
 /// The plan's integration branch (short name).
 pub fn integration_branch(plan: &PlanId) -> String {
@@ -155,36 +157,6 @@ pub fn integration_tip(
         Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
         Err(e) => Err(git("read the integration branch")(e)),
     }
-}
-
-/// The gate's base and agents before the merge. After a replan only the agents sent back are
-/// gated (the others' work is already in their line, and was gated), each from where it
-/// restarted.
-fn gated_agents(
-    state: &Integration,
-    tip: git2::Oid,
-    agents: &[GateAgent],
-) -> (git2::Oid, Vec<GateAgent>) {
-    let replan_base = state
-        .replan_base
-        .as_deref()
-        .and_then(|b| git2::Oid::from_str(b).ok());
-    let Some(replan_base) = replan_base else {
-        return (tip, agents.to_vec());
-    };
-    let gated = agents
-        .iter()
-        .filter(|a| state.replanned.contains(&a.id))
-        .map(|a| {
-            let mut a = a.clone();
-            a.base = state
-                .replan_bases
-                .get(&a.id)
-                .and_then(|b| git2::Oid::from_str(b).ok());
-            a
-        })
-        .collect();
-    (replan_base, gated)
 }
 
 /// Everything integration needs besides the batch.
@@ -446,58 +418,5 @@ impl Integrator<'_> {
             from: tip.to_string(),
             to: merged.to_string(),
         })
-    }
-
-    fn fail(
-        &self,
-        batch: &BatchId,
-        mut state: Integration,
-        mut report: VerifyReport,
-        report_path: &Path,
-        step: &str,
-        started: std::time::Instant,
-    ) -> Result<IntegrateOutcome, IntegrateError> {
-        report.duration_ms = ms(started);
-        baton_verify_finish(&mut report);
-        report.ok = false;
-        write_report(report_path, &report)?;
-        let mut agents: Vec<AgentId> = Vec::new();
-        let mut findings = Vec::new();
-        for c in &report.checks {
-            let failed = matches!(c.status, CheckStatus::Fail | CheckStatus::Error);
-            for f in &c.findings {
-                let counts = f.severity == Severity::Error
-                    || (report.strict && f.severity == Severity::Warning);
-                if !counts {
-                    continue;
-                }
-                findings.push(finding_line(&c.name, f));
-                for a in &f.agents {
-                    if let Ok(id) = AgentId::new(a.as_str())
-                        && !agents.contains(&id)
-                    {
-                        agents.push(id);
-                    }
-                }
-            }
-            if failed && c.findings.is_empty() {
-                findings.push(check_line(c));
-            }
-        }
-        let verdict = GateVerdict {
-            at: Self::now(),
-            passed: false,
-            failed_step: Some(step.to_owned()),
-            findings,
-            agents,
-            report: Some(report_path.to_owned()),
-        };
-        state.gates.push(verdict.clone());
-        // a failed attempt is finished: the next one starts from the gate again
-        state.merged = None;
-        state.tested = None;
-        state.gated = None;
-        self.record(batch, &state)?;
-        Ok(IntegrateOutcome::Failed(verdict))
     }
 }

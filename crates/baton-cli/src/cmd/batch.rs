@@ -7,6 +7,7 @@
 
 mod by_hand;
 mod gate;
+mod loop_hooks;
 mod replan;
 
 pub use self::by_hand::{batch_branches, batch_start, record_cleanup, record_verify};
@@ -14,10 +15,8 @@ pub use self::by_hand::{batch_branches, batch_start, record_cleanup, record_veri
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use baton_metrics::{Event, MetricsLog};
-use baton_plan::{
-    AgentResult, AgentStart, BatchId, ExecutionTracker, Plan, PlanId, Status, store as plan_store,
-};
+use baton_metrics::Event;
+use baton_plan::{AgentResult, AgentStart, BatchId, PlanId, Status, store as plan_store};
 use baton_report::exit;
 use baton_run::LoopHooks;
 use baton_run::integrate::{self, IntegrateError, IntegrateOutcome};
@@ -25,6 +24,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 pub use self::gate::CliGate;
+pub use self::loop_hooks::loop_hooks;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
@@ -100,81 +100,6 @@ struct IntegrateJson {
     report: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     landed: Option<String>,
-}
-
-/// The loop's hooks for a stored plan, as the CLI builds them (also for `baton run`).
-pub fn loop_hooks(
-    ctx: &Ctx,
-    plan_id: &PlanId,
-    plan: &Plan,
-    base: Option<&str>,
-) -> CliResult<LoopHooks> {
-    let repo_paths = ctx.repo()?.clone();
-    let state = ctx.state_dir_for_writing()?;
-    let repo = repo_paths.open()?;
-    let base = match base {
-        Some(rev) => baton_git::resolve_commit(&repo, rev)
-            .map_err(|e| CliError::input(format!("--base: {e}")))?,
-        None => repo
-            .head()
-            .ok()
-            .and_then(|h| h.target())
-            .ok_or_else(|| CliError::input("HEAD has no commit yet; pass --base REV"))?,
-    };
-    let tracker = ExecutionTracker::open(
-        state.execution(plan_id.as_str()),
-        plan_id.clone(),
-        plan.clone(),
-    )?;
-    let cargo = std::env::var_os("CARGO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("cargo"));
-    let gate = CliGate {
-        repo: repo_paths.clone(),
-        config: ctx.config()?.verify.clone(),
-        cargo,
-        scratch_dir: super::verify::scratch_root(&repo_paths),
-        show_output: !ctx.json && !ctx.quiet,
-    };
-    let mut hooks = LoopHooks::new(
-        repo_paths,
-        state.clone(),
-        plan_id.clone(),
-        plan.clone(),
-        tracker,
-        Box::new(gate),
-        base,
-    )?;
-    hooks.metrics = Some(MetricsLog::new(state.metrics()));
-    hooks.after_step = test_step_hook();
-    hooks.task_stores = super::task::all_stores(&state);
-    Ok(hooks)
-}
-
-/// Test-only (the crash tests): `BATON_TEST_STEP_LOG=FILE` appends `<batch> <step>` to FILE
-/// as each integration step (`gate`, `merge`, `tests`, `advance`, `tasks`; `replan-<agent>`
-/// once a replan is recorded, before the agent's branch moves) is recorded, and
-/// `BATON_TEST_HOLD_AFTER=STEP` then stops the process for good right after the first STEP,
-/// for the test to SIGKILL it there. Unset, nothing happens.
-fn test_step_hook() -> Option<Box<baton_run::integrate::StepHook>> {
-    let log = PathBuf::from(std::env::var_os("BATON_TEST_STEP_LOG")?);
-    let hold = std::env::var("BATON_TEST_HOLD_AFTER").ok();
-    Some(Box::new(move |batch: &BatchId, step: &str| {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-        {
-            let _ = writeln!(f, "{batch} {step}");
-            let _ = f.sync_all();
-        }
-        if hold.as_deref() == Some(step) {
-            loop {
-                std::thread::park();
-            }
-        }
-    }))
 }
 
 fn integrate_cmd(ctx: &Ctx, a: IntegrateArgs) -> CliResult {

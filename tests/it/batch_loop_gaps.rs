@@ -117,10 +117,21 @@ fn explain_cache_writes_nothing() {
         !fresh.path().join(".baton").exists(),
         "explaining made .baton/"
     );
-    // bad input still says so, and writes nothing
+    // bad input still says so, and writes nothing; nor does its neighbour, --dry-run
     let bad = baton(&fresh, &["run", "plan.toml", "--explain-cache", "zz"]);
     assert_eq!(bad.code, 2, "{bad:?}");
+    let refs_before = fresh.git(&["for-each-ref"]);
+    baton(&fresh, &["run", "plan.toml", "--dry-run"]).expect_code(0);
     assert!(!fresh.path().join(".baton").exists());
+    assert_eq!(fresh.git(&["for-each-ref"]), refs_before);
+    assert_eq!(
+        fresh
+            .git(&["worktree", "list", "--porcelain"])
+            .lines()
+            .filter(|l| l.starts_with("worktree "))
+            .count(),
+        1
+    );
 }
 
 /// `baton` with extra environment.

@@ -243,3 +243,35 @@ fn a_replan_by_hand_reruns_one_agent_after_another() {
     assert_eq!(b1["status"], "succeeded", "{b1}");
     assert_eq!(l.execution()["replans"].as_array().unwrap().len(), 2);
 }
+
+/// A run whose `--replan-budget` is used up fails the batch and leaves everything as the gate
+/// found it: no replan recorded, no branch moved.
+#[test]
+fn no_replan_budget_fails_the_batch_without_moving_anything() {
+    let l = three_writers();
+    let run = baton(&l.repo, &["run", &l.plan, "--replan-budget", "0"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("--replan-budget is used up"),
+        "{}",
+        run.stdout
+    );
+    let exec = l.execution();
+    assert!(
+        exec["replans"].as_array().is_none_or(Vec::is_empty),
+        "{exec}"
+    );
+    let b1 = l.batch_state("B1");
+    assert!(b1["integration"].get("replan_queue").is_none(), "{b1}");
+    for agent in ["b", "c"] {
+        let notes = l
+            .repo
+            .git(&["show", &format!("{}:notes.txt", l.branch(agent))]);
+        assert_eq!(
+            notes,
+            format!("one\ntwo by {agent}\nthree"),
+            "{agent} was moved"
+        );
+    }
+    assert_eq!(l.rev(&l.integration()), l.rev("main"));
+}

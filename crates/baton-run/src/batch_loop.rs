@@ -364,7 +364,14 @@ impl BatchHooks for LoopHooks {
                 Ok(GateDecision::Pass)
             }
             IntegrateOutcome::Failed(verdict) => {
-                let decision = self.handle_failure(&ctx.batch, &verdict).map_err(hook)?;
+                // nothing is moved or recorded for a replan the run may not make
+                let decision = if ctx.replans_left == 0 {
+                    Decision::Stop {
+                        why: "this run's --replan-budget is used up".to_owned(),
+                    }
+                } else {
+                    self.handle_failure(&ctx.batch, &verdict).map_err(hook)?
+                };
                 let mut findings = verdict.findings.join("\n");
                 let rerun = match decision {
                     Decision::Rerun(agents) => agents,

@@ -73,6 +73,7 @@ impl Runner {
             plan: self.plan_id.clone(),
             batch: b.clone(),
             agents,
+            replans_left: self.cfg.replan_budget.saturating_sub(self.replans_used),
         };
         let decision = self
             .hooks

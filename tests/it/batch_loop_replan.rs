@@ -63,6 +63,14 @@ fn replanned_agents_rerun_one_after_another_each_on_the_work_before_it() {
     let l = three_writers();
     let run = baton(&l.repo, &["run", &l.plan, "--max-parallel", "3"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stderr, l.execution());
+    // the output says who runs again now, and who after
+    assert!(run.stdout.contains("running again: b"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("then, one after another, each on the new work of the one before: c"),
+        "{}",
+        run.stdout
+    );
     check_three_writers(&l);
 }
 

@@ -374,7 +374,26 @@ impl BatchHooks for LoopHooks {
                 };
                 let mut findings = verdict.findings.join("\n");
                 let rerun = match decision {
-                    Decision::Rerun(agents) => agents,
+                    Decision::Rerun(agents) => {
+                        let waiting = self
+                            .tracker
+                            .load()
+                            .ok()
+                            .and_then(|e| e.batch(&ctx.batch).and_then(|b| b.integration.clone()))
+                            .map(|i| i.replan_queue)
+                            .unwrap_or_default();
+                        if !waiting.is_empty() {
+                            findings.push_str(&format!(
+                                "\nthen, one after another, each on the new work of the one before: {}",
+                                waiting
+                                    .iter()
+                                    .map(AgentId::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ));
+                        }
+                        agents
+                    }
                     Decision::Stop { why } => {
                         findings.push_str(&format!("\nno replan: {why}"));
                         Vec::new()

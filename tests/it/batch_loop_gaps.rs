@@ -100,6 +100,20 @@ fn explain_cache_writes_nothing() {
         .json();
         assert_eq!(out["cache"], verdict, "{agent}: {out}");
     }
+    // the same plan given as a file: its stored twin (not run yet) is the one explained and
+    // previewed, as `baton run plan.toml` would run it
+    l.repo
+        .write("plan.toml", &CACHED_PLAN.replace("Explained", "Again"));
+    let out = baton(
+        &l.repo,
+        &["run", "plan.toml", "--explain-cache", "a", "--json"],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(out["cache"], "hit", "{out}");
+    let dry = baton(&l.repo, &["run", "plan.toml", "--dry-run"]).expect_code(0);
+    assert!(dry.stdout.contains(&again), "{}", dry.stdout);
+    std::fs::remove_file(l.repo.path().join("plan.toml")).unwrap();
     assert_eq!(snapshot(&state), before, ".baton/ changed");
     assert_eq!(refs(), refs_before, "a ref changed");
 

@@ -162,6 +162,21 @@ fn resolve(ctx: &Ctx, given: &str, dry_run: bool) -> CliResult<(PlanId, Plan)> {
             }
         }
         if dry_run {
+            // the same content already stored (and not finished) is what a run would run
+            let dir = ctx.state_dir()?;
+            if plan.id.is_none()
+                && dir.plans_dir().is_dir()
+                && let Some(existing) = plan_store::find_same(&dir, &plan)?
+            {
+                let exec = dir.execution(existing.as_str());
+                let finished = exec.exists()
+                    && baton_store::read_versioned::<baton_plan::Execution>(&exec)?
+                        .status
+                        .is_finished();
+                if !finished {
+                    return Ok((existing.clone(), plan_store::load_stored(&dir, &existing)?));
+                }
+            }
             // not stored: a fresh id stands in for the one storing would give it
             let id = match plan.id.clone() {
                 Some(id) => id,

@@ -60,7 +60,8 @@ fn run_until_held(l: &Loop, hold: &str, steps: &Path, env: &[(&str, &Path)]) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
+    // killed however this ends: a held runner never outlives the test
+    let mut child = Killed(cmd.spawn().unwrap());
     let held = format!("B1 {hold}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while lines(steps).last() != Some(&held) {
@@ -70,14 +71,23 @@ fn run_until_held(l: &Loop, hold: &str, steps: &Path, env: &[(&str, &Path)]) {
             lines(steps)
         );
         assert!(
-            child.try_wait().unwrap().is_none(),
+            child.0.try_wait().unwrap().is_none(),
             "{hold}: baton exited before the step; steps: {:?}",
             lines(steps)
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    drop(child); // SIGKILL
+}
+
+/// A child SIGKILLed and reaped when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn lines(path: &Path) -> Vec<String> {

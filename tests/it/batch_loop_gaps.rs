@@ -403,3 +403,38 @@ fn every_step_by_hand_records_itself() {
     assert_eq!(summary["gate"]["succeeded"], 4, "{summary}");
     assert_eq!(events("batch_complete").len(), 2);
 }
+
+/// The neighbours of `--explain-cache`: commands that only look change nothing in `.baton/`
+/// nor any ref (`verify --batch` is a step of the loop: it records its verdict).
+#[test]
+fn looking_commands_write_nothing() {
+    let l = Loop::new(CACHED_PLAN);
+    l.repo.write("agent.sh", WRITER_SH);
+    l.repo.commit_all("scripted agents");
+    baton(&l.repo, &["task", "create-from-plan", &l.plan]).expect_code(0);
+    baton(&l.repo, &["run", &l.plan]).expect_code(0);
+    let state = l.repo.path().join(".baton");
+    let refs = || {
+        l.repo
+            .git(&["for-each-ref", "--format=%(refname) %(objectname)"])
+    };
+    let (before, refs_before) = (snapshot(&state), refs());
+    for args in [
+        vec!["status", &l.plan, "--json"],
+        vec!["status", &l.plan],
+        vec!["plan", "show", &l.plan],
+        vec!["plan", "list", "--json"],
+        vec!["logs", &l.plan, "a"],
+        vec!["metrics", "summary", "--json"],
+        vec!["task", "list", "--json"],
+        vec!["task", "ready"],
+        vec!["worktree", "list", "--json"],
+        vec!["run", &l.plan, "--dry-run"],
+        vec!["run", &l.plan, "--explain-cache", "b"],
+    ] {
+        let out = baton(&l.repo, &args);
+        assert!(out.code == 0 || out.code == 1, "{args:?}: {out:?}");
+        assert!(snapshot(&state) == before, "{args:?} changed .baton/");
+        assert_eq!(refs(), refs_before, "{args:?} changed a ref");
+    }
+}

@@ -216,6 +216,16 @@ fn a_replan_by_hand_reruns_one_agent_after_another() {
     assert_eq!(replan["rerun"][0]["agent"], "b", "{replan}");
     assert_eq!(replan["rerun"].as_array().unwrap().len(), 1, "{replan}");
     assert_eq!(replan["then"], serde_json::json!(["c"]), "{replan}");
+    // asking again in the middle of the replan is refused, and changes nothing
+    let exec_before = l.execution();
+    let again = baton(&l.repo, &["batch", "replan", &l.plan, "B1"]);
+    assert_eq!(again.code, 2, "{again:?}");
+    assert!(
+        again.stderr.contains("being replanned already (c"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(l.execution(), exec_before);
     let notes = |agent: &str| std::fs::read_to_string(wt(agent).join("notes.txt")).unwrap();
     assert_eq!(notes("b"), "one\nTWO by a\nthree\n");
 

@@ -71,6 +71,21 @@ pub(super) fn replan_cmd(ctx: &Ctx, a: ReplanArgs) -> CliResult {
                 "batch {batch_id} has no failed gate to replan; run `baton batch integrate {plan_id} {batch_id}` first"
             ))
         })?;
+    if let Some(waiting) = state
+        .integration
+        .as_ref()
+        .filter(|i| !i.replan_queue.is_empty())
+        .map(|i| &i.replan_queue)
+    {
+        return Err(CliError::input(format!(
+            "batch {batch_id} is being replanned already ({} still to re-run, one after another); run `baton batch integrate {plan_id} {batch_id}` once the agent re-running now has finished",
+            waiting
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     if state.status != Status::Running {
         return Err(CliError::input(format!(
             "batch {batch_id} is {}; only a running batch can be replanned",

@@ -2,7 +2,10 @@
 
 mod batch_loop;
 mod batch_loop_cache;
+mod batch_loop_gaps;
+mod batch_loop_replan;
 mod batch_loop_report;
+mod batch_loop_resume;
 mod batch_loop_run;
 mod demo;
 mod embed;

@@ -98,6 +98,9 @@ pub struct BatchState {
     /// resumed run continues after the last finished step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration: Option<Integration>,
+    /// When `baton worktree cleanup --batch` last removed worktrees of this batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned_up_at: Option<String>,
 }
 
 /// One batch's way into the plan's integration branch. Steps are recorded as they finish; a
@@ -132,6 +135,44 @@ pub struct Integration {
     /// After a replan: the agents sent back, the only ones the next gate compares.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replanned: Vec<AgentId>,
+    /// After a replan: where each agent sent back restarted. The first starts from
+    /// `replan_base`; each next one from the new work of the one before it, so it sees that
+    /// work, and the gate measures its changes from here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replan_bases: BTreeMap<AgentId, String>,
+    /// After a replan: the agents sent back that have not restarted yet, in order; each
+    /// restarts when the one before it finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replan_queue: Vec<AgentId>,
+    /// The gate's checks before the merge passed on `base` for these agent tips; a resumed
+    /// run goes straight to the merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gated: Option<GatePassed>,
+    /// Tasks of the batch that a task backend failed to mark done; retried when the plan
+    /// runs again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks_open: Vec<TaskRef>,
+}
+
+/// The gate's checks before the merge passed (see [`Integration::gated`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatePassed {
+    /// The report of those checks (the batch's report is completed in place).
+    pub report: PathBuf,
+    /// The agents' branch tips that were gated.
+    pub tips: BTreeMap<AgentId, String>,
+}
+
+/// A task of a backend (see [`Integration::tasks_open`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRef {
+    pub backend: String,
+    pub id: String,
+    /// Why the backend did not mark it done.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
 }
 
 /// What one gate of a batch decided.
@@ -270,6 +311,7 @@ impl Execution {
                     status: Status::Pending,
                     started_at: None,
                     finished_at: None,
+                    cleaned_up_at: None,
                     agents: b
                         .agents
                         .iter()
@@ -690,6 +732,13 @@ impl Execution {
         now: &str,
     ) -> Result<(), TransitionError> {
         self.batch_mut(batch)?.integration = Some(integration);
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Worktrees of `batch` were removed (`baton worktree cleanup --batch`).
+    pub fn record_cleanup(&mut self, batch: &BatchId, now: &str) -> Result<(), TransitionError> {
+        self.batch_mut(batch)?.cleaned_up_at = Some(now.to_owned());
         self.touch(now);
         Ok(())
     }

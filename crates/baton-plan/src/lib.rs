@@ -27,8 +27,8 @@ mod tracker;
 pub mod validate;
 
 pub use execution::{
-    AgentStart, AttemptHandle, BreakerState, BreakerTrip, Execution, GateVerdict, Integration,
-    ProcessRef, TransitionError,
+    AgentStart, AttemptHandle, BreakerState, BreakerTrip, Execution, GatePassed, GateVerdict,
+    Integration, ProcessRef, TaskRef, TransitionError,
 };
 pub use ids::{AgentId, BatchId, IdError, PlanId};
 pub use load::{LoadError, load_plan};

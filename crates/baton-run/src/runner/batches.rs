@@ -57,6 +57,8 @@ impl Runner {
         b: &BatchId,
         observe: &mut dyn FnMut(&RunEvent),
     ) -> Result<(), RunError> {
+        // the hooks read the execution from disk (and a replan writes it)
+        self.flush()?;
         let agents = self
             .exec
             .batch(b)
@@ -71,6 +73,7 @@ impl Runner {
             plan: self.plan_id.clone(),
             batch: b.clone(),
             agents,
+            replans_left: self.cfg.replan_budget.saturating_sub(self.exec.gate_reruns),
         };
         let decision = self
             .hooks
@@ -82,6 +85,24 @@ impl Runner {
             });
         match decision {
             GateDecision::Pass => self.complete(b, Status::Succeeded, observe),
+            GateDecision::Continue { rerun } => {
+                let mut any = false;
+                for a in &rerun {
+                    if self
+                        .exec
+                        .batch(b)
+                        .is_some_and(|s| s.agents.iter().any(|x| &x.id == a))
+                    {
+                        self.update(|e, now| e.reopen_agent(b, a, ErrorClass::GateFailed, now))?;
+                        any = true;
+                    }
+                }
+                if any {
+                    Ok(())
+                } else {
+                    self.complete(b, Status::Failed, observe)
+                }
+            }
             GateDecision::Fail {
                 findings, rerun, ..
             } => {

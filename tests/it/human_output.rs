@@ -215,6 +215,7 @@ task_type = "verify"
             files_changed: (0..files).map(|i| format!("f{i}")).collect(),
             summary: None,
             error_class: (status == Status::Failed).then_some(baton_plan::ErrorClass::ExitNonzero),
+            leftovers: None,
         };
         exec.record_agent_result(&b1, &agent, status, result, now)
             .unwrap();

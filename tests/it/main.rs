@@ -2,7 +2,10 @@
 
 mod batch_loop;
 mod batch_loop_cache;
+mod batch_loop_gaps;
+mod batch_loop_replan;
 mod batch_loop_report;
+mod batch_loop_resume;
 mod batch_loop_run;
 mod demo;
 mod embed;
@@ -11,9 +14,11 @@ mod metrics;
 mod metrics_summary;
 mod plan;
 mod run;
+mod run_durable;
 mod run_failures;
 mod run_isolation;
 mod run_launcher;
+mod run_output;
 mod run_resume;
 mod schema;
 mod slurm_exec;

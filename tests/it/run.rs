@@ -428,7 +428,33 @@ command = ["sh", "-c", {}]
             .join(format!(".baton/executions/{id}/logs/hung/1.log")),
     )
     .unwrap();
-    assert_eq!(log, "spawned\n");
+    // the agent's own output, then what its supervisor had to do: the two children that
+    // ignore SIGTERM (and their sleeps, which inherit that) needed SIGKILL
+    let (own, notes) = log.split_once('\n').unwrap();
+    assert_eq!(own, "spawned");
+    assert!(
+        notes.starts_with("[baton] ")
+            && notes
+                .contains("ignored SIGTERM and were killed with SIGKILL after the grace period"),
+        "{log}"
+    );
+    assert!(
+        hung.result
+            .as_ref()
+            .unwrap()
+            .leftovers
+            .as_ref()
+            .unwrap()
+            .killed_after_grace
+            >= 2,
+        "{:?}",
+        hung.result
+    );
+    assert!(
+        run.stdout.contains("leak: hung (attempt 1)"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -90,3 +90,130 @@ command = ["sh", "-c", "sleep 30 & setsid sleep 31 & echo done"]
         log.stdout
     );
 }
+
+/// Descendants that ignore SIGTERM are killed with SIGKILL after the grace period, and that
+/// reaches the user four ways: the plain output, `--json`'s `leak` event, the attempt's
+/// `result.leftovers` and an `agent_leak` metrics event. Nothing of the agents is left.
+#[test]
+fn processes_that_ignore_sigterm_are_killed_after_the_grace_and_reported() {
+    let repo = TestRepo::new();
+    let id = "OP-20260101-000000-00000a03";
+    // `stubborn` times out holding a child that ignores SIGTERM (its `sleep` inherits that);
+    // `leaver` exits leaving such a child behind (once the child ignores SIGTERM)
+    let ready = repo.scratch("ready");
+    let r = ready.display();
+    let stubborn =
+        format!("sh -c 'trap \"\" TERM; touch {r}/s; sleep 30' & echo spawned; sleep 30");
+    let leaver = format!(
+        "setsid sh -c 'trap \"\" TERM; touch {r}/l; sleep 31' & i=0; while [ ! -e {r}/l ] && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done; echo done"
+    );
+    let q = |s: &str| serde_json::to_string(s).unwrap();
+    let plan = write_plan(
+        &repo,
+        id,
+        &format!(
+            r#"[defaults]
+isolation = "none"
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "stubborn"
+task_type = "implement"
+timeout = "1s"
+command = ["sh", "-c", {}]
+[[batches.agents]]
+id = "leaver"
+task_type = "implement"
+command = ["sh", "-c", {}]
+"#,
+            q(&stubborn),
+            q(&leaver)
+        ),
+    );
+    // plain lines (stdout is not a terminal)
+    let run = baton(&repo, &["run", &plan, "--grace", "300ms"]).expect_code(1);
+    for a in ["stubborn", "leaver"] {
+        assert!(
+            processes_with_env(&format!("BATON_AGENT_ID={a}")).is_empty(),
+            "{a} left a process alive"
+        );
+    }
+    let line = |a: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.contains(&format!("leak: {a} (attempt 1) left processes behind")))
+            .unwrap_or_else(|| panic!("no leak line for {a}:\n{}", run.stdout))
+            .to_owned()
+    };
+    assert!(
+        line("stubborn").contains("ignored SIGTERM (killed with SIGKILL after the grace period)"),
+        "{}",
+        run.stdout
+    );
+    assert!(line("leaver").contains("still running when it exited"));
+    let exec = execution(&repo, id);
+    let left = |a: &str| agent(&exec, a).result.clone().unwrap().leftovers.unwrap();
+    // the stubborn sh and its sleep; what the timed-out agent ran in the foreground went on
+    // SIGTERM
+    assert!(
+        left("stubborn").killed_after_grace >= 1,
+        "{:?}",
+        left("stubborn")
+    );
+    assert!(left("stubborn").survived.is_empty());
+    assert!(left("leaver").swept >= 1 && left("leaver").killed_after_grace >= 1);
+    assert_eq!(
+        agent(&exec, "leaver").status,
+        Status::Succeeded,
+        "leftovers are reported, they do not fail the agent"
+    );
+    let status = baton(&repo, &["status", id]).expect_code(0);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.contains("stubborn") && l.contains("processes behind")),
+        "{}",
+        status.stdout
+    );
+    let metrics = std::fs::read_to_string(repo.path().join(".baton/metrics.jsonl")).unwrap();
+    let leaks: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|m| m["event"] == "agent_leak")
+        .collect();
+    assert_eq!(leaks.len(), 2, "{metrics}");
+    assert!(
+        leaks
+            .iter()
+            .all(|m| m["details"]["killed_after_grace"] != "0" && m["plan"] == id),
+        "{leaks:?}"
+    );
+    // the same run again as JSON events: a `leak` event per agent
+    std::fs::remove_dir_all(&ready).unwrap();
+    std::fs::create_dir(&ready).unwrap();
+    let id2 = "OP-20260101-000000-00000a04";
+    let plan2 = write_plan(
+        &repo,
+        id2,
+        &std::fs::read_to_string(&plan)
+            .unwrap()
+            .split_once("[defaults]")
+            .map(|(_, rest)| format!("[defaults]{rest}"))
+            .unwrap(),
+    );
+    let json = baton(&repo, &["run", &plan2, "--grace", "300ms", "--json"]).expect_code(1);
+    let events: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let leak = events
+        .iter()
+        .find(|e| e["event"] == "leak" && e["agent"] == "stubborn")
+        .unwrap_or_else(|| panic!("no leak event: {events:#?}"));
+    assert_eq!(leak["attempt"], 1);
+    assert!(leak["killed_after_grace"].as_u64().unwrap() >= 1, "{leak}");
+    assert_eq!(leak["pids"], serde_json::json!([]));
+    assert!(processes_with_env(&format!("BATON_PLAN_ID={id2}")).is_empty());
+}

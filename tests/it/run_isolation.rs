@@ -120,9 +120,9 @@ command = ["sh", "-c", "sleep 30"]
 [[batches.agents]]
 id = "chatty"
 task_type = "implement"
-idle_timeout = "500ms"
-first_output_timeout = "400ms"
-command = ["sh", "-c", "for i in 1 2 3 4 5 6; do echo $i; sleep 0.2; done"]
+idle_timeout = "1s"
+first_output_timeout = "2s"
+command = ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; sleep 0.2; done"]
 "#,
     );
     let started = Instant::now();

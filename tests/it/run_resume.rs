@@ -12,7 +12,7 @@ use baton_tests::TestRepo;
 use crate::run::{agent, execution, processes_with_env, trace, write_plan};
 use crate::support::{BATON, baton};
 
-fn spawn_run(repo: &TestRepo, args: &[&str]) -> Child {
+pub fn spawn_run(repo: &TestRepo, args: &[&str]) -> Child {
     repo.command(BATON, repo.path())
         .args(args)
         .stdout(Stdio::piped())
@@ -22,7 +22,7 @@ fn spawn_run(repo: &TestRepo, args: &[&str]) -> Child {
 }
 
 /// Wait (bounded) until `n` start lines are in the trace.
-fn wait_for_starts(tr: &Path, n: usize) {
+pub fn wait_for_starts(tr: &Path, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while trace(tr).iter().filter(|(w, _, _)| w == "start").count() < n {
         assert!(
@@ -34,7 +34,7 @@ fn wait_for_starts(tr: &Path, n: usize) {
     }
 }
 
-fn signal(child: &Child, sig: &str) {
+pub fn signal(child: &Child, sig: &str) {
     let ok = std::process::Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -187,8 +187,13 @@ command = ["sh", "-c", {next}]
         let claimed: Vec<u32> = std::fs::read_dir(&logs)
             .unwrap()
             .filter_map(|e| {
-                let name = e.unwrap().file_name().into_string().unwrap();
-                name.strip_suffix(".pid.json")?.parse().ok()
+                let e = e.unwrap();
+                let name = e.file_name().into_string().unwrap();
+                let n = name.strip_suffix(".pid.json")?.parse().ok()?;
+                // a pid file the resumed runner claimed as `abandoned` ran nothing (the claim
+                // is the file's first JSON value; the supervisor adds the end after it)
+                let claim = baton_run::supervise::claim_of(&std::fs::read(e.path()).unwrap());
+                matches!(claim, Some(baton_run::supervise::PidFile::Running { .. })).then_some(n)
             })
             .collect();
         assert_eq!(claimed, vec![st.attempt], "{a}: attempts that ran");

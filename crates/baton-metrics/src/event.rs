@@ -21,6 +21,7 @@ pub const KNOWN_EVENTS: &[&str] = &[
     "batch_complete",
     "agent_start",
     "agent_complete",
+    "agent_leak",
     "verification",
     "replan",
     "worktree",

@@ -33,6 +33,47 @@ pub struct Execution {
     /// is gone (pid + start time) before taking over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<ProcessRef>,
+    /// The circuit breaker's state (failures in a row, an open trip and its cooldown), so a
+    /// resumed run neither forgets a rate limit's pause nor restarts the count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerState>,
+    /// Failed gates that sent agents back for another attempt, counted against the run's
+    /// `--replan-budget` across resumes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gate_reruns: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The circuit breaker as persisted: the streak of distinct agents failing in a row with one
+/// environment-level class, how often it tripped, and the open trip if launching is stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerState {
+    /// The class of the current streak and the distinct agents in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<crate::status::ErrorClass>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentId>,
+    /// Trips since the last success (each rate-limit pause doubles the one before).
+    #[serde(default)]
+    pub trips: u32,
+    /// Launching is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<BreakerTrip>,
+}
+
+/// An open breaker: which class and agents tripped it, and when (RFC 3339) launching may try
+/// again — none for a missing command, which waits for a fix and `--resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerTrip {
+    pub class: crate::status::ErrorClass,
+    pub agents: Vec<AgentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 impl baton_store::Versioned for Execution {
@@ -57,6 +98,9 @@ pub struct BatchState {
     /// resumed run continues after the last finished step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration: Option<Integration>,
+    /// When `baton worktree cleanup --batch` last removed worktrees of this batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned_up_at: Option<String>,
 }
 
 /// One batch's way into the plan's integration branch. Steps are recorded as they finish; a
@@ -91,6 +135,44 @@ pub struct Integration {
     /// After a replan: the agents sent back, the only ones the next gate compares.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replanned: Vec<AgentId>,
+    /// After a replan: where each agent sent back restarted. The first starts from
+    /// `replan_base`; each next one from the new work of the one before it, so it sees that
+    /// work, and the gate measures its changes from here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replan_bases: BTreeMap<AgentId, String>,
+    /// After a replan: the agents sent back that have not restarted yet, in order; each
+    /// restarts when the one before it finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replan_queue: Vec<AgentId>,
+    /// The gate's checks before the merge passed on `base` for these agent tips; a resumed
+    /// run goes straight to the merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gated: Option<GatePassed>,
+    /// Tasks of the batch that a task backend failed to mark done; retried when the plan
+    /// runs again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks_open: Vec<TaskRef>,
+}
+
+/// The gate's checks before the merge passed (see [`Integration::gated`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatePassed {
+    /// The report of those checks (the batch's report is completed in place).
+    pub report: PathBuf,
+    /// The agents' branch tips that were gated.
+    pub tips: BTreeMap<AgentId, String>,
+}
+
+/// A task of a backend (see [`Integration::tasks_open`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRef {
+    pub backend: String,
+    pub id: String,
+    /// Why the backend did not mark it done.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
 }
 
 /// What one gate of a batch decided.
@@ -138,6 +220,15 @@ pub struct AgentState {
     pub finished_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<AgentResult>,
+    /// After a failed attempt with retries left: the next one starts no earlier than this
+    /// (RFC 3339), so a resumed run keeps the backoff instead of retrying at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<String>,
+    /// The runner is stopping the running attempt, for this class (a timeout, Ctrl-C):
+    /// persisted before the stop is sent, so a resumed runner finishes it and records it as
+    /// what it was, not as an interruption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<crate::status::ErrorClass>,
 }
 
 /// A process identity that survives pid reuse.
@@ -220,6 +311,7 @@ impl Execution {
                     status: Status::Pending,
                     started_at: None,
                     finished_at: None,
+                    cleaned_up_at: None,
                     agents: b
                         .agents
                         .iter()
@@ -234,6 +326,8 @@ impl Execution {
                             started_at: None,
                             finished_at: None,
                             result: None,
+                            retry_at: None,
+                            stopping: None,
                         })
                         .collect(),
                     integration: None,
@@ -241,6 +335,8 @@ impl Execution {
                 .collect(),
             replans: Vec::new(),
             runner: None,
+            breaker: None,
+            gate_reruns: 0,
         }
     }
 
@@ -362,6 +458,8 @@ impl Execution {
         state.branch = start.branch;
         state.started_at = Some(now.to_owned());
         state.finished_at = None;
+        state.retry_at = None;
+        state.stopping = None;
         let attempt = state.attempt;
         self.touch(now);
         Ok(attempt)
@@ -388,6 +486,73 @@ impl Execution {
             state.process = Some(ProcessRef { pid, start_time });
         }
         state.handle = Some(handle);
+        self.touch(now);
+        Ok(())
+    }
+
+    /// A failed agent retries no earlier than `at` (RFC 3339; `None` clears it).
+    pub fn set_retry_at(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+        at: Option<String>,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        let state = self.agent_mut(batch, agent)?;
+        if at.is_some() && state.status != Status::Failed {
+            return Err(TransitionError::BadState {
+                what: format!("agent {agent}"),
+                status: state.status.as_str(),
+                action: "scheduling a retry",
+            });
+        }
+        state.retry_at = at;
+        self.touch(now);
+        Ok(())
+    }
+
+    /// The runner is stopping the running attempt of `agent`, for `class`.
+    pub fn stop_agent(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+        class: crate::status::ErrorClass,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        let state = self.agent_mut(batch, agent)?;
+        if state.status != Status::Running {
+            return Err(TransitionError::BadState {
+                what: format!("agent {agent}"),
+                status: state.status.as_str(),
+                action: "stopping it",
+            });
+        }
+        state.stopping = Some(class);
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Processes an ended attempt left alive, found after its result was recorded (a stop of
+    /// a stuck supervisor): added to the result's `leftovers`.
+    pub fn add_leftovers(
+        &mut self,
+        batch: &BatchId,
+        agent: &AgentId,
+        left: &crate::status::Leftovers,
+        now: &str,
+    ) -> Result<(), TransitionError> {
+        let state = self.agent_mut(batch, agent)?;
+        let Some(result) = state.result.as_mut() else {
+            return Err(TransitionError::BadState {
+                what: format!("agent {agent}"),
+                status: state.status.as_str(),
+                action: "adding leftovers to a result it does not have",
+            });
+        };
+        let mine = result.leftovers.get_or_insert_with(Default::default);
+        mine.swept += left.swept;
+        mine.killed_after_grace += left.killed_after_grace;
+        mine.survived.extend(&left.survived);
         self.touch(now);
         Ok(())
     }
@@ -419,6 +584,7 @@ impl Execution {
         state.status = status;
         state.process = None;
         state.handle = None;
+        state.stopping = None;
         state.finished_at = Some(now.to_owned());
         state.result = Some(result);
         self.touch(now);
@@ -566,6 +732,13 @@ impl Execution {
         now: &str,
     ) -> Result<(), TransitionError> {
         self.batch_mut(batch)?.integration = Some(integration);
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Worktrees of `batch` were removed (`baton worktree cleanup --batch`).
+    pub fn record_cleanup(&mut self, batch: &BatchId, now: &str) -> Result<(), TransitionError> {
+        self.batch_mut(batch)?.cleaned_up_at = Some(now.to_owned());
         self.touch(now);
         Ok(())
     }

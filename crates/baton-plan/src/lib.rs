@@ -27,7 +27,8 @@ mod tracker;
 pub mod validate;
 
 pub use execution::{
-    AgentStart, AttemptHandle, Execution, GateVerdict, Integration, ProcessRef, TransitionError,
+    AgentStart, AttemptHandle, BreakerState, BreakerTrip, Execution, GatePassed, GateVerdict,
+    Integration, ProcessRef, TaskRef, TransitionError,
 };
 pub use ids::{AgentId, BatchId, IdError, PlanId};
 pub use load::{LoadError, load_plan};
@@ -35,6 +36,6 @@ pub use model::{
     Agent, Batch, BatchGate, BatchKind, GateCheck, GateFailurePolicy, Plan, RateLimit, Scope,
     TaskType,
 };
-pub use status::{AgentResult, ErrorClass, Status};
+pub use status::{AgentResult, ErrorClass, Leftovers, Status};
 pub use tracker::{ExecutionTracker, TrackError};
 pub use validate::{Diagnostic, Severity, Validation, validate};

@@ -100,4 +100,30 @@ pub struct AgentResult {
     pub summary: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_class: Option<ErrorClass>,
+    /// Processes of the attempt that outlived the agent or ignored its stop; absent when
+    /// there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leftovers: Option<Leftovers>,
+}
+
+/// What the supervisor had to clean up after an attempt: never silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Leftovers {
+    /// Still running when the agent exited on its own; stopped by the supervisor.
+    #[serde(default)]
+    pub swept: u32,
+    /// Survived SIGTERM and were killed with SIGKILL after the grace period.
+    #[serde(default)]
+    pub killed_after_grace: u32,
+    /// Still alive after every SIGKILL (pids): leaked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub survived: Vec<u32>,
+}
+
+impl Leftovers {
+    /// Nothing was left behind.
+    pub fn is_empty(&self) -> bool {
+        self.swept == 0 && self.killed_after_grace == 0 && self.survived.is_empty()
+    }
 }

@@ -64,8 +64,8 @@ pub fn store_copy(dir: &StateDir, mut plan: Plan, now: SystemTime) -> Result<Pla
 }
 
 /// The stored plan with the same content as `plan` (ignoring `id` and `created_at`), if any.
-/// Stored plans that do not read are skipped: they cannot be the same plan.
-fn find_same(dir: &StateDir, plan: &Plan) -> Result<Option<PlanId>, PlanStoreError> {
+/// Stored plans that do not read are skipped: they cannot be the same plan. Reads only.
+pub fn find_same(dir: &StateDir, plan: &Plan) -> Result<Option<PlanId>, PlanStoreError> {
     let strip = |p: &Plan| Plan {
         id: None,
         created_at: None,

@@ -213,3 +213,65 @@ fn a_gate_failure_reopens_a_finished_agent_for_another_attempt() {
         Ok(2)
     );
 }
+
+/// What the runner decides about an attempt (a retry's due time, a stop under way) lives as
+/// long as that attempt and no longer, and an execution written before these fields existed
+/// still reads.
+#[test]
+fn retry_times_and_stops_belong_to_one_attempt_and_old_files_still_read() {
+    let plan = plan();
+    let mut e = Execution::new(id(), &plan, "t0");
+    e.start_batch(&plan, &b("B1"), "t1").unwrap();
+    e.start_agent(&b("B1"), &a("a"), AgentStart::default(), "t2")
+        .unwrap();
+    // a running agent has no retry to schedule
+    assert!(matches!(
+        e.set_retry_at(&b("B1"), &a("a"), Some("t9".into()), "t3"),
+        Err(TransitionError::BadState { .. })
+    ));
+    e.stop_agent(&b("B1"), &a("a"), ErrorClass::Timeout, "t3")
+        .unwrap();
+    let failed = AgentResult {
+        attempts: 1,
+        error_class: Some(ErrorClass::Timeout),
+        ..AgentResult::default()
+    };
+    e.record_agent_result(&b("B1"), &a("a"), Status::Failed, failed, "t4")
+        .unwrap();
+    let state = |e: &Execution| e.batch(&b("B1")).unwrap().agents[0].clone();
+    assert_eq!(state(&e).stopping, None, "the stop ended with the attempt");
+    e.set_retry_at(&b("B1"), &a("a"), Some("t9".into()), "t5")
+        .unwrap();
+    assert_eq!(state(&e).retry_at.as_deref(), Some("t9"));
+    e.start_agent(&b("B1"), &a("a"), AgentStart::default(), "t9")
+        .unwrap();
+    assert_eq!(state(&e).retry_at, None, "the retry started");
+    // leftovers found after a result was recorded join it; before there is one, refused
+    assert!(matches!(
+        e.add_leftovers(&b("B1"), &a("b"), &Default::default(), "t9"),
+        Err(TransitionError::BadState { .. })
+    ));
+    let late = baton_plan::Leftovers {
+        survived: vec![42],
+        ..Default::default()
+    };
+    e.add_leftovers(&b("B1"), &a("a"), &late, "t9").unwrap();
+    e.add_leftovers(&b("B1"), &a("a"), &late, "t9").unwrap();
+    let result = state(&e).result.unwrap();
+    assert_eq!(result.leftovers.unwrap().survived, [42, 42]);
+    assert!(matches!(
+        e.stop_agent(&b("B1"), &a("b"), ErrorClass::Timeout, "t9"),
+        Err(TransitionError::BadState { .. })
+    ));
+    // unset, the new fields are left out, so the file reads as one written before them
+    // (every new field must have a default for this to read)
+    let old = serde_json::to_value(Execution::new(id(), &plan, "t0")).unwrap();
+    for key in ["breaker", "gate_reruns"] {
+        assert!(old.get(key).is_none(), "{key} written while unset");
+    }
+    for key in ["retry_at", "stopping"] {
+        assert!(old["batches"][0]["agents"][0].get(key).is_none(), "{key}");
+    }
+    let back: Execution = serde_json::from_value(old).unwrap();
+    assert_eq!(back, Execution::new(id(), &plan, "t0"));
+}

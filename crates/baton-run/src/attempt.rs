@@ -189,6 +189,19 @@ pub fn read_summary(result_file: &Path) -> Option<String> {
     (!summary.is_empty()).then(|| summary.chars().take(2000).collect())
 }
 
+/// What the supervisor had to clean up after the attempt logged to `log`, from the end it
+/// recorded beside it (`local::read_status`); `None` when nothing was left behind (or there is
+/// no such record: another executor).
+pub fn read_leftovers(log: &Path) -> Option<baton_plan::Leftovers> {
+    let status = crate::local::read_status(log)?;
+    let left = baton_plan::Leftovers {
+        swept: status.swept as u32,
+        killed_after_grace: status.killed_after_grace as u32,
+        survived: status.leaked,
+    };
+    (!left.is_empty()).then_some(left)
+}
+
 /// Time left until `idle` has passed since `last` (zero when it has).
 pub fn idle_left(last: Option<SystemTime>, idle: Duration, now: SystemTime) -> Duration {
     let since = last.map_or(Duration::MAX, |t| now.duration_since(t).unwrap_or_default());

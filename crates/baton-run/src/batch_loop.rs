@@ -12,18 +12,22 @@ use std::time::SystemTime;
 
 use baton_git::RepoPaths;
 use baton_metrics::{Event, MetricsLog};
-use baton_plan::{AgentId, BatchId, ExecutionTracker, GateVerdict, Plan, PlanId};
+use baton_plan::{AgentId, BatchId, ExecutionTracker, Plan, PlanId};
 use baton_store::StateDir;
 
 use crate::cache::{Cache, CacheInputs};
 use crate::commit::{self, AgentRecord};
 use crate::hooks::{AgentContext, AgentVars, BatchContext, BatchHooks, GateDecision, HookError};
 use crate::integrate::{
-    self, Gate, GateAgent, IntegrateError, IntegrateOutcome, Integrator, MergeResult,
+    self, Gate, GateAgent, IntegrateError, IntegrateOutcome, Integrator, StepHook,
 };
 use crate::replan::{self, Decision};
 
 mod cache_hooks;
+mod replan_hooks;
+mod tasks;
+pub use cache_hooks::cache_inputs_of;
+pub use tasks::{TaskOutcome, TaskStores, close_batch_tasks, retry_open_tasks};
 
 /// The batch loop. Holds no open repository (git2's are not `Sync`): each call opens one.
 pub struct LoopHooks {
@@ -38,6 +42,11 @@ pub struct LoopHooks {
     pub cache: Option<Cache>,
     /// Shared with the caller, which reads it after the run ("N of M from cache").
     pub cache_stats: Arc<CacheStats>,
+    /// Told each integration step once it is recorded (see [`Integrator::after_step`]).
+    pub after_step: Option<Box<StepHook>>,
+    /// The task backends by name (`file`, `taskwarrior`): a batch that succeeds closes its
+    /// linked tasks in them. The built-in `file` store unless the caller sets more.
+    pub task_stores: TaskStores,
     /// Inputs of attempts looked up and not (yet) finished, to store on success; and the
     /// attempts a hit was applied to.
     pending: Mutex<BTreeMap<(AgentId, u32), (CacheInputs, bool)>>,
@@ -68,6 +77,7 @@ impl LoopHooks {
         let r = open(&repo)?;
         integrate::ensure_integration_branch(&r, &plan_id, base)?;
         Ok(LoopHooks {
+            task_stores: tasks::file_store(&state),
             repo,
             state,
             plan_id,
@@ -77,6 +87,7 @@ impl LoopHooks {
             metrics: None,
             cache: None,
             cache_stats: Arc::new(CacheStats::default()),
+            after_step: None,
             pending: Mutex::new(BTreeMap::new()),
         })
     }
@@ -152,6 +163,7 @@ impl LoopHooks {
                         .unwrap_or_else(|| baton_plan::ids::agent_branch(&self.plan_id, &a.id)),
                     worktree: s.and_then(|s| s.worktree.clone()),
                     scope: a.scope.files_write.clone(),
+                    base: None,
                 }
             })
             .collect())
@@ -181,6 +193,7 @@ impl LoopHooks {
             tracker: &self.tracker,
             gate: self.gate.as_ref(),
             reports_dir: dir.join("gates"),
+            after_step: self.after_step.as_deref(),
         };
         let outcome = integrator.integrate(batch, &agents, &settings)?;
         if let IntegrateOutcome::Advanced { .. } | IntegrateOutcome::Failed(_) = &outcome {
@@ -193,146 +206,17 @@ impl LoopHooks {
         Ok(outcome)
     }
 
-    /// After a failed gate: decide by the plan's policy and, for a replan, restart the named
-    /// agents on the integration tip with the others' work merged.
-    pub fn handle_failure(
-        &self,
-        batch: &BatchId,
-        verdict: &GateVerdict,
-    ) -> Result<Decision, IntegrateError> {
-        let exec = self.tracker.load()?;
-        let integration = exec.batch(batch).and_then(|b| b.integration.clone());
-        let replans = integration.as_ref().map_or(0, |i| i.replans);
-        let agents = self.gate_agents(batch)?;
-        let ids: Vec<AgentId> = agents.iter().map(|a| a.id.clone()).collect();
-        let decision = replan::decide(
-            self.plan.on_gate_failure,
-            self.plan.max_replans.unwrap_or(1),
-            replans,
-            verdict,
-            &ids,
-        );
-        let Decision::Rerun(rerun) = &decision else {
-            return Ok(decision);
-        };
-        let repo = open(&self.repo)?;
-        let tip = integrate::integration_tip(&repo, &self.plan_id)?.ok_or_else(|| {
-            IntegrateError::Git {
-                action: "replan".into(),
-                message: "the integration branch does not exist".into(),
-            }
-        })?;
-        let mut kept = Vec::new();
-        for a in agents.iter().filter(|a| !rerun.contains(&a.id)) {
-            if let Some(oid) = repo
-                .find_reference(&format!("refs/heads/{}", a.branch))
-                .ok()
-                .and_then(|r| r.target())
-            {
-                kept.push((a.id.clone(), oid));
-            }
-        }
-        let base = match replan::rerun_base(&repo, &self.plan_id, batch, tip, &kept)? {
-            MergeResult::Merged(oid) => oid,
-            MergeResult::Conflicts(paths) => {
-                return Ok(Decision::Stop {
-                    why: format!(
-                        "the agents that are kept do not merge with each other ({})",
-                        paths
-                            .iter()
-                            .map(|(p, _)| p.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                });
-            }
-        };
-        let n = replans + 1;
-        // the work the gate rejected must not come back from the cache
-        if let Some(cache) = &self.cache {
-            for a in rerun {
-                cache.forget_last(a.as_str());
-            }
-        }
-        for a in agents.iter().filter(|a| rerun.contains(&a.id)) {
-            replan::restart_agent_at(
-                &repo,
-                &self.plan_id,
-                &a.id,
-                &a.branch,
-                a.worktree.as_deref(),
-                base,
-                n,
-            )?;
-        }
-        let mut state = integration.unwrap_or_default();
-        state.replans = n;
-        state.replan_base = Some(base.to_string());
-        state.replanned = rerun.clone();
-        let reason = format!(
-            "batch {batch} failed its gate; re-running {} with the findings",
-            rerun
-                .iter()
-                .map(AgentId::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let plan = self.plan.clone();
-        self.tracker.update(|e, now| {
-            e.set_integration(batch, state, now)?;
-            e.record_replan(&plan, &reason, now);
-            Ok(())
-        })?;
-        self.event("replan", batch, |e| {
-            e.details.insert("replan".into(), n.to_string());
-            e.details.insert(
-                "agents".into(),
-                rerun
-                    .iter()
-                    .map(AgentId::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-        });
-        Ok(decision)
-    }
-
     /// Placeholders and environment for an attempt of `agent`.
     pub fn vars_for(&self, batch: &BatchId, agent: &AgentId) -> Result<AgentVars, IntegrateError> {
-        let mut vars = AgentVars::default();
-        let recorded = AgentRecord::recorded(&self.state, &self.plan_id);
-        for (_, a) in self.plan.agents() {
-            if !recorded.contains(a.id.as_str()) {
-                continue;
-            }
-            if let Some(record) = AgentRecord::load(&self.state, &self.plan_id, &a.id)? {
-                let summary = record
-                    .report
-                    .as_ref()
-                    .map(|r| r.summary.clone())
-                    .unwrap_or_default();
-                vars.placeholders
-                    .insert(format!("outputs.{}", a.id), summary);
-                vars.placeholders
-                    .insert(format!("files.{}", a.id), record.files.join("\n"));
-            }
-        }
         let exec = self.tracker.load()?;
-        let integration = exec.batch(batch).and_then(|b| b.integration.as_ref());
-        // the findings reach only the agents a replan sent back
-        let last = integration
-            .filter(|i| i.replans > 0)
-            .and_then(|i| i.gates.last())
-            .filter(|v| !v.passed && v.agents.contains(agent));
-        vars.placeholders.insert(
-            "gate_findings".into(),
-            last.map(replan::findings_text).unwrap_or_default(),
-        );
-        if let Some(report) = last.and_then(|v| v.report.as_ref()) {
-            vars.env
-                .insert("BATON_GATE_REPORT".into(), report.display().to_string());
-        }
-        Ok(vars)
+        vars_of(
+            &self.state,
+            &self.plan_id,
+            &self.plan,
+            Some(&exec),
+            batch,
+            agent,
+        )
     }
 
     fn event(&self, kind: &str, batch: &BatchId, fill: impl FnOnce(&mut Event)) {
@@ -347,30 +231,6 @@ impl LoopHooks {
         let _ = log.append(&[e]);
     }
 
-    /// The batch passed: its tasks in the built-in task store are done (other backends are
-    /// closed by the CLI or by hand). Best effort: a task store that cannot be written never
-    /// fails the batch.
-    pub fn close_tasks(&self, batch: &BatchId) {
-        use baton_tasks::TaskStore;
-        let store = baton_tasks::file::FileStore::new(self.state.clone());
-        for link in self
-            .plan
-            .tasks
-            .iter()
-            .filter(|t| t.batch.as_ref() == Some(batch) && t.backend == "file")
-        {
-            if store
-                .set_status(&link.task_id, baton_tasks::TaskStatus::Done)
-                .is_ok()
-            {
-                self.event("task", batch, |e| {
-                    e.details.insert("task".into(), link.task_id.clone());
-                    e.details.insert("status".into(), "done".into());
-                });
-            }
-        }
-    }
-
     /// Where gate reports of this plan are kept.
     pub fn reports_dir(&self) -> PathBuf {
         self.state
@@ -378,6 +238,55 @@ impl LoopHooks {
             .join(self.plan_id.as_str())
             .join("gates")
     }
+}
+
+/// Placeholders and environment for an attempt of `agent`, from the plan's state on disk
+/// (`exec` is `None` before the plan's first run): upstream results, and the findings of the
+/// last failed gate for an agent a replan sent back. Reads only.
+pub fn vars_of(
+    state: &StateDir,
+    plan_id: &PlanId,
+    plan: &Plan,
+    exec: Option<&baton_plan::Execution>,
+    batch: &BatchId,
+    agent: &AgentId,
+) -> Result<AgentVars, IntegrateError> {
+    let mut vars = AgentVars::default();
+    // one listing of the results, not a lookup per agent of the plan for every launch
+    let recorded = AgentRecord::recorded(state, plan_id);
+    for (_, a) in plan.agents() {
+        if !recorded.contains(a.id.as_str()) {
+            continue;
+        }
+        if let Some(record) = AgentRecord::load(state, plan_id, &a.id)? {
+            let summary = record
+                .report
+                .as_ref()
+                .map(|r| r.summary.clone())
+                .unwrap_or_default();
+            vars.placeholders
+                .insert(format!("outputs.{}", a.id), summary);
+            vars.placeholders
+                .insert(format!("files.{}", a.id), record.files.join("\n"));
+        }
+    }
+    let integration = exec
+        .and_then(|e| e.batch(batch))
+        .and_then(|b| b.integration.as_ref());
+    // the findings reach only the agents a replan sent back
+    let last = integration
+        .filter(|i| i.replans > 0)
+        .and_then(|i| i.gates.last())
+        .filter(|v| !v.passed && v.agents.contains(agent));
+    vars.placeholders.insert(
+        "gate_findings".into(),
+        last.map(replan::findings_text).unwrap_or_default(),
+    );
+    if let Some(report) = last.and_then(|v| v.report.as_ref()) {
+        vars.env
+            .insert("BATON_GATE_REPORT".into(), report.display().to_string());
+    }
+    Ok(vars)
 }
 
 fn baton_run_isolation(plan: &Plan, agent: &baton_plan::Agent) -> baton_plan::model::Isolation {
@@ -406,6 +315,9 @@ impl BatchHooks for LoopHooks {
     }
 
     fn cached(&self, ctx: &AgentContext) -> Result<bool, HookError> {
+        // an agent a replan sent back starts where the replan put it, even after a crash
+        // between recording the replan and moving its branch
+        self.ensure_restarted(ctx).map_err(hook)?;
         self.try_cache(ctx).map_err(hook)
     }
 
@@ -442,16 +354,51 @@ impl BatchHooks for LoopHooks {
     }
 
     fn after_batch(&self, ctx: &BatchContext) -> Result<GateDecision, HookError> {
+        // a replan re-runs its agents one after another: the next starts on the work of the
+        // one before it, and the batch is gated once the last finished
+        if let Some(next) = self.next_replanned(&ctx.batch).map_err(hook)? {
+            return Ok(GateDecision::Continue { rerun: vec![next] });
+        }
         match self.integrate(&ctx.batch).map_err(hook)? {
             IntegrateOutcome::Advanced { .. } | IntegrateOutcome::AlreadyDone { .. } => {
-                self.close_tasks(&ctx.batch);
+                // a task backend that fails never fails the batch (see `tasks.rs`)
+                let _ = self.close_tasks(&ctx.batch);
+                if let Some(hook) = &self.after_step {
+                    hook(&ctx.batch, "tasks");
+                }
                 Ok(GateDecision::Pass)
             }
             IntegrateOutcome::Failed(verdict) => {
-                let decision = self.handle_failure(&ctx.batch, &verdict).map_err(hook)?;
+                // nothing is moved or recorded for a replan the run may not make
+                let decision = if ctx.replans_left == 0 {
+                    Decision::Stop {
+                        why: "this run's --replan-budget is used up".to_owned(),
+                    }
+                } else {
+                    self.handle_failure(&ctx.batch, &verdict).map_err(hook)?
+                };
                 let mut findings = verdict.findings.join("\n");
                 let rerun = match decision {
-                    Decision::Rerun(agents) => agents,
+                    Decision::Rerun(agents) => {
+                        let waiting = self
+                            .tracker
+                            .load()
+                            .ok()
+                            .and_then(|e| e.batch(&ctx.batch).and_then(|b| b.integration.clone()))
+                            .map(|i| i.replan_queue)
+                            .unwrap_or_default();
+                        if !waiting.is_empty() {
+                            findings.push_str(&format!(
+                                "\nthen, one after another, each on the new work of the one before: {}",
+                                waiting
+                                    .iter()
+                                    .map(AgentId::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ));
+                        }
+                        agents
+                    }
                     Decision::Stop { why } => {
                         findings.push_str(&format!("\nno replan: {why}"));
                         Vec::new()

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use baton_plan::{AgentId, ErrorClass};
+use baton_plan::{AgentId, BreakerState, BreakerTrip, ErrorClass};
+
+use crate::clock;
 
 /// Why launching stopped, and what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +119,48 @@ impl Breaker {
     pub fn reopens_at(&self) -> Option<u64> {
         self.open.as_ref().and_then(|t| t.until_ms)
     }
+
+    /// The state to persist in the execution (`None` when there is nothing to remember);
+    /// times are wall-clock milliseconds, written as RFC 3339.
+    pub fn state(&self) -> Option<BreakerState> {
+        let state = BreakerState {
+            class: self.streak.as_ref().map(|(c, _)| *c),
+            agents: self
+                .streak
+                .as_ref()
+                .map(|(_, a)| a.iter().cloned().collect())
+                .unwrap_or_default(),
+            trips: self.trips,
+            open: self.open.as_ref().map(|t| BreakerTrip {
+                class: t.class,
+                agents: t.agents.clone(),
+                until: t.until_ms.map(clock::rfc3339),
+            }),
+        };
+        (state != BreakerState::default()).then_some(state)
+    }
+
+    /// A breaker as an earlier runner left it. A trip that waits for a fix (a missing
+    /// command) is closed — starting the run again is how the user says it is fixed — but its
+    /// streak is kept, so one more failure of the same class stops launching again; a rate
+    /// limit's pause keeps its end.
+    pub fn restore(threshold: usize, cooldown_ms: u64, state: Option<&BreakerState>) -> Self {
+        let mut b = Breaker::new(threshold, cooldown_ms);
+        let Some(s) = state else {
+            return b;
+        };
+        b.streak = s.class.map(|c| (c, s.agents.iter().cloned().collect()));
+        b.trips = s.trips;
+        b.open = s.open.as_ref().and_then(|t| {
+            let until_ms = t.until.as_deref().and_then(clock::parse_ms)?;
+            Some(Trip {
+                class: t.class,
+                agents: t.agents.clone(),
+                until_ms: Some(until_ms),
+            })
+        });
+        b
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +205,26 @@ mod tests {
         assert_eq!(b.failed(&a("p"), ErrorClass::SpawnFailed, 0), None);
         assert_eq!(b.failed(&a("q"), ErrorClass::RateLimited, 0), None);
         assert!(!b.is_open(0));
+    }
+
+    #[test]
+    fn a_restored_breaker_keeps_its_pause_and_its_streak() {
+        let mut b = Breaker::new(2, 1000);
+        b.failed(&a("x"), ErrorClass::RateLimited, 0);
+        let now = 1_700_000_000_000;
+        let t = b.failed(&a("y"), ErrorClass::RateLimited, now).unwrap();
+        let r = Breaker::restore(2, 1000, b.state().as_ref());
+        assert_eq!(r.reopens_at(), t.until_ms);
+        assert!(r.is_open(now + 999) && !r.is_open(now + 1000));
+        assert_eq!(r.state(), b.state());
+        // a missing command: the restored run may try again, but one more failure stops it
+        let mut b = Breaker::new(2, 1000);
+        b.failed(&a("x"), ErrorClass::SpawnFailed, 0);
+        b.failed(&a("y"), ErrorClass::SpawnFailed, 1).unwrap();
+        let mut r = Breaker::restore(2, 1000, b.state().as_ref());
+        assert!(!r.is_open(2));
+        assert!(r.failed(&a("z"), ErrorClass::SpawnFailed, 3).is_some());
+        assert_eq!(Breaker::new(2, 1000).state(), None);
     }
 
     #[test]

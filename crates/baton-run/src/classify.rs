@@ -17,6 +17,17 @@ pub enum KillReason {
 }
 
 impl KillReason {
+    /// The reason behind a class the runner records for its own stops.
+    pub fn of_class(class: ErrorClass) -> Option<KillReason> {
+        Some(match class {
+            ErrorClass::Timeout => KillReason::Timeout,
+            ErrorClass::IdleTimeout => KillReason::Idle,
+            ErrorClass::FirstOutputTimeout => KillReason::FirstOutput,
+            ErrorClass::Interrupted => KillReason::Interrupt,
+            _ => return None,
+        })
+    }
+
     pub fn class(self) -> ErrorClass {
         match self {
             KillReason::Timeout => ErrorClass::Timeout,

@@ -40,6 +40,7 @@ pub enum RunEvent {
         batch: BatchId,
         agent: AgentId,
         attempt: u32,
+        log: PathBuf,
     },
     /// The agent wants to run but does not start yet (said once per reason).
     AgentWaiting {
@@ -69,10 +70,21 @@ pub enum RunEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
-    /// Descendants survived a kill (never silently left).
+    /// The attempt left processes behind (never silently): still running when the agent
+    /// exited (`swept`, stopped by its supervisor), ignoring SIGTERM (`killed_after_grace`),
+    /// or alive after every SIGKILL (`pids`, leaked).
     Leak {
+        batch: BatchId,
         agent: AgentId,
+        attempt: u32,
+        swept: u32,
+        killed_after_grace: u32,
         pids: Vec<u32>,
+    },
+    /// Something about an agent the user should know that changes nothing in the run.
+    Warning {
+        agent: AgentId,
+        message: String,
     },
     BreakerOpen {
         class: ErrorClass,

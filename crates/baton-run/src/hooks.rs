@@ -27,6 +27,9 @@ pub struct BatchContext {
     pub batch: BatchId,
     /// The batch's agents, in plan order, with their branches where they have one.
     pub agents: Vec<(AgentId, Option<String>)>,
+    /// How many more gate failures this run may still send agents back for
+    /// (`--replan-budget`); at 0 a failed gate fails the batch.
+    pub replans_left: u32,
 }
 
 /// What the gate decided for a batch.
@@ -41,6 +44,9 @@ pub enum GateDecision {
         findings: String,
         rerun: Vec<AgentId>,
     },
+    /// Not gated yet: a replan re-runs its agents one after another, and these run next (the
+    /// replan was counted when the gate failed).
+    Continue { rerun: Vec<AgentId> },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,23 +8,27 @@
 //! commit is never made twice, and the branch moves exactly once. Nothing here touches the
 //! user's branches or checkout; [`land`] does, by fast-forward only, when asked.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
+mod fail;
 mod land;
 mod merge;
 mod verdict;
 
+use fail::gated_agents;
 pub use land::land;
 pub use merge::{MergeResult, merge_in_order};
 pub use verdict::finding_line;
 use verdict::{
-    baton_report_ok, baton_verify_finish, check_line, merge_check, ms, passed_verdict, write_report,
+    baton_report_ok, baton_verify_finish, merge_check, ms, passed_verdict, write_report,
 };
 
 use baton_plan::{
-    AgentId, BatchGate, BatchId, ExecutionTracker, GateCheck, GateVerdict, Integration, PlanId,
+    AgentId, BatchGate, BatchId, ExecutionTracker, GateCheck, GatePassed, GateVerdict, Integration,
+    PlanId,
 };
-use baton_report::{Check, CheckStatus, Severity, VerifyReport};
+use baton_report::{Check, CheckStatus, VerifyReport};
 
 /// The plan's integration branch (short name).
 pub fn integration_branch(plan: &PlanId) -> String {
@@ -43,6 +47,9 @@ pub struct GateAgent {
     pub worktree: Option<PathBuf>,
     /// Declared `files_write` globs.
     pub scope: Vec<String>,
+    /// Where its own changes start, when not at its merge base with the gate's base (after a
+    /// replan, an agent restarted on top of the one re-run before it).
+    pub base: Option<git2::Oid>,
 }
 
 /// What the gate is asked to check before anything is merged.
@@ -160,7 +167,13 @@ pub struct Integrator<'a> {
     pub gate: &'a dyn Gate,
     /// Where gate reports are written (`<dir>/<batch>-<n>.json`).
     pub reports_dir: PathBuf,
+    /// Called after each step is recorded: `gate`, `merge`, `tests`, `advance` (the CLI's
+    /// crash tests hold the process there).
+    pub after_step: Option<&'a StepHook>,
 }
+
+/// Told the batch and the name of each integration step once it is recorded.
+pub type StepHook = dyn Fn(&BatchId, &str) + Send + Sync;
 
 /// How integrating a batch ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +193,12 @@ impl Integrator<'_> {
         self.tracker
             .update(|e, now| e.set_integration(batch, state, now))?;
         Ok(())
+    }
+
+    fn step(&self, batch: &BatchId, name: &str) {
+        if let Some(hook) = self.after_step {
+            hook(batch, name);
+        }
     }
 
     fn now() -> String {
@@ -218,21 +237,16 @@ impl Integrator<'_> {
                     to: tip.to_string(),
                 });
             }
-            Some(s)
-                if s.base == tip.to_string() && s.merged.is_some() && s.tested != Some(false) =>
-            {
-                s
-            }
+            // the same tip: continue after the last recorded step (gate, merge, tests)
+            Some(s) if s.base == tip.to_string() && s.tested != Some(false) => s,
             Some(s) => Integration {
                 branch: branch.clone(),
                 base: tip.to_string(),
                 merged: None,
                 tested: None,
                 advanced: false,
-                gates: s.gates,
-                replans: s.replans,
-                replan_base: s.replan_base,
-                replanned: s.replanned,
+                gated: None,
+                ..s
             },
             None => Integration {
                 branch: branch.clone(),
@@ -268,34 +282,6 @@ impl Integrator<'_> {
         let merged = match state.merged.as_deref() {
             Some(m) => git2::Oid::from_str(m).map_err(git("read the recorded merge"))?,
             None => {
-                if settings.runs(GateCheck::Git) || settings.runs(GateCheck::Conflicts) {
-                    // after a replan, the agents sent back are gated from where they
-                    // restarted (the others' work is already in their line, and was gated)
-                    let replan_base = state
-                        .replan_base
-                        .as_deref()
-                        .and_then(|b| git2::Oid::from_str(b).ok());
-                    let gated: Vec<GateAgent> = match replan_base {
-                        Some(_) => agents
-                            .iter()
-                            .filter(|a| state.replanned.contains(&a.id))
-                            .cloned()
-                            .collect(),
-                        None => agents.to_vec(),
-                    };
-                    let req = GateRequest {
-                        plan: self.plan_id,
-                        batch,
-                        base: replan_base.unwrap_or(tip),
-                        agents: &gated,
-                        settings,
-                    };
-                    let gate = self.gate.check(&req).map_err(IntegrateError::Gate)?;
-                    report.checks.extend(gate.checks);
-                    if !baton_report_ok(&report.checks, settings.strict) {
-                        return self.fail(batch, state, report, &report_path, "gate", started);
-                    }
-                }
                 let mut tips = Vec::new();
                 for a in agents {
                     let oid = repo
@@ -308,6 +294,51 @@ impl Integrator<'_> {
                         })?;
                     tips.push((a.id.clone(), oid));
                 }
+                let tip_map: BTreeMap<AgentId, String> = tips
+                    .iter()
+                    .map(|(id, oid)| (id.clone(), oid.to_string()))
+                    .collect();
+                if settings.runs(GateCheck::Git) || settings.runs(GateCheck::Conflicts) {
+                    // a gate that passed on this tip for these very branches is not run again
+                    let earlier = state
+                        .gated
+                        .as_ref()
+                        .filter(|g| g.tips == tip_map)
+                        .and_then(|g| baton_store::read_json::<VerifyReport>(&g.report).ok());
+                    match earlier {
+                        Some(done) => report.checks.extend(done.checks),
+                        None => {
+                            let (base, gated) = gated_agents(&state, tip, agents);
+                            let req = GateRequest {
+                                plan: self.plan_id,
+                                batch,
+                                base,
+                                agents: &gated,
+                                settings,
+                            };
+                            let gate = self.gate.check(&req).map_err(IntegrateError::Gate)?;
+                            report.checks.extend(gate.checks);
+                            if !baton_report_ok(&report.checks, settings.strict) {
+                                return self.fail(
+                                    batch,
+                                    state,
+                                    report,
+                                    &report_path,
+                                    "gate",
+                                    started,
+                                );
+                            }
+                            // the verdict is on disk before anything is merged
+                            write_report(&report_path, &report)?;
+                            state.gated = Some(GatePassed {
+                                report: report_path.clone(),
+                                tips: tip_map,
+                            });
+                            self.record(batch, &state)?;
+                            self.step(batch, "gate");
+                        }
+                    }
+                }
                 match merge_in_order(repo, tip, &tips, self.plan_id, batch)? {
                     MergeResult::Conflicts(paths) => {
                         report.checks.push(merge_check(paths));
@@ -316,6 +347,7 @@ impl Integrator<'_> {
                     MergeResult::Merged(m) => {
                         state.merged = Some(m.to_string());
                         self.record(batch, &state)?;
+                        self.step(batch, "merge");
                         m
                     }
                 }
@@ -354,6 +386,7 @@ impl Integrator<'_> {
             }
             state.tested = Some(true);
             self.record(batch, &state)?;
+            self.step(batch, "tests");
         }
 
         // --- advance: compare-and-swap on the tip the batch started from ------------------
@@ -380,61 +413,10 @@ impl Integrator<'_> {
         verdict.report = Some(report_path);
         state.gates.push(verdict);
         self.record(batch, &state)?;
+        self.step(batch, "advance");
         Ok(IntegrateOutcome::Advanced {
             from: tip.to_string(),
             to: merged.to_string(),
         })
-    }
-
-    fn fail(
-        &self,
-        batch: &BatchId,
-        mut state: Integration,
-        mut report: VerifyReport,
-        report_path: &Path,
-        step: &str,
-        started: std::time::Instant,
-    ) -> Result<IntegrateOutcome, IntegrateError> {
-        report.duration_ms = ms(started);
-        baton_verify_finish(&mut report);
-        report.ok = false;
-        write_report(report_path, &report)?;
-        let mut agents: Vec<AgentId> = Vec::new();
-        let mut findings = Vec::new();
-        for c in &report.checks {
-            let failed = matches!(c.status, CheckStatus::Fail | CheckStatus::Error);
-            for f in &c.findings {
-                let counts = f.severity == Severity::Error
-                    || (report.strict && f.severity == Severity::Warning);
-                if !counts {
-                    continue;
-                }
-                findings.push(finding_line(&c.name, f));
-                for a in &f.agents {
-                    if let Ok(id) = AgentId::new(a.as_str())
-                        && !agents.contains(&id)
-                    {
-                        agents.push(id);
-                    }
-                }
-            }
-            if failed && c.findings.is_empty() {
-                findings.push(check_line(c));
-            }
-        }
-        let verdict = GateVerdict {
-            at: Self::now(),
-            passed: false,
-            failed_step: Some(step.to_owned()),
-            findings,
-            agents,
-            report: Some(report_path.to_owned()),
-        };
-        state.gates.push(verdict.clone());
-        // a failed attempt is finished: the next one starts from the gate again
-        state.merged = None;
-        state.tested = None;
-        self.record(batch, &state)?;
-        Ok(IntegrateOutcome::Failed(verdict))
     }
 }

@@ -171,13 +171,19 @@ pub fn pid_path(log: &Path) -> PathBuf {
     log.with_extension("pid.json")
 }
 
-/// How a finished attempt ended: from its pid file, where the supervisor adds it after its
-/// claim, or from its status file (a supervisor that could not claim).
-pub fn read_outcome(log: &Path) -> Option<Outcome> {
-    let status: StatusFile = std::fs::read(pid_path(log))
+/// How the supervisor recorded the attempt's end: in its pid file, after its claim, or in
+/// its status file (a supervisor that could not claim). `None` while it runs, or if it died
+/// before writing it.
+pub fn read_status(log: &Path) -> Option<StatusFile> {
+    std::fs::read(pid_path(log))
         .ok()
         .and_then(|text| crate::supervise::end_of(&text))
-        .or_else(|| baton_store::read_json(&status_path(log)).ok())?;
+        .or_else(|| baton_store::read_json(&status_path(log)).ok())
+}
+
+/// How a finished attempt ended, from [`read_status`].
+pub fn read_outcome(log: &Path) -> Option<Outcome> {
+    let status = read_status(log)?;
     Some(if let Some(why) = status.spawn_error {
         Outcome::SpawnFailed(why)
     } else if status.cancelled {

@@ -19,12 +19,14 @@ use crate::attempt::{self, SpecInput};
 use crate::backoff::{self, Backoff};
 use crate::breaker::Breaker;
 use crate::classify::{KillReason, classify};
+use crate::clock;
 use crate::events::RunEvent;
 use crate::executor::{
     Adoption, AttemptEvent, AttemptKey, EventKind, Executor, KillReport, Outcome,
 };
 use crate::hooks::{AgentContext, BatchContext, BatchHooks, GateDecision};
 use crate::procfs;
+use crate::resources::{self, Limits};
 use crate::sched::{self, Decision, Gate, Overlaps, Phase, Step, Wait};
 
 /// Settings of one run (the CLI fills them from flags and config).
@@ -49,6 +51,9 @@ pub struct RunConfig {
     pub min_free_memory_mb: Option<u64>,
     /// … or above this one-minute load.
     pub max_load: Option<f64>,
+    /// A TOML file (`min_free_memory`, `max_load`) whose limits replace the two above,
+    /// re-read at every check, so a waiting run can be let go by editing it.
+    pub limits_file: Option<PathBuf>,
     /// Seeds the backoff jitter.
     pub nonce: u64,
     /// This process, recorded in the execution while it runs.
@@ -159,6 +164,8 @@ struct Live {
     idle: Option<Duration>,
     idle_check: Option<Instant>,
     kill: Option<KillReason>,
+    /// Pids a stop left alive (the supervisor itself was stuck), for the attempt's record.
+    leaked: Vec<u32>,
 }
 
 pub struct Runner {
@@ -178,7 +185,6 @@ pub struct Runner {
     not_before: BTreeMap<AgentId, u64>,
     breaker: Breaker,
     stop: u8,
-    replans_used: u32,
     said: BTreeSet<String>,
     batch_started: BTreeMap<BatchId, Instant>,
     bases: BTreeMap<BatchId, Option<String>>,
@@ -233,11 +239,19 @@ impl Runner {
             })
             .map_err(|e| RunError::Busy(format!("cannot start a thread: {e}")))?;
         let exec = tracker.load().map_err(TrackError::from)?;
+        // what an earlier runner decided and persisted: backoff due times, the breaker
+        let not_before = exec
+            .batches
+            .iter()
+            .flat_map(|b| &b.agents)
+            .filter_map(|a| Some((a.id.clone(), clock::parse_ms(a.retry_at.as_deref()?)?)))
+            .collect();
         Ok(Runner {
             overlaps: Overlaps::of(&plan),
-            breaker: Breaker::new(
+            breaker: Breaker::restore(
                 cfg.breaker_threshold,
                 cfg.rate_limit_cooldown.as_millis() as u64,
+                exec.breaker.as_ref(),
             ),
             plan,
             plan_id,
@@ -251,9 +265,8 @@ impl Runner {
             events,
             exec,
             live: BTreeMap::new(),
-            not_before: BTreeMap::new(),
+            not_before,
             stop: 0,
-            replans_used: 0,
             said: BTreeSet::new(),
             batch_started: BTreeMap::new(),
             bases: BTreeMap::new(),
@@ -268,8 +281,14 @@ impl Runner {
         Interrupter(self.tx.clone())
     }
 
+    /// Wall-clock milliseconds: due times are persisted and outlive this runner.
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        clock::now_ms()
+    }
+
+    /// The instant of a wall-clock due time (now, if it has passed).
+    fn instant_at(&self, ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms.saturating_sub(self.now_ms()))
     }
 
     /// Persist `f` (after any deferred transitions) and take the state it leaves.
@@ -340,6 +359,7 @@ impl Runner {
             max_parallel: self.cfg.max_parallel,
             resumed,
         });
+        self.resume_batches();
         self.adopt_running(observe)?;
         loop {
             self.drive(observe)?;
@@ -406,13 +426,56 @@ impl Runner {
     fn handle(&mut self, msg: Msg, observe: &mut dyn FnMut(&RunEvent)) {
         match msg {
             Msg::Interrupt => self.interrupt(observe),
-            Msg::KillDone(agent, Ok(r)) if !r.leaked.is_empty() => observe(&RunEvent::Leak {
-                agent,
-                pids: r.leaked,
-            }),
+            // the supervisor itself was stuck and was killed outright, with what it held
+            Msg::KillDone(agent, Ok(r)) if !r.leaked.is_empty() => {
+                // every agent the runner stops is one of the plan's
+                let Some((batch, attempt)) = self
+                    .live
+                    .get(&agent)
+                    .map(|l| (l.key.batch.clone(), l.key.attempt))
+                    .or_else(|| {
+                        self.plan
+                            .agent(&agent)
+                            .map(|(b, _)| (b.id.clone(), self.attempt_of(&agent)))
+                    })
+                else {
+                    return;
+                };
+                observe(&RunEvent::Leak {
+                    batch: batch.clone(),
+                    agent: agent.clone(),
+                    attempt,
+                    swept: 0,
+                    killed_after_grace: 0,
+                    pids: r.leaked.clone(),
+                });
+                // into the attempt's record: with its result if it has not ended yet, else
+                // added to the result already recorded
+                match self.live.get_mut(&agent) {
+                    Some(l) if l.key.attempt == attempt => l.leaked.extend(&r.leaked),
+                    _ => {
+                        let left = baton_plan::Leftovers {
+                            survived: r.leaked,
+                            ..Default::default()
+                        };
+                        let _ = self.defer(Box::new(move |e, now| {
+                            e.add_leftovers(&batch, &agent, &left, now)
+                        }));
+                    }
+                }
+            }
             // a failed kill leaves the attempt running: its Finished event still comes
             Msg::KillDone(..) | Msg::Attempt(_) => {}
         }
+    }
+
+    fn attempt_of(&self, agent: &AgentId) -> u32 {
+        self.exec
+            .batches
+            .iter()
+            .flat_map(|b| &b.agents)
+            .find(|a| &a.id == agent)
+            .map_or(0, |a| a.attempt)
     }
 
     /// With nothing running: is there something that a wait could unblock?
@@ -444,18 +507,21 @@ impl Runner {
     }
 
     fn busy_reason(&self) -> Option<String> {
-        if let (Some(min), Some(free)) =
-            (self.cfg.min_free_memory_mb, procfs::available_memory_mb())
-            && free < min
-        {
-            return Some(format!("{free} MiB free memory, below the {min} MiB limit"));
+        let mut limits = Limits {
+            min_free_memory: self.cfg.min_free_memory_mb,
+            max_load: self.cfg.max_load,
+        };
+        if let Some(file) = &self.cfg.limits_file {
+            match resources::read_limits(file) {
+                Ok(l) => limits = limits.overridden_by(l),
+                // held back until the file is fixed: a typo must not lift a limit
+                Err(e) => return Some(format!("the limits file does not parse: {e}")),
+            }
         }
-        if let (Some(max), Some(load)) = (self.cfg.max_load, procfs::load_average())
-            && load > max
-        {
-            return Some(format!("load {load:.1}, above the {max:.1} limit"));
+        if limits == Limits::default() {
+            return None;
         }
-        None
+        limits.busy(procfs::available_memory_mb(), procfs::load_average())
     }
 
     /// Apply decisions until there are none.

@@ -85,6 +85,15 @@ impl BatchHooks for Gate {
 }
 
 fn run_with(gate_fails: u32, budget: u32) -> (Execution, Vec<RunEvent>, Vec<(String, u32, bool)>) {
+    run_after(gate_fails, budget, 0)
+}
+
+/// `run_with`, on an execution whose earlier runners already spent `used` of the budget.
+fn run_after(
+    gate_fails: u32,
+    budget: u32,
+    used: u32,
+) -> (Execution, Vec<RunEvent>, Vec<(String, u32, bool)>) {
     let dir = tempfile::tempdir().unwrap();
     let plan = parse_plan(
         r#"schema_version = 1
@@ -114,6 +123,14 @@ task_type = "test"
     let id = PlanId::new("OP-20260101-000000-abcdef01").unwrap();
     let tracker =
         ExecutionTracker::open(dir.path().join("e.json"), id.clone(), plan.clone()).unwrap();
+    if used > 0 {
+        tracker
+            .update(|e, _| {
+                e.gate_reruns = used;
+                Ok(())
+            })
+            .unwrap();
+    }
     let hooks = std::sync::Arc::new(Gate {
         fails: Mutex::new(gate_fails),
         rerun: vec![AgentId::new("a").unwrap()],
@@ -140,6 +157,7 @@ task_type = "test"
         default_retries: 0,
         min_free_memory_mb: None,
         max_load: None,
+        limits_file: None,
         nonce: 1,
         runner: None,
         search_path: None,
@@ -199,4 +217,14 @@ fn past_the_replan_budget_the_batch_fails_and_its_dependents_are_skipped() {
     assert_eq!(exec.batches[0].status, Status::Failed);
     assert_eq!(exec.batches[1].status, Status::Skipped);
     assert_eq!(attempt_of(&exec, "c"), 0);
+}
+
+#[test]
+fn the_replan_budget_counts_what_earlier_runners_spent() {
+    let (exec, _, _) = run_after(1, 2, 1);
+    assert_eq!(exec.status, Status::Succeeded);
+    assert_eq!(exec.gate_reruns, 2, "one more rerun, counted");
+    let (exec, _, _) = run_after(1, 2, 2);
+    assert_eq!(exec.status, Status::Failed, "the budget was spent before");
+    assert_eq!(attempt_of(&exec, "a"), 1);
 }

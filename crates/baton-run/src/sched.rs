@@ -1,5 +1,5 @@
-//! What may happen now: pure decisions over the plan, the execution and the runner's
-//! in-memory state (backoff due times, the breaker, the resource gate, Ctrl-C).
+//! What may happen now: pure decisions over the plan, the execution and the runner's state
+//! (backoff due times and the breaker, persisted in the execution; the resource gate; Ctrl-C).
 //!
 //! [`decide`] is called after every event; the runner applies the steps it returns (each one a
 //! persisted transition) and calls it again until it returns none, then waits for the next
@@ -49,7 +49,7 @@ impl Overlaps {
 /// The runner's state that the execution file does not hold.
 #[derive(Debug, Clone)]
 pub struct Gate<'a> {
-    /// Milliseconds on the runner's clock.
+    /// Wall-clock milliseconds since the Unix epoch (due times are persisted in these).
     pub now_ms: u64,
     pub max_parallel: usize,
     /// Agents that may not start before this time (backoff after a failure).

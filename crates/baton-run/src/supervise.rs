@@ -118,6 +118,9 @@ pub struct StatusFile {
     /// Processes the agent left behind, killed by the sweep after it exited.
     #[serde(default)]
     pub swept: usize,
+    /// Processes that ignored SIGTERM and were killed with SIGKILL after the grace period.
+    #[serde(default)]
+    pub killed_after_grace: usize,
     /// Processes still alive after every SIGKILL (should never happen; reported, not hidden).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leaked: Vec<u32>,
@@ -168,8 +171,9 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
 
     let sync: Sync = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
     let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let leaked: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let leaked: Arc<Mutex<(usize, Vec<u32>)>> = Arc::default();
     // SIGTERM / SIGINT / SIGHUP: stop the agent and everything it started.
+    let mut stopper = None;
     if let Ok(mut signals) = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -177,13 +181,15 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
     ]) {
         let (sync, cancelled, leaked, grace) =
             (sync.clone(), cancelled.clone(), leaked.clone(), args.grace);
-        std::thread::spawn(move || {
+        stopper = Some(std::thread::spawn(move || {
             if signals.forever().next().is_some() {
                 cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
-                let left = sweep(me.pid, grace, &sync);
-                leaked.lock().expect("not poisoned").extend(left);
+                let (forced, left) = sweep(me.pid, grace, &sync);
+                let mut l = leaked.lock().expect("not poisoned");
+                l.0 += forced;
+                l.1.extend(left);
             }
-        });
+        }));
     }
 
     let log = match OpenOptions::new().create(true).append(true).open(&args.log) {
@@ -262,14 +268,23 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         cv.notify_all();
     }
     if let Some(s) = sweeper
-        && let Ok(left) = s.join()
+        && let Ok((forced, left)) = s.join()
     {
+        status.killed_after_grace += forced;
         status.leaked.extend(left);
     }
     status.cancelled = cancelled.load(std::sync::atomic::Ordering::SeqCst);
-    status
-        .leaked
-        .extend(leaked.lock().expect("not poisoned").iter());
+    // a stop's sweep may still be counting what it had to SIGKILL: wait for its tally
+    if status.cancelled
+        && let Some(t) = stopper
+    {
+        let _ = t.join();
+    }
+    {
+        let l = leaked.lock().expect("not poisoned");
+        status.killed_after_grace += l.0;
+        status.leaked.extend(l.1.iter());
+    }
     note_in_log(&args.log, &status);
     finish(&args, status, started)
 }
@@ -332,6 +347,12 @@ fn note_in_log(log: &std::path::Path, status: &StatusFile) {
         notes.push(format!(
             "[baton] the agent exited leaving {} process(es) running; they were stopped",
             status.swept
+        ));
+    }
+    if status.killed_after_grace > 0 {
+        notes.push(format!(
+            "[baton] {} process(es) ignored SIGTERM and were killed with SIGKILL after the grace period",
+            status.killed_after_grace
         ));
     }
     if !status.leaked.is_empty() {
@@ -402,8 +423,9 @@ pub(crate) fn claim_file<T: Serialize>(path: &std::path::Path, value: &T) -> std
 }
 
 /// Stop every descendant of `root`: SIGTERM to all, wait up to `grace` for them to be reaped,
-/// then SIGKILL whatever is left until nothing is. Returns pids that survived every SIGKILL.
-fn sweep(root: u32, grace: Duration, sync: &Sync) -> Vec<u32> {
+/// then SIGKILL whatever is left until nothing is. Returns how many processes needed SIGKILL
+/// and the pids that survived every SIGKILL.
+fn sweep(root: u32, grace: Duration, sync: &Sync) -> (usize, Vec<u32>) {
     signal_all(root, Signal::TERM);
     let (lock, cv) = &**sync;
     let deadline = Instant::now() + grace;
@@ -420,23 +442,25 @@ fn sweep(root: u32, grace: Duration, sync: &Sync) -> Vec<u32> {
             .0;
     }
     drop(guard);
+    let mut forced = std::collections::BTreeSet::new();
     for _ in 0..100 {
         let left = procfs::descendants(root);
         if left.is_empty() {
-            return Vec::new();
+            return (forced.len(), Vec::new());
         }
         for &p in &left {
             kill(p, Signal::KILL);
+            forced.insert(p);
         }
         let guard = lock.lock().expect("not poisoned");
         if guard.all_gone {
-            return Vec::new();
+            return (forced.len(), Vec::new());
         }
         let _ = cv
             .wait_timeout(guard, Duration::from_millis(20))
             .expect("not poisoned");
     }
-    procfs::descendants(root)
+    (forced.len(), procfs::descendants(root))
 }
 
 fn signal_all(root: u32, sig: Signal) {

@@ -25,6 +25,10 @@ pub struct AgentSpec {
     pub scope: Option<Vec<String>>,
     /// Files it reported writing in a shared tree (`--results`), instead of a line of work.
     pub declared_files: Option<Vec<String>>,
+    /// Where its own changes start, when not at its merge base with the gate's base: an
+    /// agent restarted on top of another agent's work is measured from there, so that work
+    /// is not counted as its own.
+    pub base: Option<git2::Oid>,
 }
 
 impl AgentSpec {
@@ -36,6 +40,7 @@ impl AgentSpec {
             worktree: None,
             scope: None,
             declared_files: None,
+            base: None,
         }
     }
 }

@@ -172,7 +172,10 @@ fn agent_line(
             spec,
         });
     }
-    let merge_base = spec.tip.and_then(|t| repo.merge_base(base, t).ok());
+    let merge_base = match spec.base {
+        Some(own) => Some(own),
+        None => spec.tip.and_then(|t| repo.merge_base(base, t).ok()),
+    };
     let changes = line_changes(repo, merge_base, spec.tip, spec.worktree.as_deref())?;
     // committed content only: the git check scans the worktrees
     let mut committed_markers = Vec::new();

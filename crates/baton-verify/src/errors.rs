@@ -20,6 +20,12 @@ pub enum AgentsError {
         glob: String,
         reason: String,
     },
+    #[error("agent {agent}: its base {rev:?} is not a commit: {reason}")]
+    BadBase {
+        agent: String,
+        rev: String,
+        reason: String,
+    },
     #[error(transparent)]
     Git(#[from] GitError),
 }

@@ -77,6 +77,7 @@ fn listed_agents_are_checked_with_their_scopes_and_a_missing_branch_is_noted() {
         id: id.into(),
         branch: branch.into(),
         scope: scope.iter().map(|s| (*s).to_owned()).collect(),
+        base: None,
     };
     opts.agents = AgentSource::List(vec![
         listed("alpha", "work-a", &["src/**"]),
@@ -110,4 +111,58 @@ fn listed_agents_are_checked_with_their_scopes_and_a_missing_branch_is_noted() {
         "{codes:?}"
     );
     assert!(!rep.ok, "a scope violation fails the gate: {codes:?}");
+}
+
+/// An agent restarted on top of another's work (a replan) is measured from its own base: the
+/// work it inherited is not counted as its own, so it is no scope violation of its own. A
+/// base that is not a commit is bad input.
+#[test]
+fn a_listed_agent_with_its_own_base_is_measured_from_there() {
+    let repo = TestRepo::new();
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    repo.git(&["checkout", "-q", "-b", "work-b", &base]);
+    repo.write("b.txt", "b\n");
+    repo.commit_all("b writes b.txt");
+    repo.git(&["checkout", "-q", "-b", "work-c"]);
+    repo.write("c.txt", "c\n");
+    repo.commit_all("c, on b's work, writes c.txt");
+    repo.git(&["checkout", "-q", "main"]);
+
+    let run = |c_base: Option<&str>| {
+        let mut opts = options(&repo);
+        opts.checks = vec![CheckKind::Conflicts];
+        opts.base = Some(base.clone());
+        opts.agents = AgentSource::List(vec![
+            ListedAgent {
+                id: "b".into(),
+                branch: "work-b".into(),
+                scope: vec!["b.txt".into()],
+                base: None,
+            },
+            ListedAgent {
+                id: "c".into(),
+                branch: "work-c".into(),
+                scope: vec!["c.txt".into()],
+                base: c_base.map(str::to_owned),
+            },
+        ]);
+        gate::run(&opts, &gate::NoProgress)
+    };
+    let files_of_c = |rep: &baton_report::VerifyReport| {
+        let c = rep.checks.iter().find(|c| c.name == "conflicts").unwrap();
+        c.agents.iter().find(|a| a.id == "c").unwrap().files.clone()
+    };
+
+    // measured from the gate's base, c "wrote" b.txt too: outside its scope
+    let rep = run(None).unwrap();
+    assert_eq!(files_of_c(&rep), ["b.txt", "c.txt"]);
+    assert!(!rep.ok, "{rep:#?}");
+    // from where it started, only its own file, and the gate passes
+    let rep = run(Some("work-b")).unwrap();
+    assert_eq!(files_of_c(&rep), ["c.txt"]);
+    assert!(rep.ok, "{rep:#?}");
+    // a base that names nothing: bad input naming the agent
+    let err = run(Some("no-such-rev")).unwrap_err();
+    assert!(err.is_bad_input(), "{err}");
+    assert!(err.to_string().contains("agent c"), "{err}");
 }

@@ -96,6 +96,7 @@ fn spec(id: &str, tip: git2::Oid) -> AgentSpec {
         worktree: None,
         scope: None,
         declared_files: None,
+        base: None,
     }
 }
 

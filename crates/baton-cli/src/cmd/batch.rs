@@ -7,17 +7,16 @@
 
 mod by_hand;
 mod gate;
+mod loop_hooks;
 mod replan;
 
-pub use self::by_hand::{batch_branches, batch_start, record_verify};
+pub use self::by_hand::{batch_branches, batch_start, record_cleanup, record_verify};
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use baton_metrics::{Event, MetricsLog};
-use baton_plan::{
-    AgentResult, AgentStart, BatchId, ExecutionTracker, Plan, PlanId, Status, store as plan_store,
-};
+use baton_metrics::Event;
+use baton_plan::{AgentResult, AgentStart, BatchId, PlanId, Status, store as plan_store};
 use baton_report::exit;
 use baton_run::LoopHooks;
 use baton_run::integrate::{self, IntegrateError, IntegrateOutcome};
@@ -25,6 +24,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 pub use self::gate::CliGate;
+pub use self::loop_hooks::loop_hooks;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
 
@@ -102,53 +102,6 @@ struct IntegrateJson {
     landed: Option<String>,
 }
 
-/// The loop's hooks for a stored plan, as the CLI builds them (also for `baton run`).
-pub fn loop_hooks(
-    ctx: &Ctx,
-    plan_id: &PlanId,
-    plan: &Plan,
-    base: Option<&str>,
-) -> CliResult<LoopHooks> {
-    let repo_paths = ctx.repo()?.clone();
-    let state = ctx.state_dir_for_writing()?;
-    let repo = repo_paths.open()?;
-    let base = match base {
-        Some(rev) => baton_git::resolve_commit(&repo, rev)
-            .map_err(|e| CliError::input(format!("--base: {e}")))?,
-        None => repo
-            .head()
-            .ok()
-            .and_then(|h| h.target())
-            .ok_or_else(|| CliError::input("HEAD has no commit yet; pass --base REV"))?,
-    };
-    let tracker = ExecutionTracker::open(
-        state.execution(plan_id.as_str()),
-        plan_id.clone(),
-        plan.clone(),
-    )?;
-    let cargo = std::env::var_os("CARGO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("cargo"));
-    let gate = CliGate {
-        repo: repo_paths.clone(),
-        config: ctx.config()?.verify.clone(),
-        cargo,
-        scratch_dir: super::verify::scratch_root(&repo_paths),
-        show_output: !ctx.json && !ctx.quiet,
-    };
-    let mut hooks = LoopHooks::new(
-        repo_paths,
-        state.clone(),
-        plan_id.clone(),
-        plan.clone(),
-        tracker,
-        Box::new(gate),
-        base,
-    )?;
-    hooks.metrics = Some(MetricsLog::new(state.metrics()));
-    Ok(hooks)
-}
-
 fn integrate_cmd(ctx: &Ctx, a: IntegrateArgs) -> CliResult {
     // --- validate everything before anything is written -----------------------------------
     let dir = ctx.state_dir()?;
@@ -210,6 +163,28 @@ fn integrate_cmd(ctx: &Ctx, a: IntegrateArgs) -> CliResult {
         record_agents(&hooks, &repo, &plan_id, batch, &state)?;
     }
 
+    // --- a replan re-runs its agents one after another: the next one, if any, first --------
+    if !already && let Some(next) = hooks.next_replanned(&batch_id)? {
+        let g = hooks.gate_agents(&batch_id)?;
+        let g = g.iter().find(|a| a.id == next);
+        if ctx.json {
+            ctx.print_json(&serde_json::json!({
+                "plan": plan_id.to_string(),
+                "batch": batch_id.to_string(),
+                "integration_branch": integrate::integration_branch(&plan_id),
+                "outcome": "rerun_next",
+                "rerun": next.to_string(),
+                "branch": g.map(|g| g.branch.clone()),
+                "worktree": g.and_then(|g| g.worktree.clone()),
+            }))?;
+        } else {
+            ctx.say(format!(
+                "batch {batch_id} is being replanned: re-run agent {next} next (its branch now holds the work of the agent re-run before it), then run `baton batch integrate {plan_id} {batch_id}` again"
+            ));
+        }
+        return Ok(exit::OK);
+    }
+
     // --- gate, merge, test, advance -----------------------------------------------------------
     let outcome = if already {
         IntegrateOutcome::AlreadyDone {
@@ -245,13 +220,13 @@ fn integrate_cmd(ctx: &Ctx, a: IntegrateArgs) -> CliResult {
             }
             out.from = Some(from);
             out.to = Some(to);
-            finish_batch(ctx, &hooks, &plan, &batch_id)?;
+            finish_batch(ctx, &hooks, &batch_id)?;
             exit::OK
         }
         IntegrateOutcome::AlreadyDone { tip } => {
             out.outcome = "already_done";
             out.to = Some(tip);
-            finish_batch(ctx, &hooks, &plan, &batch_id)?;
+            finish_batch(ctx, &hooks, &batch_id)?;
             exit::OK
         }
         IntegrateOutcome::Failed(v) => {
@@ -339,6 +314,11 @@ fn record_agents(
                         branch: Some(branch.clone()),
                     },
                 )?;
+                event(hooks, "agent_start", batch_id, |e| {
+                    e.agent = Some(agent.id.to_string());
+                    e.task_type = Some(agent.task_type.as_str().to_owned());
+                    e.details.insert("attempt".into(), n.to_string());
+                });
                 n
             }
             _ => a_state.map_or(1, |s| s.attempt.max(1)),
@@ -360,17 +340,27 @@ fn record_agents(
                 .and_then(|r| r.report.as_ref())
                 .map(|r| r.summary.clone()),
             error_class: None,
+            leftovers: None,
         };
+        let files = result.files_changed.len();
         hooks
             .tracker
             .record_agent_result(batch_id, &agent.id, Status::Succeeded, result)?;
+        // as the runner does: metrics count the agent's attempt by task type
+        event(hooks, "agent_complete", batch_id, |e| {
+            e.agent = Some(agent.id.to_string());
+            e.task_type = Some(agent.task_type.as_str().to_owned());
+            e.success = Some(true);
+            e.details.insert("attempt".into(), attempt.to_string());
+            e.details.insert("files_changed".into(), files.to_string());
+        });
     }
 
     Ok(())
 }
 
 /// The batch passed: mark it succeeded, record metrics, close its task.
-fn finish_batch(ctx: &Ctx, hooks: &LoopHooks, plan: &Plan, batch: &BatchId) -> CliResult<()> {
+fn finish_batch(ctx: &Ctx, hooks: &LoopHooks, batch: &BatchId) -> CliResult<()> {
     let exec = hooks.tracker.load()?;
     if exec
         .batch(batch)
@@ -379,28 +369,9 @@ fn finish_batch(ctx: &Ctx, hooks: &LoopHooks, plan: &Plan, batch: &BatchId) -> C
         hooks.tracker.complete_batch(batch, Status::Succeeded)?;
         event(hooks, "batch_complete", batch, |e| e.success = Some(true));
     }
-    for link in plan
-        .tasks
-        .iter()
-        .filter(|t| t.batch.as_ref() == Some(batch))
-    {
-        if link.backend != "file" {
-            ctx.note(format!(
-                "task {} is in the {} backend; mark it done with `baton task done {} --backend {}`",
-                link.task_id, link.backend, link.task_id, link.backend
-            ));
-            continue;
-        }
-        use baton_tasks::TaskStore;
-        let store = baton_tasks::file::FileStore::new(hooks.state.clone());
-        match store.set_status(&link.task_id, baton_tasks::TaskStatus::Done) {
-            Ok(_) => event(hooks, "task", batch, |e| {
-                e.details.insert("task".into(), link.task_id.clone());
-                e.details.insert("status".into(), "done".into());
-            }),
-            Err(e) => ctx.warn(format!("task {}: {e}", link.task_id)),
-        }
-    }
+    // a backend that fails does not fail the batch: it is said, recorded, tried again later
+    let outcomes = hooks.close_tasks(batch)?;
+    super::task::warn_open(ctx, &hooks.plan_id, &outcomes);
     Ok(())
 }
 

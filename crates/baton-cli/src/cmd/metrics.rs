@@ -25,7 +25,7 @@ pub enum MetricsCommand {
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// Event type: run_start, run_complete, batch_start, batch_complete, agent_start,
-    /// agent_complete, verification, replan, worktree, cache, task.
+    /// agent_complete, agent_leak, verification, replan, worktree, cache, task.
     #[arg(long, value_name = "TYPE")]
     event: String,
     /// The plan the event belongs to (a plan id).

@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// No new agent while the one-minute load average is above this.
     #[arg(long, value_name = "LOAD")]
     max_load: Option<f64>,
+    /// A TOML file of resource limits (`min_free_memory = MIB`, `max_load = N`) that replace
+    /// the two flags above. It is re-read while agents wait for resources, so editing it lets
+    /// a waiting run go on (or holds it back); a missing file sets no limit.
+    #[arg(long, value_name = "FILE")]
+    limits: Option<PathBuf>,
     /// How many times a failed gate may send agents back for another attempt.
     #[arg(long, value_name = "N", default_value_t = 2)]
     replan_budget: u32,
@@ -162,6 +167,21 @@ fn resolve(ctx: &Ctx, given: &str, dry_run: bool) -> CliResult<(PlanId, Plan)> {
             }
         }
         if dry_run {
+            // the same content already stored (and not finished) is what a run would run
+            let dir = ctx.state_dir()?;
+            if plan.id.is_none()
+                && dir.plans_dir().is_dir()
+                && let Some(existing) = plan_store::find_same(&dir, &plan)?
+            {
+                let exec = dir.execution(existing.as_str());
+                let finished = exec.exists()
+                    && baton_store::read_versioned::<baton_plan::Execution>(&exec)?
+                        .status
+                        .is_finished();
+                if !finished {
+                    return Ok((existing.clone(), plan_store::load_stored(&dir, &existing)?));
+                }
+            }
             // not stored: a fresh id stands in for the one storing would give it
             let id = match plan.id.clone() {
                 Some(id) => id,
@@ -287,7 +307,17 @@ fn changed_files(dir: &Path) -> Vec<String> {
 }
 
 pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
-    let (plan_id, plan) = resolve(ctx, &args.plan, args.dry_run)?;
+    if let Some(file) = &args.limits {
+        baton_run::resources::read_limits(file).map_err(|e| {
+            CliError::input(format!("--limits: {e}; fix the file or leave the flag out"))
+        })?;
+    }
+    // explaining the cache writes nothing: a plan file is not stored, no execution is made
+    let reads_only = args.dry_run || args.explain_cache.is_some();
+    let (plan_id, plan) = resolve(ctx, &args.plan, reads_only)?;
+    if let Some(agent) = &args.explain_cache {
+        return explain_cache(ctx, &plan_id, &plan, agent, args.no_cache);
+    }
     let repo = ctx.repo()?.clone();
     let root = repo.main_workdir();
     let (max_parallel, why) = match args.max_parallel {
@@ -327,6 +357,15 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
     let existed = exec_path.exists();
     let tracker = ExecutionTracker::open(&exec_path, plan_id.clone(), plan.clone())?;
     if existed {
+        // tasks a backend failed to close when their batch succeeded: tried again
+        let retried = baton_run::batch_loop::retry_open_tasks(
+            &plan_id,
+            &plan,
+            &super::task::all_stores(&dir),
+            &tracker,
+            Some(&baton_metrics::MetricsLog::new(dir.metrics())),
+        )?;
+        super::task::warn_open(ctx, &plan_id, &retried);
         let exec = tracker.load()?;
         if exec.status.is_finished() {
             ctx.note(format!(
@@ -361,9 +400,6 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
     let mut hooks = super::batch::loop_hooks(ctx, &plan_id, &plan, None)?;
     hooks.cache =
         (!args.no_cache).then(|| baton_run::cache::Cache::new(&dir, CACHE_TTL, CACHE_MAX_ENTRIES));
-    if let Some(agent) = &args.explain_cache {
-        return explain_cache(ctx, &hooks, &plan, agent);
-    }
     let cache_stats = std::sync::Arc::clone(&hooks.cache_stats);
     let exe = std::env::current_exe().map_err(|e| {
         CliError::env(format!(
@@ -399,6 +435,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         default_retries: 0,
         min_free_memory_mb: args.min_free_memory,
         max_load: args.max_load,
+        limits_file: args.limits.clone(),
         nonce,
         runner: baton_run::procfs::process_ref(std::process::id()),
         search_path: std::env::var_os("PATH"),
@@ -447,6 +484,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
         }
         return Ok(exit::GATE_FAILED);
     }
+    for b in &summary.execution.batches {
+        for t in b.integration.iter().flat_map(|i| &i.tasks_open) {
+            ctx.warn(format!(
+                "batch {}: task {} ({} backend) is not marked done: {}; `baton run {plan_id} --resume` tries again",
+                b.id, t.id, t.backend, t.error
+            ));
+        }
+    }
     let lookups = cache_stats
         .lookups
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -477,7 +522,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
 
 /// `--explain-cache AGENT`: compare the agent's inputs as they are now (its batch starting
 /// from the integration branch, or HEAD before the run) with the last success stored for it.
-fn explain_cache(ctx: &Ctx, hooks: &baton_run::LoopHooks, plan: &Plan, agent: &str) -> CliResult {
+/// Reads only: no execution, integration branch, lock or metrics line is made.
+fn explain_cache(
+    ctx: &Ctx,
+    plan_id: &PlanId,
+    plan: &Plan,
+    agent: &str,
+    no_cache: bool,
+) -> CliResult {
     use baton_run::cache::Explanation;
     let id = AgentId::new(agent).map_err(|e| CliError::input(format!("--explain-cache: {e}")))?;
     let Some((batch, _)) = plan.agent(&id) else {
@@ -485,13 +537,21 @@ fn explain_cache(ctx: &Ctx, hooks: &baton_run::LoopHooks, plan: &Plan, agent: &s
             "--explain-cache {agent}: the plan has no such agent"
         )));
     };
-    let Some(cache) = &hooks.cache else {
+    if no_cache {
         return Err(CliError::input(
             "--explain-cache with --no-cache: there is no cache to ask",
         ));
+    }
+    let dir = ctx.state_dir()?;
+    let cache = baton_run::cache::Cache::new(&dir, CACHE_TTL, CACHE_MAX_ENTRIES);
+    let exec_path = dir.execution(plan_id.as_str());
+    let exec: Option<baton_plan::Execution> = if exec_path.exists() {
+        Some(baton_store::read_versioned(&exec_path)?)
+    } else {
+        None
     };
-    let repo = hooks.repo.open()?;
-    let tip = baton_run::integrate::integration_tip(&repo, &hooks.plan_id)?;
+    let repo = ctx.repo()?.open()?;
+    let tip = baton_run::integrate::integration_tip(&repo, plan_id)?;
     let base = match tip {
         Some(t) => t,
         None => repo
@@ -504,7 +564,15 @@ fn explain_cache(ctx: &Ctx, hooks: &baton_run::LoopHooks, plan: &Plan, agent: &s
         .find_commit(base)
         .map(|c| c.tree_id().to_string())
         .map_err(|e| CliError::env(format!("read {base}: {}", e.message())))?;
-    let inputs = hooks.cache_inputs(&batch.id, &id, tree)?;
+    let inputs = baton_run::batch_loop::cache_inputs_of(
+        &dir,
+        plan_id,
+        plan,
+        exec.as_ref(),
+        &batch.id,
+        &id,
+        tree,
+    )?;
     let (verdict, changed) = match cache.explain(agent, &inputs) {
         Explanation::Hit => ("hit".to_owned(), Vec::new()),
         Explanation::Changed(parts) => ("miss".to_owned(), parts),

@@ -211,6 +211,18 @@ fn render(ctx: &Ctx, id: &PlanId, plan: &Plan, execution: Option<&Execution>) {
                         count(r.files_changed.len(), "file", "files")
                     ));
                 }
+                if let Some(left) = &r.leftovers {
+                    let n = left.swept.max(left.killed_after_grace) as usize + left.survived.len();
+                    detail.push(format!("left {} behind", count(n, "process", "processes")));
+                }
+            }
+            if let Some(at) = &a.retry_at
+                && a.status == Status::Failed
+            {
+                detail.push(format!("retry at {}", local_clock(at)));
+            }
+            if let Some(class) = a.stopping {
+                detail.push(format!("stopping ({})", class_name(class)));
             }
             table.row([
                 Cell::plain(format!("  {}", a.id)),
@@ -224,5 +236,31 @@ fn render(ctx: &Ctx, id: &PlanId, plan: &Plan, execution: Option<&Execution>) {
     }
     if !exec.replans.is_empty() {
         ctx.say(format!("  replans: {}", exec.replans.len()));
+    }
+    if let Some(open) = exec.breaker.as_ref().and_then(|b| b.open.as_ref()) {
+        ctx.say(format!(
+            "  launching stopped: {} agents failed with {}{}",
+            open.agents.len(),
+            class_name(open.class),
+            match &open.until {
+                Some(t) => format!(", paused until {}", local_clock(t)),
+                None => format!("; fix it, then `baton run {id} --resume`"),
+            }
+        ));
+    }
+}
+
+fn class_name(class: baton_plan::ErrorClass) -> String {
+    serde_json::to_value(class)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// `HH:MM:SS` (UTC) of an RFC 3339 time, or the text as it is.
+fn local_clock(t: &str) -> String {
+    match t.get(11..19) {
+        Some(hms) if t.len() > 19 => format!("{hms} UTC"),
+        _ => t.to_owned(),
     }
 }

@@ -101,13 +101,40 @@ pub fn run(ctx: &Ctx, command: TaskCommand) -> CliResult {
 fn store(ctx: &Ctx, backend: Backend) -> CliResult<Box<dyn TaskStore>> {
     match backend {
         Backend::File => Ok(Box::new(FileStore::new(ctx.state_dir()?))),
-        Backend::Taskwarrior => {
-            // the library never reads the environment: hand Taskwarrior its own variables
-            let env: Vec<(OsString, OsString)> = ["TASKDATA", "TASKRC"]
-                .into_iter()
-                .filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v)))
-                .collect();
-            Ok(Box::new(Taskwarrior::new("task", env)))
+        Backend::Taskwarrior => Ok(Box::new(taskwarrior())),
+    }
+}
+
+fn taskwarrior() -> Taskwarrior {
+    // the library never reads the environment: hand Taskwarrior its own variables
+    let env: Vec<(OsString, OsString)> = ["TASKDATA", "TASKRC"]
+        .into_iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v)))
+        .collect();
+    Taskwarrior::new("task", env)
+}
+
+/// Every backend a plan may link tasks in, by name: the batch loop closes a batch's tasks
+/// in them when it succeeds.
+pub fn all_stores(state: &baton_store::StateDir) -> baton_run::batch_loop::TaskStores {
+    let mut stores = baton_run::batch_loop::TaskStores::new();
+    stores.insert("file".to_owned(), Box::new(FileStore::new(state.clone())));
+    stores.insert("taskwarrior".to_owned(), Box::new(taskwarrior()));
+    stores
+}
+
+/// Say which tasks a backend could not mark done (they are tried again on the next run).
+pub fn warn_open(
+    ctx: &Ctx,
+    plan: &baton_plan::PlanId,
+    outcomes: &[baton_run::batch_loop::TaskOutcome],
+) {
+    for o in outcomes {
+        if let Some(e) = &o.error {
+            ctx.warn(format!(
+                "batch {}: task {} ({} backend) is not marked done: {e}; `baton run {plan} --resume` tries again",
+                o.batch, o.task, o.backend
+            ));
         }
     }
 }

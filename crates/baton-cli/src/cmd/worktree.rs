@@ -409,6 +409,9 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, mut a: CleanupArgs) -> CliResult {
         active_agents: active_agents(ctx)?,
     };
     let report = baton_worktree::cleanup(wt, &opts, SystemTime::now())?;
+    if let (Some(plan), Some(batch)) = (&a.plan, &a.batch) {
+        super::batch::record_cleanup(ctx, plan, batch, &report)?;
+    }
     let code = if report.refused {
         exit::GATE_FAILED
     } else {

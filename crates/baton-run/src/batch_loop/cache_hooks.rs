@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use baton_plan::{AgentId, BatchId};
+use baton_plan::{AgentId, BatchId, Execution, Plan, PlanId};
+use baton_store::StateDir;
 
 use super::{LoopHooks, open};
 use crate::cache::CacheInputs;
@@ -20,47 +21,16 @@ impl LoopHooks {
         agent: &AgentId,
         base_tree: String,
     ) -> Result<CacheInputs, IntegrateError> {
-        let Some((_, a)) = self.plan.agent(agent) else {
-            return Ok(CacheInputs::default());
-        };
-        let vars = self.vars_for(batch, agent)?;
-        let refs: BTreeMap<&str, String> = vars
-            .placeholders
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        let prompt = baton_plan::validate::render_command(std::slice::from_ref(&a.prompt), &refs)
-            .pop()
-            .unwrap_or_default();
-        // upstream: every agent of the batches this one depends on, directly or not
-        let mut upstream = BTreeMap::new();
-        let ancestors = baton_plan::dag::ancestors(&self.plan.batches);
-        if let Some(bi) = self.plan.batches.iter().position(|b| &b.id == batch) {
-            for &ui in &ancestors[bi] {
-                for ua in &self.plan.batches[ui].agents {
-                    let text = match AgentRecord::load(&self.state, &self.plan_id, &ua.id)? {
-                        Some(r) => format!(
-                            "{}\n{}",
-                            r.report.map(|x| x.summary).unwrap_or_default(),
-                            r.files.join("\n")
-                        ),
-                        None => String::new(),
-                    };
-                    upstream.insert(ua.id.to_string(), text);
-                }
-            }
-        }
-        Ok(CacheInputs {
-            command: self.plan.command_of(a).unwrap_or_default().to_vec(),
-            prompt,
-            env: self
-                .plan
-                .profile_of(a)
-                .map(|p| p.env.clone())
-                .unwrap_or_default(),
+        let exec = self.tracker.load()?;
+        cache_inputs_of(
+            &self.state,
+            &self.plan_id,
+            &self.plan,
+            Some(&exec),
+            batch,
+            agent,
             base_tree,
-            upstream,
-        })
+        )
     }
 
     /// Look the attempt up in the cache; on a hit, commit the cached tree on its branch
@@ -157,4 +127,57 @@ impl LoopHooks {
         cache.store(ctx.agent.as_str(), &inputs, tree, record.clone())?;
         Ok(())
     }
+}
+
+/// What `agent`'s result depends on, starting from `base_tree`, from the plan's state on
+/// disk (`exec` is `None` before its first run). Reads only: `--explain-cache` uses it.
+pub fn cache_inputs_of(
+    state: &StateDir,
+    plan_id: &PlanId,
+    plan: &Plan,
+    exec: Option<&Execution>,
+    batch: &BatchId,
+    agent: &AgentId,
+    base_tree: String,
+) -> Result<CacheInputs, IntegrateError> {
+    let Some((_, a)) = plan.agent(agent) else {
+        return Ok(CacheInputs::default());
+    };
+    let vars = super::vars_of(state, plan_id, plan, exec, batch, agent)?;
+    let refs: BTreeMap<&str, String> = vars
+        .placeholders
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let prompt = baton_plan::validate::render_command(std::slice::from_ref(&a.prompt), &refs)
+        .pop()
+        .unwrap_or_default();
+    // upstream: every agent of the batches this one depends on, directly or not
+    let mut upstream = BTreeMap::new();
+    let ancestors = baton_plan::dag::ancestors(&plan.batches);
+    if let Some(bi) = plan.batches.iter().position(|b| &b.id == batch) {
+        for &ui in &ancestors[bi] {
+            for ua in &plan.batches[ui].agents {
+                let text = match AgentRecord::load(state, plan_id, &ua.id)? {
+                    Some(r) => format!(
+                        "{}\n{}",
+                        r.report.map(|x| x.summary).unwrap_or_default(),
+                        r.files.join("\n")
+                    ),
+                    None => String::new(),
+                };
+                upstream.insert(ua.id.to_string(), text);
+            }
+        }
+    }
+    Ok(CacheInputs {
+        command: plan.command_of(a).unwrap_or_default().to_vec(),
+        prompt,
+        env: plan
+            .profile_of(a)
+            .map(|p| p.env.clone())
+            .unwrap_or_default(),
+        base_tree,
+        upstream,
+    })
 }

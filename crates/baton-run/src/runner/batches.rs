@@ -57,6 +57,8 @@ impl Runner {
         b: &BatchId,
         observe: &mut dyn FnMut(&RunEvent),
     ) -> Result<(), RunError> {
+        // the hooks read the execution from disk (and a replan writes it)
+        self.flush()?;
         let agents = self
             .exec
             .batch(b)
@@ -71,6 +73,7 @@ impl Runner {
             plan: self.plan_id.clone(),
             batch: b.clone(),
             agents,
+            replans_left: self.cfg.replan_budget.saturating_sub(self.exec.gate_reruns),
         };
         let decision = self
             .hooks
@@ -82,6 +85,24 @@ impl Runner {
             });
         match decision {
             GateDecision::Pass => self.complete(b, Status::Succeeded, observe),
+            GateDecision::Continue { rerun } => {
+                let mut any = false;
+                for a in &rerun {
+                    if self
+                        .exec
+                        .batch(b)
+                        .is_some_and(|s| s.agents.iter().any(|x| &x.id == a))
+                    {
+                        self.update(|e, now| e.reopen_agent(b, a, ErrorClass::GateFailed, now))?;
+                        any = true;
+                    }
+                }
+                if any {
+                    Ok(())
+                } else {
+                    self.complete(b, Status::Failed, observe)
+                }
+            }
             GateDecision::Fail {
                 findings, rerun, ..
             } => {
@@ -98,15 +119,47 @@ impl Runner {
                     findings,
                     rerun: rerun.clone(),
                 });
-                if rerun.is_empty() || self.replans_used >= self.cfg.replan_budget {
+                // the budget is the run's, counted in the execution across resumes
+                if rerun.is_empty() || self.exec.gate_reruns >= self.cfg.replan_budget {
                     return self.complete(b, Status::Failed, observe);
                 }
-                self.replans_used += 1;
-                for a in &rerun {
-                    self.update(|e, now| e.reopen_agent(b, a, ErrorClass::GateFailed, now))?;
-                }
-                Ok(())
+                self.update(|e, now| {
+                    e.gate_reruns += 1;
+                    for a in &rerun {
+                        e.reopen_agent(b, a, ErrorClass::GateFailed, now)?;
+                    }
+                    Ok(())
+                })
             }
+        }
+    }
+
+    /// After a resume: batches an earlier runner started keep their base (new worktrees of
+    /// theirs start from it, not from HEAD) and their clock (durations count from their
+    /// recorded start).
+    pub(super) fn resume_batches(&mut self) {
+        let running: Vec<(BatchId, Option<String>)> = self
+            .exec
+            .batches
+            .iter()
+            .filter(|b| b.status == Status::Running)
+            .map(|b| (b.id.clone(), b.started_at.clone()))
+            .collect();
+        for (b, started_at) in running {
+            if !self.bases.contains_key(&b) {
+                let base = self.hooks.base_for(&self.plan_id, &b).unwrap_or(None);
+                self.bases.insert(b.clone(), base);
+            }
+            let ran_ms = started_at
+                .as_deref()
+                .and_then(clock::parse_ms)
+                .map_or(0, |t| self.now_ms().saturating_sub(t));
+            let now = Instant::now();
+            self.batch_started.insert(
+                b,
+                now.checked_sub(Duration::from_millis(ran_ms))
+                    .unwrap_or(now),
+            );
         }
     }
 }

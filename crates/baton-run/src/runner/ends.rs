@@ -2,6 +2,20 @@
 //! stops (timeouts, Ctrl-C) and the deadlines the loop sleeps until.
 
 use super::*;
+use baton_plan::Leftovers;
+
+/// What the supervisor reported, with what a stop of a stuck supervisor left alive.
+fn leftovers(reported: Option<Leftovers>, leaked: Vec<u32>) -> Option<Leftovers> {
+    if leaked.is_empty() {
+        return reported;
+    }
+    let mut left = reported.unwrap_or_default();
+    left.survived.extend(leaked);
+    Some(left)
+}
+
+/// How often a run held back by the resource gate looks again.
+const RESOURCE_RECHECK: Duration = Duration::from_secs(1);
 
 impl Runner {
     pub(super) fn finished(
@@ -40,6 +54,8 @@ impl Runner {
             Ok(())
         }))?;
         let plan = self.plan.clone();
+        let breaker_before = self.breaker.state();
+        let mut retries_at = Vec::new();
         for c in concluded {
             let key = &c.key;
             let now_ms = self.now_ms();
@@ -69,8 +85,19 @@ impl Runner {
                     );
                     let ms = delay.as_millis() as u64;
                     self.not_before.insert(key.agent.clone(), now_ms + ms);
+                    retries_at.push((key.batch.clone(), key.agent.clone(), now_ms + ms));
                     retry_in_ms = Some(ms);
                 }
+            }
+            if let Some(left) = &c.result.leftovers {
+                observe(&RunEvent::Leak {
+                    batch: key.batch.clone(),
+                    agent: key.agent.clone(),
+                    attempt: key.attempt,
+                    swept: left.swept,
+                    killed_after_grace: left.killed_after_grace,
+                    pids: left.survived.clone(),
+                });
             }
             observe(&RunEvent::AgentFinish {
                 batch: key.batch.clone(),
@@ -83,6 +110,18 @@ impl Runner {
                 retry_in_ms,
                 detail: c.detail,
             });
+        }
+        // persisted with the ends (the same write): a resumed run keeps the due times and
+        // the breaker, instead of retrying at once or forgetting a rate limit's pause
+        let breaker = self.breaker.state();
+        if !retries_at.is_empty() || breaker != breaker_before {
+            self.defer(Box::new(move |e, now| {
+                for (b, a, due) in &retries_at {
+                    e.set_retry_at(b, a, Some(clock::rfc3339(*due)), now)?;
+                }
+                e.breaker = breaker.clone();
+                Ok(())
+            }))?;
         }
         Ok(())
     }
@@ -144,6 +183,7 @@ impl Runner {
                 files_changed,
                 summary: attempt::read_summary(&live.log.with_extension("result.json")),
                 error_class: verdict.class,
+                leftovers: leftovers(attempt::read_leftovers(&live.log), live.leaked),
             },
             detail,
         })
@@ -179,6 +219,21 @@ impl Runner {
             return;
         }
         live.kill = Some(reason);
+        let key = live.key.clone();
+        // persisted before the stop is sent: a runner that dies meanwhile leaves a resumed one
+        // the reason. Written alone (deferred transitions keep waiting for the next write, so
+        // a failure here loses none of them); a failed write leaves the reason in memory only
+        // and the stop goes ahead.
+        let stop = |e: &mut Execution, now: &str| {
+            e.stop_agent(&key.batch, &key.agent, reason.class(), now)
+        };
+        if self.tracker.update(stop).is_ok() {
+            let now = baton_plan::ids::rfc3339_now(SystemTime::now());
+            let _ = stop(&mut self.exec, &now);
+        }
+        let Some(live) = self.live.get(agent) else {
+            return;
+        };
         observe(&RunEvent::AgentKill {
             batch: live.key.batch.clone(),
             agent: agent.clone(),
@@ -217,18 +272,21 @@ impl Runner {
         }
         if self.stop == 0 {
             if let Some(ms) = self.last.next_due_ms() {
-                all.push(self.epoch + Duration::from_millis(ms));
+                all.push(self.instant_at(ms));
             }
             if let Some(ms) = self.breaker.reopens_at() {
-                all.push(self.epoch + Duration::from_millis(ms));
+                all.push(self.instant_at(ms));
             }
+            // Free memory and load have no kernel event to wait on: while an agent waits for
+            // them they are re-checked on this timer (and the limits file re-read). Any other
+            // event — an attempt ending, Ctrl-C — still wakes the loop at once.
             if self
                 .last
                 .waits
                 .iter()
                 .any(|w| matches!(w, Wait::Busy { .. }))
             {
-                all.push(Instant::now() + Duration::from_secs(1));
+                all.push(Instant::now() + RESOURCE_RECHECK);
             }
         }
         all.into_iter().min()

@@ -168,6 +168,7 @@ impl Runner {
                 idle: idle_of(&plan, &p.a),
                 idle_check: idle_of(&plan, &p.a).map(|t| now + t),
                 kill: None,
+                leaked: Vec::new(),
             };
             // the batch loop's output cache: an identical earlier success is applied to the
             // worktree's branch, and the attempt ends now as succeeded without running
@@ -235,11 +236,9 @@ impl Runner {
                     },
                 )
             {
-                observe(&RunEvent::AgentWaiting {
-                    wait: Wait::Busy {
-                        agent: a.clone(),
-                        why: format!("its worktree could not be locked to it: {e}"),
-                    },
+                observe(&RunEvent::Warning {
+                    agent: a.clone(),
+                    message: format!("its worktree could not be locked to it: {e}"),
                 });
             }
             if let Some(l) = self.live.get_mut(&a) {
@@ -347,10 +346,13 @@ impl Runner {
                 isolated,
                 started,
                 wall: spec.timeout.map(|t| started + t),
-                first_output: None,
+                // every deadline counts from the attempt's recorded start; idleness is checked
+                // at once against the log's and the worktree's last activity
+                first_output: first_output_of(&plan, &state.id).map(|t| started + t),
                 idle: idle_of(&plan, &state.id),
-                idle_check: idle_of(&plan, &state.id).map(|t| now + t),
+                idle_check: idle_of(&plan, &state.id).map(|_| now),
                 kill: None,
+                leaked: Vec::new(),
             };
             let key = live.key.clone();
             self.live.insert(state.id.clone(), live);
@@ -363,13 +365,21 @@ impl Runner {
                         l.handle = Some(handle);
                     }
                     match adoption {
-                        Adoption::Running => observe(&RunEvent::AgentAdopted {
-                            batch: b.clone(),
-                            agent: state.id.clone(),
-                            attempt: state.attempt,
-                        }),
+                        Adoption::Running => {
+                            observe(&RunEvent::AgentAdopted {
+                                batch: b.clone(),
+                                agent: state.id.clone(),
+                                attempt: state.attempt,
+                                log: spec.log.clone(),
+                            });
+                            // a stop the earlier runner began is finished
+                            if let Some(reason) = state.stopping.and_then(KillReason::of_class) {
+                                self.kill(&state.id, reason, observe);
+                            }
+                        }
                         Adoption::Finished(outcome) => {
-                            self.finished(&key, outcome, None, observe)?;
+                            let reason = state.stopping.and_then(KillReason::of_class);
+                            self.finished(&key, outcome, reason, observe)?;
                         }
                     }
                 }

@@ -35,6 +35,9 @@ pub struct ListedAgent {
     pub branch: String,
     /// Declared write globs (`files_write`); empty for none.
     pub scope: Vec<String>,
+    /// Where its own changes start (a commit or ref), when not at its merge base with the
+    /// gate's base: an agent restarted on top of another agent's work.
+    pub base: Option<String>,
 }
 
 /// The agents, and the ids of plan agents that have no branch yet.
@@ -82,6 +85,17 @@ fn from_listed(
             not_started.push(a.id.clone());
             continue;
         };
+        let base = a
+            .base
+            .as_deref()
+            .map(|rev| {
+                baton_git::resolve_commit(repo, rev).map_err(|e| AgentsError::BadBase {
+                    agent: a.id.clone(),
+                    rev: rev.to_owned(),
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()?;
         out.push(AgentSpec {
             id: a.id.clone(),
             branch: Some(a.branch.clone()),
@@ -92,6 +106,7 @@ fn from_listed(
                 .map(|w| w.path.clone()),
             scope: (!a.scope.is_empty()).then(|| a.scope.clone()),
             declared_files: None,
+            base,
         });
     }
     Ok((out, not_started))
@@ -124,6 +139,7 @@ fn from_branch_list(
                 .map(|w| w.path.clone()),
             scope: None,
             declared_files: None,
+            base: None,
         });
     }
     Ok(out)

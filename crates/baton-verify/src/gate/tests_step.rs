@@ -322,24 +322,15 @@ pub fn run(
     let mut tested = checkout_tree(repo);
     // holds the scratch directory's lock while the tests run
     let mut held: Option<Scratch> = None;
-    if let TestsTree::Commit(commit) = tree {
-        match prepare_commit(repo, commit, &plan, &scratch_dir, keep_merged.as_deref()) {
-            Ok(MergedTree::Ready {
-                dir: d,
-                env: e,
-                tested: t,
-                scratch,
-            }) => {
-                dir = d;
-                env = e;
-                tested = *t;
-                held = Some(scratch);
-            }
-            Ok(MergedTree::NotApplicable | MergedTree::Conflicts(_)) => {}
-            Err(message) => return (errored("tests", message, started), None),
-        }
-    }
-    if merged {
+    let prepared = if let TestsTree::Commit(commit) = tree {
+        Some(prepare_commit(
+            repo,
+            commit,
+            &plan,
+            &scratch_dir,
+            keep_merged.as_deref(),
+        ))
+    } else if merged {
         let Some(outcome) = outcome.filter(|o| !o.lines.is_empty()) else {
             return (
                 nothing(
@@ -360,38 +351,42 @@ pub fn run(
                 None,
             );
         };
-        match prepare_merged(
+        Some(prepare_merged(
             repo,
             base,
             outcome,
             &plan,
             &scratch_dir,
             keep_merged.as_deref(),
-        ) {
-            Ok(MergedTree::Ready {
-                dir: d,
-                env: e,
-                tested: t,
-                scratch,
-            }) => {
-                dir = d;
-                env = e;
-                tested = *t;
-                held = Some(scratch);
-            }
-            Ok(MergedTree::NotApplicable) => {
-                // agents from --results share the checkout: it already holds all their work
-                progress.note(
-                    "--merged: the agents from --results share one tree, so the checkout is their merged result",
-                );
-            }
-            Ok(MergedTree::Conflicts(c)) => {
-                let mut chk = check(CheckStatus::Fail, started);
-                chk.findings = c;
-                return (chk, None);
-            }
-            Err(message) => return (errored("tests", message, started), None),
+        ))
+    } else {
+        None
+    };
+    match prepared {
+        None => {}
+        Some(Ok(MergedTree::Ready {
+            dir: d,
+            env: e,
+            tested: t,
+            scratch,
+        })) => {
+            dir = d;
+            env = e;
+            tested = *t;
+            held = Some(scratch);
         }
+        Some(Ok(MergedTree::NotApplicable)) => {
+            // agents from --results share the checkout: it already holds all their work
+            progress.note(
+                "--merged: the agents from --results share one tree, so the checkout is their merged result",
+            );
+        }
+        Some(Ok(MergedTree::Conflicts(c))) => {
+            let mut chk = check(CheckStatus::Fail, started);
+            chk.findings = c;
+            return (chk, None);
+        }
+        Some(Err(message)) => return (errored("tests", message, started), None),
     }
     progress.note(&format!("running tests in {}", dir.display()));
     let output = |line: &str| progress.output(line);

@@ -186,6 +186,70 @@ pub fn record_verify(
     Ok(())
 }
 
+/// `worktree cleanup --plan P --batch B` records what it removed: the batch's
+/// `cleaned_up_at` in the execution and a `worktree` metrics event per removed worktree. A
+/// dry run, or a plan that never ran, records nothing.
+pub fn record_cleanup(
+    ctx: &Ctx,
+    plan: &str,
+    batch: &str,
+    report: &baton_worktree::CleanupReport,
+) -> CliResult<()> {
+    if report.dry_run {
+        return Ok(());
+    }
+    let (plan_id, stored, batch_id, exec) = load_batch(ctx, plan, batch)?;
+    let Some(exec) = exec else {
+        return Ok(());
+    };
+    let b = stored
+        .batch(&batch_id)
+        .expect("load_batch checked the batch exists");
+    let removed: Vec<(String, String)> = b
+        .agents
+        .iter()
+        .filter_map(|a| {
+            let branch = exec
+                .batch(&batch_id)
+                .and_then(|s| s.agents.iter().find(|x| x.id == a.id))
+                .and_then(|s| s.branch.clone())
+                .unwrap_or_else(|| baton_plan::ids::agent_branch(&plan_id, &a.id));
+            report
+                .actions
+                .iter()
+                .any(|x| {
+                    x.done
+                        && x.kind == baton_worktree::ActionKind::Remove
+                        && x.branch.as_deref() == Some(branch.as_str())
+                })
+                .then(|| (a.id.to_string(), branch))
+        })
+        .collect();
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let dir = ctx.state_dir_for_writing()?;
+    let tracker = ExecutionTracker::open(dir.execution(plan_id.as_str()), plan_id.clone(), stored)?;
+    tracker.update(|e, now| e.record_cleanup(&batch_id, now))?;
+    let metrics = MetricsLog::new(dir.metrics());
+    let events: Vec<Event> = removed
+        .iter()
+        .filter_map(|(agent, branch)| {
+            let mut e = Event::new("worktree", SystemTime::now()).ok()?;
+            e.plan = Some(plan_id.to_string());
+            e.batch = Some(batch_id.to_string());
+            e.agent = Some(agent.clone());
+            e.success = Some(true);
+            e.details.insert("action".into(), "cleanup".into());
+            e.details.insert("branch".into(), branch.clone());
+            Some(e)
+        })
+        .collect();
+    // metrics never fail the step
+    let _ = metrics.append(&events);
+    Ok(())
+}
+
 /// The stored plan `plan` (an id, a unique suffix or `latest`), its batch `batch` (checked to
 /// exist) and the plan's execution, if it has one.
 fn load_batch(

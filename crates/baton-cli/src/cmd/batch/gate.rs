@@ -62,6 +62,7 @@ impl CliGate {
                     id: a.id.to_string(),
                     branch: a.branch.clone(),
                     scope: a.scope.clone(),
+                    base: a.base.map(|o| o.to_string()),
                 })
                 .collect(),
         );

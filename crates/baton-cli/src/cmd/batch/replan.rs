@@ -18,6 +18,10 @@ struct ReplanJson {
     /// `rerun` or `stop`.
     decision: &'static str,
     rerun: Vec<RerunJson>,
+    /// Agents re-run after it, one after another, each on the new work of the one before
+    /// (`baton batch integrate` moves the next one there once the one before has finished).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    then: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     why: Option<String>,
     findings: Vec<String>,
@@ -67,6 +71,21 @@ pub(super) fn replan_cmd(ctx: &Ctx, a: ReplanArgs) -> CliResult {
                 "batch {batch_id} has no failed gate to replan; run `baton batch integrate {plan_id} {batch_id}` first"
             ))
         })?;
+    if let Some(waiting) = state
+        .integration
+        .as_ref()
+        .filter(|i| !i.replan_queue.is_empty())
+        .map(|i| &i.replan_queue)
+    {
+        return Err(CliError::input(format!(
+            "batch {batch_id} is being replanned already ({} still to re-run, one after another); run `baton batch integrate {plan_id} {batch_id}` once the agent re-running now has finished",
+            waiting
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     if state.status != Status::Running {
         return Err(CliError::input(format!(
             "batch {batch_id} is {}; only a running batch can be replanned",
@@ -80,6 +99,7 @@ pub(super) fn replan_cmd(ctx: &Ctx, a: ReplanArgs) -> CliResult {
         batch: batch_id.to_string(),
         decision: "stop",
         rerun: Vec::new(),
+        then: Vec::new(),
         why: None,
         findings: verdict.findings.clone(),
         report: verdict.report.clone(),
@@ -116,7 +136,20 @@ pub(super) fn replan_cmd(ctx: &Ctx, a: ReplanArgs) -> CliResult {
                     ));
                 }
             }
+            out.then = hooks
+                .tracker
+                .load()?
+                .batch(&batch_id)
+                .and_then(|b| b.integration.as_ref())
+                .map(|i| i.replan_queue.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
             if !ctx.json {
+                if !out.then.is_empty() {
+                    ctx.say(format!(
+                        "then, one after another, {}: each starts on the new work of the one before (`baton batch integrate` moves it there)",
+                        out.then.join(", ")
+                    ));
+                }
                 for f in &verdict.findings {
                     ctx.say(format!("  {f}"));
                 }

@@ -122,6 +122,7 @@ impl<'a> Output<'a> {
         }
     }
 
+    /// The live rows: one per agent that runs or waits to run again, saying its state.
     fn update_live(&mut self, e: &RunEvent) {
         let Some(live) = &mut self.live else {
             return;
@@ -136,20 +137,45 @@ impl<'a> Output<'a> {
                 attempt,
                 log,
                 ..
-            } => {
-                let bar = live.multi.add(ProgressBar::new_spinner());
-                if let Ok(style) = ProgressStyle::with_template(
-                    "{spinner} {prefix} running {elapsed:>4} {wide_msg}",
-                ) {
-                    bar.set_style(style);
-                }
-                bar.set_prefix(format!("{batch}/{agent} #{attempt}"));
-                bar.enable_steady_tick(Duration::from_millis(200));
-                bars.insert(agent.clone(), (bar, log.clone()));
-            }
+            } => Self::put_row(
+                live,
+                &mut bars,
+                agent,
+                format!("{batch}/{agent} #{attempt} running"),
+                log.clone(),
+            ),
+            // a resumed run shows the attempts it watches again
+            RunEvent::AgentAdopted {
+                batch,
+                agent,
+                attempt,
+                log,
+            } => Self::put_row(
+                live,
+                &mut bars,
+                agent,
+                format!("{batch}/{agent} #{attempt} running (adopted)"),
+                log.clone(),
+            ),
             RunEvent::AgentKill { agent, reason, .. } => {
                 if let Some((bar, _)) = bars.get(agent) {
                     bar.set_prefix(format!("{} (stopping: {reason})", bar.prefix()));
+                }
+            }
+            // a retry follows: the row stays, saying when (with the failed attempt's last line)
+            RunEvent::AgentFinish {
+                batch,
+                agent,
+                attempt,
+                retry_in_ms: Some(ms),
+                ..
+            } => {
+                if let Some((bar, _)) = bars.get(agent) {
+                    bar.set_prefix(format!(
+                        "{batch}/{agent} #{attempt} failed, retry in {:.1}s",
+                        *ms as f64 / 1000.0
+                    ));
+                    bar.reset_elapsed();
                 }
             }
             RunEvent::AgentFinish { agent, .. } => {
@@ -160,6 +186,30 @@ impl<'a> Output<'a> {
             }
             _ => {}
         }
+    }
+
+    /// Show `agent`'s row (replacing the one it had): `prefix` says who and in what state,
+    /// then the time since, then the last line of `log`.
+    fn put_row(
+        live: &Live,
+        bars: &mut BTreeMap<AgentId, (ProgressBar, PathBuf)>,
+        agent: &AgentId,
+        prefix: String,
+        log: PathBuf,
+    ) {
+        if let Some((old, _)) = bars.remove(agent) {
+            old.finish_and_clear();
+            live.multi.remove(&old);
+        }
+        let bar = live.multi.add(ProgressBar::new_spinner());
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {prefix} {elapsed:>4} {wide_msg}")
+        {
+            bar.set_style(style);
+        }
+        bar.set_prefix(prefix);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bars.insert(agent.clone(), (bar, log));
     }
 
     fn line(&self, e: &RunEvent) -> Option<String> {
@@ -187,7 +237,7 @@ impl<'a> Output<'a> {
                 ),
                 Wait::Backoff { agent, .. } => format!("{agent} waits to retry"),
                 Wait::Slots { .. } => return None,
-                Wait::Busy { agent, why } => format!("{agent} waits: {why}"),
+                Wait::Busy { agent, why } => format!("{agent} waiting for resources: {why}"),
                 Wait::Stopped { agent, why } => format!("{agent} not started: {why}"),
             },
             RunEvent::AgentKill { agent, reason, .. } => {
@@ -224,10 +274,35 @@ impl<'a> Output<'a> {
                 }
                 line
             }
-            RunEvent::Leak { agent, pids } => format!(
-                "{} {agent} left processes alive after SIGKILL: {pids:?}",
-                s.red("leak:")
-            ),
+            RunEvent::Leak {
+                agent,
+                attempt,
+                swept,
+                killed_after_grace,
+                pids,
+                ..
+            } => {
+                let mut what = Vec::new();
+                if *swept > 0 {
+                    what.push(format!("{swept} still running when it exited (stopped)"));
+                }
+                if *killed_after_grace > 0 {
+                    what.push(format!(
+                        "{killed_after_grace} ignored SIGTERM (killed with SIGKILL after the grace period)"
+                    ));
+                }
+                if !pids.is_empty() {
+                    what.push(format!("{pids:?} alive after SIGKILL"));
+                }
+                format!(
+                    "{} {agent} (attempt {attempt}) left processes behind: {}",
+                    s.red("leak:"),
+                    what.join("; ")
+                )
+            }
+            RunEvent::Warning { agent, message } => {
+                format!("{} {agent}: {message}", s.yellow("warning:"))
+            }
             RunEvent::BreakerOpen { hint, .. } => format!("{} {hint}", s.red("breaker open:")),
             RunEvent::GateFailed {
                 batch,
@@ -309,6 +384,23 @@ impl<'a> Output<'a> {
                 m.success = Some(*status == Status::Succeeded);
                 m.error_class = error_class.map(class_name);
                 m.details.insert("attempt".into(), attempt.to_string());
+            }),
+            RunEvent::Leak {
+                batch,
+                agent,
+                attempt,
+                swept,
+                killed_after_grace,
+                pids,
+            } => metric("agent_leak", |m| {
+                m.batch = Some(batch.to_string());
+                m.agent = Some(agent.to_string());
+                m.success = Some(pids.is_empty());
+                m.details.insert("attempt".into(), attempt.to_string());
+                m.details.insert("swept".into(), swept.to_string());
+                m.details
+                    .insert("killed_after_grace".into(), killed_after_grace.to_string());
+                m.details.insert("survived".into(), pids.len().to_string());
             }),
             RunEvent::BatchFinish {
                 batch,

@@ -17,6 +17,7 @@ mod run;
 mod run_durable;
 mod run_failures;
 mod run_isolation;
+mod run_launcher;
 mod run_output;
 mod run_resume;
 mod schema;

@@ -190,10 +190,10 @@ command = ["sh", "-c", {next}]
                 let e = e.unwrap();
                 let name = e.file_name().into_string().unwrap();
                 let n = name.strip_suffix(".pid.json")?.parse().ok()?;
-                // a pid file the resumed runner claimed as `abandoned` ran nothing
-                let claim: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
-                (claim["state"] == "running").then_some(n)
+                // a pid file the resumed runner claimed as `abandoned` ran nothing (the claim
+                // is the file's first JSON value; the supervisor adds the end after it)
+                let claim = baton_run::supervise::claim_of(&std::fs::read(e.path()).unwrap());
+                matches!(claim, Some(baton_run::supervise::PidFile::Running { .. })).then_some(n)
             })
             .collect();
         assert_eq!(claimed, vec![st.attempt], "{a}: attempts that ran");

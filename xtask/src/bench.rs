@@ -25,7 +25,7 @@ const BENCHES: &[(&str, &str, &str)] = &[
     (
         "run",
         "baton run: 8 sleeping agents parallel vs sequential, 200 no-ops vs xargs -P 8, 16 worktrees vs git, peak RSS",
-        "[--samples N] [--skip-sleep] [--files N]",
+        "[--samples N] [--skip-sleep] [--files N] [--only overhead]",
     ),
     (
         "verify",

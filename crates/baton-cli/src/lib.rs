@@ -95,6 +95,12 @@ where
     if args.get(1).is_some_and(|a| a == "__supervise") {
         return cmd::run::supervise_args(&args[2..]);
     }
+    // the helper that forks those supervisors without an exec each (one per run; it must
+    // start before any thread does)
+    if args.get(1).is_some_and(|a| a == "__launch") {
+        return u8::try_from(baton_run::launcher::serve())
+            .unwrap_or(baton_report::exit::ENVIRONMENT);
+    }
     let command = <args::Cli as clap::CommandFactory>::command()
         .bin_name(program.to_owned())
         .display_name(program.to_owned());

@@ -189,12 +189,11 @@ pub fn read_summary(result_file: &Path) -> Option<String> {
     (!summary.is_empty()).then(|| summary.chars().take(2000).collect())
 }
 
-/// What the supervisor had to clean up after the attempt logged to `log`, from the status
-/// file it wrote beside it; `None` when nothing was left behind (or there is no such file:
-/// another executor).
+/// What the supervisor had to clean up after the attempt logged to `log`, from the end it
+/// recorded beside it (`local::read_status`); `None` when nothing was left behind (or there is
+/// no such record: another executor).
 pub fn read_leftovers(log: &Path) -> Option<baton_plan::Leftovers> {
-    let status: crate::supervise::StatusFile =
-        baton_store::read_json(&log.with_extension("status.json")).ok()?;
+    let status = crate::local::read_status(log)?;
     let left = baton_plan::Leftovers {
         swept: status.swept as u32,
         killed_after_grace: status.killed_after_grace as u32,

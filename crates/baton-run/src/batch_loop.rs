@@ -252,7 +252,12 @@ pub fn vars_of(
     agent: &AgentId,
 ) -> Result<AgentVars, IntegrateError> {
     let mut vars = AgentVars::default();
+    // one listing of the results, not a lookup per agent of the plan for every launch
+    let recorded = AgentRecord::recorded(state, plan_id);
     for (_, a) in plan.agents() {
+        if !recorded.contains(a.id.as_str()) {
+            continue;
+        }
         if let Some(record) = AgentRecord::load(state, plan_id, &a.id)? {
             let summary = record
                 .report

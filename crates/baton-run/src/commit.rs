@@ -226,6 +226,23 @@ impl AgentRecord {
         results_dir(state, plan).join(format!("{agent}.json"))
     }
 
+    /// The agents with a record: one listing of the results directory (what every launch
+    /// asks, so not a lookup per agent of the plan).
+    pub fn recorded(
+        state: &baton_store::StateDir,
+        plan: &PlanId,
+    ) -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(results_dir(state, plan))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                Some(name.strip_suffix(".json")?.to_owned())
+            })
+            .collect()
+    }
+
     /// The record of `agent`, if it finished an attempt.
     pub fn load(
         state: &baton_store::StateDir,

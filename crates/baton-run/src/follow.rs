@@ -1,5 +1,5 @@
 //! Following an attempt's log as it grows (`baton logs --follow`), woken by inotify on the
-//! log's directory, until the supervisor writes the attempt's status file.
+//! log's directory, until the supervisor records how the attempt ended.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::mem::MaybeUninit;
@@ -7,10 +7,8 @@ use std::path::Path;
 
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 
-use crate::local::status_path;
-
 /// Hand every byte of `log` to `sink`, then each new byte as it is written, until the attempt
-/// has ended. Returns when the status file exists and the log is drained, or the sink fails
+/// has ended. Returns when the attempt's end is recorded and the log is drained, or the sink fails
 /// (a closed pipe).
 pub fn follow(
     log: &Path,
@@ -24,13 +22,14 @@ pub fn follow(
         dir,
         WatchFlags::MODIFY | WatchFlags::CREATE | WatchFlags::MOVED_TO,
     )?;
-    let status = status_path(log);
+
     let mut file = std::fs::File::open(log)?;
     let mut pos = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
     let mut events = [MaybeUninit::<u8>::uninit(); 4096];
     loop {
-        let done = status.exists();
+        // the supervisor adds the end to the pid file (or writes the status file)
+        let done = crate::local::read_outcome(log).is_some();
         file.seek(SeekFrom::Start(pos))?;
         loop {
             let n = file.read(&mut buf)?;

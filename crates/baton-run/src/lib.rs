@@ -28,6 +28,7 @@ pub mod executor;
 pub mod follow;
 pub mod hooks;
 pub mod integrate;
+pub mod launcher;
 pub mod local;
 pub mod preview;
 pub mod procfs;

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -18,8 +19,9 @@ use crate::executor::{
     Adoption, AttemptEvent, AttemptHandle, AttemptSpec, EventKind, ExecError, Executor, KillReport,
     Outcome,
 };
+use crate::launcher::Launcher;
 use crate::procfs;
-use crate::supervise::{CLAIMED_ELSEWHERE, PidFile, StatusFile, SuperviseArgs};
+use crate::supervise::{CLAIMED_ELSEWHERE, PidFile, StatusFile, SuperviseArgs, claim_of};
 use crate::watch::{Watch, Watcher};
 
 /// Runs attempts on this machine.
@@ -32,6 +34,28 @@ pub struct LocalExecutor {
     pub grace: Duration,
     /// Waits for every supervisor on one thread (`None`: a thread per attempt).
     watcher: Option<Watcher>,
+    /// Forks supervisors without an exec each (see [`crate::launcher`]): `launcher_args`
+    /// select it (`["__launch"]`, empty: none); started at the first attempt, dropped (and
+    /// not tried again) if it fails.
+    launcher_args: Vec<OsString>,
+    launcher: Mutex<LauncherState>,
+}
+
+enum LauncherState {
+    NotStarted,
+    Running(Launcher),
+    Failed,
+}
+
+/// What asking the launcher for a supervisor did.
+enum Launched {
+    /// No launcher (none configured, or it failed before): exec the supervisor instead.
+    NoLauncher,
+    Started(u32, OwnedFd),
+    /// The attempt did not start (a supervisor forked for it was stopped).
+    Failed(String),
+    /// The launcher broke during the request: a supervisor may or may not have been forked.
+    Unknown(String),
 }
 
 impl LocalExecutor {
@@ -41,7 +65,64 @@ impl LocalExecutor {
             supervisor_args,
             grace,
             watcher: Watcher::start(on_exit).ok(),
+            launcher_args: Vec::new(),
+            launcher: Mutex::new(LauncherState::NotStarted),
         }
+    }
+
+    /// Start supervisors through a launcher, `supervisor launcher_args…` (`["__launch"]`),
+    /// instead of an exec of `supervisor` per attempt. Falls back to the exec if it fails.
+    pub fn with_launcher(mut self, launcher_args: Vec<OsString>) -> Self {
+        self.launcher_args = launcher_args;
+        self
+    }
+
+    /// Start the supervisor of `spec` through the launcher.
+    fn launch(&self, spec: &AttemptSpec, args: &SuperviseArgs) -> Launched {
+        if self.launcher_args.is_empty() {
+            return Launched::NoLauncher;
+        }
+        let Ok(mut state) = self.launcher.lock() else {
+            return Launched::NoLauncher;
+        };
+        if matches!(*state, LauncherState::NotStarted) {
+            // no pidfds (a kernel before 5.3): nothing could wait on a supervisor that is not
+            // this process's child, so no launcher
+            let pidfds =
+                rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty());
+            *state = match pidfds.map(|_| Launcher::start(&self.supervisor, &self.launcher_args)) {
+                Ok(Ok(l)) => LauncherState::Running(l),
+                _ => LauncherState::Failed,
+            };
+        }
+        let LauncherState::Running(launcher) = &mut *state else {
+            return Launched::NoLauncher;
+        };
+        let env = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let launched = launcher.spawn(&spec.cwd, env, args);
+        let result = match launched {
+            // opened before the next request, after which the launcher may reap it
+            Ok(pid) => {
+                match self::pid(pid).map(|p| rustix::process::pidfd_open(p, PidfdFlags::empty())) {
+                    Ok(Ok(fd)) => return Launched::Started(pid, fd),
+                    Ok(Err(e)) => {
+                        // not reaped (that waits for the next request, and none follows), so
+                        // the pid is still this supervisor: it stops the agent and all it started
+                        if e != rustix::io::Errno::SRCH
+                            && let Ok(p) = self::pid(pid)
+                        {
+                            let _ = rustix::process::kill_process(p, Signal::TERM);
+                        }
+                        Launched::Failed(format!("cannot watch the supervisor {pid}: {e}"))
+                    }
+                    Err(e) => Launched::Failed(e.to_string()),
+                }
+            }
+            Err(e) => Launched::Unknown(format!("the launcher failed: {e}")),
+        };
+        // a broken launcher is not asked again; later attempts are exec'd as before
+        *state = LauncherState::Failed;
+        result
     }
 
     /// Wait for the supervisor behind `fd` on the watcher thread, or on a thread of its own.
@@ -90,9 +171,19 @@ pub fn pid_path(log: &Path) -> PathBuf {
     log.with_extension("pid.json")
 }
 
-/// How a finished attempt ended, from its status file.
+/// How the supervisor recorded the attempt's end: in its pid file, after its claim, or in
+/// its status file (a supervisor that could not claim). `None` while it runs, or if it died
+/// before writing it.
+pub fn read_status(log: &Path) -> Option<StatusFile> {
+    std::fs::read(pid_path(log))
+        .ok()
+        .and_then(|text| crate::supervise::end_of(&text))
+        .or_else(|| baton_store::read_json(&status_path(log)).ok())
+}
+
+/// How a finished attempt ended, from [`read_status`].
 pub fn read_outcome(log: &Path) -> Option<Outcome> {
-    let status: StatusFile = baton_store::read_json(&status_path(log)).ok()?;
+    let status = read_status(log)?;
     Some(if let Some(why) = status.spawn_error {
         Outcome::SpawnFailed(why)
     } else if status.cancelled {
@@ -103,6 +194,29 @@ pub fn read_outcome(log: &Path) -> Option<Outcome> {
         Outcome::Signalled(sig)
     } else {
         Outcome::Lost("the supervisor recorded no exit status".into())
+    })
+}
+
+/// Who claimed an attempt, from its pid file; `None` when nobody ever will start it.
+///
+/// The supervisor creates the file and then writes it (see `supervise::claim_file`), so it may
+/// be read empty or partial. Then its claimer, if alive, still holds it open: that process is
+/// the supervisor (its identity taken now, as the file would have said). If nobody holds it
+/// and it is still incomplete, the claimer died before writing it, so before it started the
+/// agent — and the file, existing, stops any other supervisor from starting it.
+fn read_claim(path: &Path) -> Option<PidFile> {
+    let read = || std::fs::read(path).ok().and_then(|t| claim_of(&t));
+    if let Some(claim) = read() {
+        return Some(claim);
+    }
+    let holder = procfs::holder_of(path);
+    // written meanwhile (the writer closes the file only after writing it)
+    if let Some(claim) = read() {
+        return Some(claim);
+    }
+    holder.map(|p| PidFile::Running {
+        pid: p.pid,
+        start_time: p.start_time,
     })
 }
 
@@ -158,9 +272,8 @@ impl Executor for LocalExecutor {
         spec: &AttemptSpec,
         events: Sender<AttemptEvent>,
     ) -> Result<AttemptHandle, ExecError> {
-        if let Some(dir) = spec.log.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        // the supervisor makes the log's directory (a directory costs an inode: in the
+        // supervisors, side by side, not in the runner, one after another)
         let args = SuperviseArgs {
             log: spec.log.clone(),
             status: status_path(&spec.log),
@@ -168,6 +281,36 @@ impl Executor for LocalExecutor {
             grace: self.grace,
             argv: spec.argv.iter().map(OsString::from).collect(),
         };
+        match self.launch(spec, &args) {
+            Launched::NoLauncher => {}
+            Launched::Started(pid, fd) => {
+                let start_time = procfs::process_ref(pid).map_or(0, |p| p.start_time);
+                self.watch(Watch {
+                    fd,
+                    child: None,
+                    key: spec.key.clone(),
+                    log: spec.log.clone(),
+                    events,
+                })?;
+                return Ok(AttemptHandle::Local { pid, start_time });
+            }
+            Launched::Failed(why) => return Err(ExecError::Other(why)),
+            Launched::Unknown(why) => {
+                // as a resumed runner would: the pid file says whether a supervisor claimed
+                // the attempt (then it is watched), or it is claimed now so none ever starts
+                return match self.adopt_unrecorded(spec, events.clone())? {
+                    Some((handle, Adoption::Running)) => Ok(handle),
+                    Some((handle, Adoption::Finished(outcome))) => {
+                        let _ = events.send(AttemptEvent {
+                            key: spec.key.clone(),
+                            kind: EventKind::Finished(outcome),
+                        });
+                        Ok(handle)
+                    }
+                    None => Err(ExecError::Other(why)),
+                };
+            }
+        }
         let child = Command::new(&self.supervisor)
             .args(&self.supervisor_args)
             .args(args.to_args())
@@ -261,17 +404,14 @@ impl Executor for LocalExecutor {
         match baton_store::create_new_json(&path, &PidFile::Abandoned) {
             // claimed first: no supervisor will ever start this attempt
             Ok(()) => Ok(None),
-            Err(baton_store::StoreError::AlreadyExists { .. }) => {
-                match baton_store::read_json::<PidFile>(&path) {
-                    Ok(PidFile::Running { pid, start_time }) => {
-                        let handle = AttemptHandle::Local { pid, start_time };
-                        let adoption = self.adopt(spec, &handle, events)?;
-                        Ok(Some((handle, adoption)))
-                    }
-                    Ok(PidFile::Abandoned) => Ok(None),
-                    Err(e) => Err(ExecError::Other(e.to_string())),
+            Err(baton_store::StoreError::AlreadyExists { .. }) => match read_claim(&path) {
+                Some(PidFile::Running { pid, start_time }) => {
+                    let handle = AttemptHandle::Local { pid, start_time };
+                    let adoption = self.adopt(spec, &handle, events)?;
+                    Ok(Some((handle, adoption)))
                 }
-            }
+                Some(PidFile::Abandoned) | None => Ok(None),
+            },
             Err(e) => Err(ExecError::Other(e.to_string())),
         }
     }
@@ -305,5 +445,136 @@ impl Executor for LocalExecutor {
                 .filter(|&p| procfs::process_ref(p).is_some())
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_read_while_being_written_finds_its_live_claimer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.pid.json");
+        // created, not yet written: its claimer holds it open
+        std::fs::write(&path, b"").unwrap();
+        let mut claimer = Command::new("sleep")
+            .arg("5")
+            .stdin(std::fs::File::open(&path).unwrap())
+            .spawn()
+            .unwrap();
+        let claim = read_claim(&path);
+        claimer.kill().unwrap();
+        claimer.wait().unwrap();
+        let Some(PidFile::Running { pid, start_time }) = claim else {
+            panic!("the claimer is not found: {claim:?}");
+        };
+        assert_eq!(pid, claimer.id());
+        assert!(start_time > 0);
+        // the claimer died before writing it: nobody started the attempt, nobody will
+        assert_eq!(read_claim(&path), None);
+        std::fs::write(&path, b"{\"state\": \"runn").unwrap();
+        assert_eq!(read_claim(&path), None, "a partial claim with no holder");
+        std::fs::write(&path, b"{\"state\": \"abandoned\"}\n").unwrap();
+        assert_eq!(read_claim(&path), Some(PidFile::Abandoned));
+    }
+
+    #[test]
+    fn a_launcher_that_breaks_mid_request_leaves_the_attempt_claimed_and_never_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a").join("1.log");
+        let spec = AttemptSpec {
+            plan: baton_plan::PlanId::new("OP-20260101-000000-0000000a").unwrap(),
+            key: crate::executor::AttemptKey {
+                batch: baton_plan::BatchId::new("B1").unwrap(),
+                agent: baton_plan::AgentId::new("a").unwrap(),
+                attempt: 1,
+            },
+            argv: vec!["true".into()],
+            cwd: dir.path().to_path_buf(),
+            env: Default::default(),
+            log: log.clone(),
+            timeout: None,
+            resources: Default::default(),
+        };
+        // a "launcher" that exits at once: the request gets no answer
+        let exec = LocalExecutor::new("true".into(), Vec::new(), Duration::from_millis(100))
+            .with_launcher(vec!["__launch".into()]);
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let err = exec.start(&spec, tx).unwrap_err();
+        assert!(err.to_string().contains("the launcher failed"), "{err}");
+        // whatever the launcher did before it broke, no supervisor may start this attempt now
+        assert_eq!(read_claim(&pid_path(&log)), Some(PidFile::Abandoned));
+        assert!(matches!(
+            *exec.launcher.lock().unwrap(),
+            LauncherState::Failed
+        ));
+    }
+
+    #[test]
+    fn a_supervisor_claims_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("1.log");
+        let args = SuperviseArgs {
+            log: log.clone(),
+            status: status_path(&log),
+            pidfile: pid_path(&log),
+            grace: Duration::from_millis(100),
+            argv: vec!["true".into()],
+        };
+        let claim = PidFile::Running {
+            pid: 1,
+            start_time: 2,
+        };
+        assert!(crate::supervise::claim_file(&args.pidfile, &claim).unwrap());
+        assert!(!crate::supervise::claim_file(&args.pidfile, &PidFile::Abandoned).unwrap());
+        assert_eq!(read_claim(&args.pidfile), Some(claim));
+        // no temp file is left beside it
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("1.pid.json")]);
+    }
+
+    #[test]
+    fn an_attempt_s_end_follows_its_claim_and_only_its_own_claimer_adds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("1.log");
+        let me = procfs::process_ref(std::process::id()).unwrap();
+        let end = StatusFile {
+            schema_version: 1,
+            exit_code: Some(3),
+            duration_ms: 5,
+            ..StatusFile::default()
+        };
+        // someone else's claim: no end is added to it
+        let other = PidFile::Running {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        assert!(crate::supervise::claim_file(&pid_path(&log), &other).unwrap());
+        assert!(crate::supervise::append_end(&pid_path(&log), &end).is_err());
+        assert_eq!(read_outcome(&log), None, "not ended");
+        // a supervisor that could not add it wrote the status file instead
+        baton_store::write_json(&status_path(&log), &end).unwrap();
+        assert_eq!(read_outcome(&log), Some(Outcome::Exited(3)));
+        std::fs::remove_file(status_path(&log)).unwrap();
+        std::fs::remove_file(pid_path(&log)).unwrap();
+
+        let mine = PidFile::Running {
+            pid: me.pid,
+            start_time: me.start_time,
+        };
+        assert!(crate::supervise::claim_file(&pid_path(&log), &mine).unwrap());
+        crate::supervise::append_end(&pid_path(&log), &end).unwrap();
+        assert_eq!(read_outcome(&log), Some(Outcome::Exited(3)));
+        assert_eq!(read_claim(&pid_path(&log)), Some(mine));
+        assert!(!status_path(&log).exists(), "no second file for the end");
+        // an end cut short reads as no end (a lost attempt), never as another outcome
+        let text = std::fs::read(pid_path(&log)).unwrap();
+        let cut = &text[..text.len() - 5];
+        assert_eq!(crate::supervise::end_of(cut), None);
+        assert!(claim_of(cut).is_some());
     }
 }

@@ -68,6 +68,35 @@ pub fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
+/// A live process that has the file at `path` open (matched by device and inode through
+/// `/proc/<pid>/fd`), other than this one. Only processes of this user can be seen.
+pub fn holder_of(path: &std::path::Path) -> Option<ProcessRef> {
+    use std::os::unix::fs::MetadataExt;
+    let target = std::fs::metadata(path).ok()?;
+    let me = std::process::id();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+            .filter(|&p| p != me)
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::metadata(fd.path())
+                .is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        });
+        if holds && let Some(p) = process_ref(pid) {
+            return Some(p);
+        }
+    }
+    None
+}
+
 /// `MemAvailable` in MiB.
 pub fn available_memory_mb() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -106,6 +135,25 @@ mod tests {
             start_time: me.start_time + 1,
         };
         assert!(!is_alive(&other));
+    }
+
+    #[test]
+    fn the_holder_of_an_open_file_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("held");
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(holder_of(&path), None, "nobody holds it yet");
+        // a child that holds the file open on its stdin
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .stdin(std::fs::File::open(&path).unwrap())
+            .spawn()
+            .unwrap();
+        let found = holder_of(&path);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(found.map(|p| p.pid), Some(child.id()));
+        assert_eq!(holder_of(&path), None, "gone with the child");
     }
 
     #[test]

@@ -192,6 +192,9 @@ pub struct Runner {
     last: Decision,
     /// Transitions applied in memory, written with the next persisted one (group commit).
     pending: Vec<Pending>,
+    /// Some of `pending` must be on disk before the runner waits (not only handles that the
+    /// supervisors' pid files also record).
+    must_flush: bool,
 }
 
 type Pending = Box<dyn Fn(&mut Execution, &str) -> Result<(), TransitionError>>;
@@ -270,6 +273,7 @@ impl Runner {
             epoch: Instant::now(),
             last: Decision::default(),
             pending: Vec::new(),
+            must_flush: false,
         })
     }
 
@@ -293,6 +297,7 @@ impl Runner {
         f: impl FnOnce(&mut Execution, &str) -> Result<T, TransitionError>,
     ) -> Result<T, RunError> {
         let pending = std::mem::take(&mut self.pending);
+        self.must_flush = false;
         let (exec, value) = self.tracker.update(|e, now| {
             for p in &pending {
                 p(e, now)?;
@@ -306,6 +311,15 @@ impl Runner {
     /// Apply a transition now in memory; it is written with the next persisted transition,
     /// and in any case before the runner waits for anything.
     fn defer(&mut self, f: Pending) -> Result<(), RunError> {
+        self.defer_recoverable(f)?;
+        self.must_flush = true;
+        Ok(())
+    }
+
+    /// Like [`Self::defer`], for a transition that a crash cannot lose because it can be
+    /// found again on resume (a local attempt's handle: its supervisor's pid file says it):
+    /// it waits for the next write that must happen anyway.
+    fn defer_recoverable(&mut self, f: Pending) -> Result<(), RunError> {
         let now = baton_plan::ids::rfc3339_now(SystemTime::now());
         f(&mut self.exec, &now).map_err(|source| TrackError::Transition {
             path: self.tracker.path().to_path_buf(),
@@ -316,7 +330,7 @@ impl Runner {
     }
 
     fn flush(&mut self) -> Result<(), RunError> {
-        if !self.pending.is_empty() {
+        if self.must_flush {
             self.update(|_, _| Ok(()))?;
         }
         Ok(())

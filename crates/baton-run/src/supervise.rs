@@ -150,6 +150,10 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         pid: me.pid,
         start_time: me.start_time,
     };
+    if let Some(dir) = args.pidfile.parent() {
+        // fails below, with the claim, if it cannot be made
+        let _ = std::fs::create_dir_all(dir);
+    }
     match claim_file(&args.pidfile, &claim) {
         Ok(true) => {}
         Ok(false) => return CLAIMED_ELSEWHERE,
@@ -288,10 +292,51 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
 fn finish(args: &SuperviseArgs, mut status: StatusFile, started: Instant) -> i32 {
     status.schema_version = 1;
     status.duration_ms = started.elapsed().as_millis() as u64;
+    // after its claim in the pid file when the claim is this process's (one file, so one
+    // inode, per attempt); in the status file when there is no claim to add it to
+    if append_end(&args.pidfile, &status).is_ok() {
+        return 0;
+    }
     match write_replace(&args.status, &status) {
         Ok(()) => 0,
         Err(_) => 3,
     }
+}
+
+/// Add how the attempt ended to the pid file after this process's claim, as one line written
+/// with one `write` (a reader after this process exited sees all of it, or, if it died while
+/// writing, no valid end: a lost attempt).
+pub(crate) fn append_end(pidfile: &std::path::Path, status: &StatusFile) -> std::io::Result<()> {
+    use std::io::Write;
+    let mine = PidFile::Running {
+        pid: std::process::id(),
+        start_time: procfs::process_ref(std::process::id()).map_or(0, |p| p.start_time),
+    };
+    let text = std::fs::read(pidfile)?;
+    if claim_of(&text).as_ref() != Some(&mine) {
+        return Err(std::io::Error::other("the pid file holds another claim"));
+    }
+    let mut line = serde_json::to_vec(status).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    OpenOptions::new()
+        .append(true)
+        .open(pidfile)?
+        .write_all(&line)
+}
+
+/// The claim at the start of a pid file's text, if it is whole.
+pub fn claim_of(text: &[u8]) -> Option<PidFile> {
+    serde_json::Deserializer::from_slice(text)
+        .into_iter::<PidFile>()
+        .next()?
+        .ok()
+}
+
+/// How the attempt ended, from the line after the claim in a pid file's text, if it is whole.
+pub fn end_of(text: &[u8]) -> Option<StatusFile> {
+    let mut values = serde_json::Deserializer::from_slice(text).into_iter::<serde_json::Value>();
+    values.next()?.ok()?;
+    serde_json::from_value(values.next()?.ok()?).ok()
 }
 
 /// Say in the agent's log what the supervisor had to clean up, so `baton logs` shows it.
@@ -358,15 +403,23 @@ fn write_replace<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Re
 }
 
 /// Create `path` with `value` unless it exists: `Ok(false)` when someone claimed it first.
-fn claim_file<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<bool> {
-    let tmp = temp_with(path, value)?;
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    }
+///
+/// Created in place (`O_EXCL`) and written with one `write` while the file is held open, not
+/// through a temp file: a file costs an inode, and on a busy file system the inode is most
+/// of an agent's start. A reader that finds the file empty or partial knows the claimer is
+/// between those two calls, or died there before starting anything: it finds a live claimer
+/// by the open file ([`crate::procfs::holder_of`]), see `local::read_claim`.
+pub(crate) fn claim_file<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result<bool> {
+    use std::io::Write;
+    let mut bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    let mut file = match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    file.write_all(&bytes)?;
+    Ok(true)
 }
 
 /// Stop every descendant of `root`: SIGTERM to all, wait up to `grace` for them to be reaped,

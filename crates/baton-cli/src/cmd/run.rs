@@ -410,11 +410,10 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> CliResult {
     let (executor, _scratch): (Box<dyn baton_run::Executor>, _) = match slurm {
         Some(s) => (Box::new(s.executor), Some(s.scratch)),
         None => (
-            Box::new(LocalExecutor::new(
-                exe,
-                vec!["__supervise".into()],
-                args.grace,
-            )),
+            Box::new(
+                LocalExecutor::new(exe, vec!["__supervise".into()], args.grace)
+                    .with_launcher(vec!["__launch".into()]),
+            ),
             None,
         ),
     };

@@ -206,13 +206,25 @@ impl Runner {
             }
         }
         if !started.is_empty() {
-            // persisted before anything waits on the attempts
-            self.update(|e, now| {
-                for (b, a, handle, ..) in &started {
+            let handles: Vec<(BatchId, AgentId, AttemptHandle)> = started
+                .iter()
+                .map(|(b, a, h, ..)| (b.clone(), a.clone(), h.clone()))
+                .collect();
+            let record: Pending = Box::new(move |e, now| {
+                for (b, a, handle) in &handles {
                     e.set_handle(b, a, handle.clone(), now)?;
                 }
                 Ok(())
-            })?;
+            });
+            if self.executor.kind() == "local" {
+                // a local supervisor claims its pid file before it starts the agent, so a
+                // resumed runner finds it without the handle: written with the next write
+                // (the next ends or starts), not one of its own per launch
+                self.defer_recoverable(record)?;
+            } else {
+                // persisted before anything waits on the attempts
+                self.update(|e, now| record(e, now))?;
+            }
         }
         for (b, a, handle, log, cwd, isolated, attempt) in started {
             if let (true, AttemptHandle::Local { pid, start_time }) = (isolated, &handle)
@@ -262,7 +274,10 @@ impl Runner {
             Some(_) => {}
             None => return Err("the command is empty".to_owned()),
         }
-        if let Some(dir) = spec.log.parent() {
+        // a local supervisor makes its directory itself, off the runner's path
+        if let Some(dir) = spec.log.parent()
+            && (prompt.is_some() || self.executor.kind() != "local")
+        {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }

@@ -316,10 +316,15 @@ command = ["sh", "-c", {}]
         true
     };
     if !gone(Duration::from_secs(4)) {
-        let Some(baton_plan::AttemptHandle::Local { pid, .. }) =
-            agent(&execution(&repo, id), "hung").handle
+        // a local attempt's handle rides the runner's next write, so the supervisor is found
+        // as a resumed runner finds it: through the attempt's pid file
+        let pidfile = repo
+            .path()
+            .join(format!(".baton/executions/{id}/logs/hung/1.pid.json"));
+        let Some(baton_run::supervise::PidFile::Running { pid, .. }) =
+            baton_run::supervise::claim_of(&std::fs::read(&pidfile).unwrap())
         else {
-            panic!("no local handle");
+            panic!("no claim in {}", pidfile.display());
         };
         std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])

@@ -188,18 +188,44 @@ fn lowering_spares_frees_them_and_dirty_worktrees_never_become_spares() {
     );
     assert_eq!(report["spares"]["count"], 1, "{report}");
 
+    // debris of a spare being taken by a process that is gone
+    let junk = root(&repo).join(".spares/c-4000000000-0-junk");
+    std::fs::create_dir_all(junk.join("tree")).unwrap();
     // a dry run says what it would free and frees nothing
     configure(&repo, 0);
     let dry = baton(&repo, &["--json", "worktree", "cleanup", "--dry-run"])
         .expect_code(0)
         .json();
-    assert_eq!(dry["spares"]["freed"], 1, "{dry}");
+    assert_eq!(dry["spares"]["freed"], 2, "{dry}");
     assert_eq!(dry["spares"]["count"], 1, "{dry}");
+    assert!(junk.exists());
     let real = baton(&repo, &["--json", "worktree", "cleanup"])
         .expect_code(0)
         .json();
-    assert_eq!(real["spares"]["freed"], 1, "{real}");
+    assert_eq!(real["spares"]["freed"], 2, "{real}");
     assert_eq!(real["spares"]["count"], 0, "{real}");
     assert!(!root(&repo).join(".spares").exists());
+    assert_all_valid(&repo, 0);
+}
+
+#[test]
+fn a_spares_directory_that_is_a_symlink_is_never_followed() {
+    let repo = varied_repo();
+    configure(&repo, 1);
+    repo.commit_all("config");
+    let made = create(&repo, "main", &["a"]);
+    let elsewhere = repo.scratch("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, root(&repo).join(".spares")).unwrap();
+    let report = cleanup(&repo);
+    let a = &report["actions"][0];
+    assert!(a["done"] == true && a["spare"] == false, "{report}");
+    assert_eq!(report["spares"]["count"], 0, "{report}");
+    assert!(!path_of(&made[0]).exists(), "removed as without spares");
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written there"
+    );
     assert_all_valid(&repo, 0);
 }

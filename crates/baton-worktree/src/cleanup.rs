@@ -287,10 +287,12 @@ fn action(
     }
 }
 
-/// Only a worktree whose removal loses nothing but ignored files becomes a spare (and those
-/// are deleted first): no uncommitted or untracked work, hidden edits or nested repositories.
+/// Only a worktree baton made whose removal loses nothing but ignored files becomes a spare
+/// (and those are deleted first): no uncommitted or untracked work, hidden edits or nested
+/// repositories. A worktree the user made (`--all`) is removed as before.
 fn spare_eligible(info: &WorktreeInfo) -> bool {
-    info.head_oid.is_some()
+    info.created_by_baton
+        && info.head_oid.is_some()
         && info.dirty.is_some_and(|d| d.is_clean())
         && info
             .hidden

@@ -62,10 +62,21 @@ pub fn spares_dir(root: &Path) -> PathBuf {
     root.join(SPARES_DIR)
 }
 
+/// The spares directory, unless something other than a plain directory (a symlink that would
+/// lead baton's moves and deletions elsewhere) is in its place.
+fn checked_dir(root: &Path) -> Option<PathBuf> {
+    let dir = spares_dir(root);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => Some(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(dir),
+        _ => None,
+    }
+}
+
 /// Ready spares, in name order.
 pub fn list(root: &Path) -> Vec<Spare> {
     let mut out = Vec::new();
-    let Ok(read) = std::fs::read_dir(spares_dir(root)) else {
+    let Some(Ok(read)) = checked_dir(root).map(std::fs::read_dir) else {
         return out;
     };
     for e in read.flatten() {
@@ -96,7 +107,7 @@ pub fn list(root: &Path) -> Vec<Spare> {
 /// Spares being made or taken by a process that is gone, and ready ones that lost a file.
 fn debris(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(read) = std::fs::read_dir(spares_dir(root)) else {
+    let Some(Ok(read)) = checked_dir(root).map(std::fs::read_dir) else {
         return out;
     };
     for e in read.flatten() {
@@ -130,8 +141,10 @@ pub fn trim(root: &Path, keep: usize) -> Result<usize> {
         crate::remove::remove_tree(&s.dir)?;
         freed += 1;
     }
-    if std::fs::read_dir(spares_dir(root)).is_ok_and(|mut r| r.next().is_none()) {
-        let _ = std::fs::remove_dir(spares_dir(root));
+    if let Some(dir) = checked_dir(root)
+        && std::fs::read_dir(&dir).is_ok_and(|mut r| r.next().is_none())
+    {
+        let _ = std::fs::remove_dir(dir);
     }
     Ok(freed)
 }
@@ -184,7 +197,11 @@ pub fn keep(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "wt".to_owned());
     let id = unique(&name);
-    let building = spares_dir(root).join(format!("b-{id}"));
+    let dir = checked_dir(root).ok_or_else(|| WorktreeError::NotOurs {
+        path: spares_dir(root),
+        why: "it is not a plain directory".into(),
+    })?;
+    let building = dir.join(format!("b-{id}"));
     std::fs::create_dir_all(&building).map_err(WorktreeError::io("create", &building))?;
     let tree = building.join("tree");
     std::fs::rename(path, &tree).map_err(WorktreeError::io("move", path))?;

@@ -255,7 +255,11 @@ pub fn apply(s: &Spare, path: &Path, admin_dir: &Path, branch: &str, base: Oid) 
     let link = std::fs::read(&dotgit).map_err(WorktreeError::io("read", &dotgit))?;
     std::fs::remove_file(&dotgit).map_err(WorktreeError::io("remove", &dotgit))?;
     let tree = s.dir.join("tree");
-    std::fs::rename(&tree, path).map_err(WorktreeError::io("move", &tree))?;
+    if let Err(e) = std::fs::rename(&tree, path) {
+        // put the link back, so a rollback can still prove the directory is this worktree's
+        let _ = std::fs::write(&dotgit, &link);
+        return Err(WorktreeError::io("move", &tree)(e));
+    }
     std::fs::write(&dotgit, link).map_err(WorktreeError::io("write", &dotgit))?;
     let index = s.dir.join("index");
     std::fs::rename(&index, admin_dir.join("index")).map_err(WorktreeError::io("move", &index))?;

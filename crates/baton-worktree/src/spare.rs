@@ -249,18 +249,23 @@ pub fn take(root: &Path, base: Oid, known: impl Fn(Oid) -> bool) -> Option<Spare
 /// the worktree's, and a checkout of `base` rewrites only the files that differ from the
 /// spare's commit. Returns the number of files written.
 pub fn apply(s: &Spare, path: &Path, admin_dir: &Path, branch: &str, base: Oid) -> Result<usize> {
-    // The new directory holds only the `.git` file create wrote; renaming the spare's files
-    // over the then empty directory replaces it atomically (and fails if anything appeared).
+    // The new directory holds only the `.git` file create wrote. The spare gets that file
+    // first, the empty directory goes, and the spare's files move in with one rename (which
+    // keeps every file's ctime, so the index's stat data stays right). At no moment is there
+    // a directory at `path` that cannot prove itself this entry's: a kill leaves it complete,
+    // or missing (the journal then drops the entry) with the spare left as debris.
     let dotgit = path.join(".git");
     let link = std::fs::read(&dotgit).map_err(WorktreeError::io("read", &dotgit))?;
-    std::fs::remove_file(&dotgit).map_err(WorktreeError::io("remove", &dotgit))?;
     let tree = s.dir.join("tree");
-    if let Err(e) = std::fs::rename(&tree, path) {
-        // put the link back, so a rollback can still prove the directory is this worktree's
+    let spare_link = tree.join(".git");
+    std::fs::write(&spare_link, &link).map_err(WorktreeError::io("write", &spare_link))?;
+    std::fs::remove_file(&dotgit).map_err(WorktreeError::io("remove", &dotgit))?;
+    if let Err(e) = std::fs::remove_dir(path) {
+        // something else appeared in the new directory: it stays, with its link back
         let _ = std::fs::write(&dotgit, &link);
-        return Err(WorktreeError::io("move", &tree)(e));
+        return Err(WorktreeError::io("remove", path)(e));
     }
-    std::fs::write(&dotgit, link).map_err(WorktreeError::io("write", &dotgit))?;
+    std::fs::rename(&tree, path).map_err(WorktreeError::io("move", &tree))?;
     let index = s.dir.join("index");
     std::fs::rename(&index, admin_dir.join("index")).map_err(WorktreeError::io("move", &index))?;
     // the checkout compares against the spare's commit: HEAD detached there until it is done

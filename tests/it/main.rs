@@ -37,4 +37,5 @@ mod worktree_debris;
 mod worktree_inputs;
 mod worktree_safety;
 mod worktree_setup;
+mod worktree_spares;
 mod worktree_support;

@@ -13,7 +13,7 @@ use crate::worktree_support::assert_all_valid;
 
 /// What a checkout holds, outside `.git`: per path, its kind, permission bits and content
 /// (a symlink's target).
-fn snapshot(root: &Path) -> BTreeMap<String, (char, u32, Vec<u8>)> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, (char, u32, Vec<u8>)> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (char, u32, Vec<u8>)>) {
         for e in std::fs::read_dir(dir).expect("read dir") {
             let e = e.expect("dir entry");
@@ -43,7 +43,7 @@ fn snapshot(root: &Path) -> BTreeMap<String, (char, u32, Vec<u8>)> {
 
 /// A tree with what a checkout must get right: nesting, empty and binary files, executables,
 /// symlinks (relative, dangling, to a directory), odd names, many files in one directory.
-fn varied_repo() -> TestRepo {
+pub(crate) fn varied_repo() -> TestRepo {
     let repo = TestRepo::new();
     for i in 0..120 {
         let depth = i % 6;

@@ -334,3 +334,58 @@ fn cleanup_lists_then_removes_the_debris_of_a_killed_create() {
     // and the plan can be created again
     baton(&repo, &strs(&create_plan_args(PLAN, 1, false))).expect_code(0);
 }
+
+/// With `[worktree] spares`, a SIGKILL at any moment of a create that takes spares leaves
+/// nothing the next run cannot handle: every worktree made is complete and clean, spares
+/// claimed by the killed process are freed as debris, and they never exceed the configured
+/// number. (`BATON_SIGKILL_ITERATIONS` / 5 kills.)
+#[test]
+fn sigkill_at_any_moment_of_create_from_spares_leaves_nothing_the_next_run_cannot_handle() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "target/\n.env\n");
+    repo.commit_all("ignore");
+    repo.write(".config/baton.toml", "[worktree]\nspares = 4\n");
+    repo.write(".git/info/exclude", "/.config/\n");
+    let args = create_plan_args(PLAN, 4, false);
+    let cleanup: Vec<String> = ["worktree", "cleanup", "--force", "--min-age", "0s"]
+        .map(str::to_owned)
+        .to_vec();
+    duration_of(&repo, &args);
+    baton(&repo, &strs(&cleanup)).expect_code(0);
+    // from spares: the window of the path under test
+    let window = duration_of(&repo, &args).mul_f64(1.2);
+    let spares = |repo: &TestRepo| {
+        std::fs::read_dir(root(repo).join(".spares"))
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("s-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let clean = |repo: &TestRepo| {
+        for (path, _) in &git_worktrees(repo)[1..] {
+            assert_eq!(
+                repo.git_in(path, &["status", "--porcelain"]),
+                "",
+                "{path:?}"
+            );
+            assert_eq!(
+                repo.git_in(path, &["diff-files", "--name-only"]),
+                "",
+                "{path:?}"
+            );
+        }
+    };
+    let mut rng = Lcg(5);
+    for _ in 0..iterations().div_ceil(5) {
+        // recovers() ends with a cleanup, which refills the spares for the next kill
+        kill_at_random(&repo, &args, &mut rng, window);
+        recovers(&repo, &args, 4, &clean);
+        assert!(spares(&repo) <= 4);
+    }
+    repo.write(".config/baton.toml", "[worktree]\nspares = 0\n");
+    baton(&repo, &strs(&cleanup)).expect_code(0);
+    assert!(!root(&repo).join(".spares").exists());
+    repo.git(&["fsck", "--no-progress", "--strict"]);
+}

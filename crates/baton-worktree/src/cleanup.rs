@@ -23,6 +23,7 @@ use crate::refs;
 use crate::remove;
 use crate::repo::Worktrees;
 use crate::safety::{Hidden, Presence};
+use crate::spare;
 
 #[derive(Debug, Clone, Default)]
 pub struct CleanupOptions {
@@ -78,6 +79,10 @@ pub struct Action {
     /// Refs written to keep commits reachable that only this entry held: a pruned entry's
     /// detached head, or commits only a removed worktree's HEAD reflog held.
     pub recovered_refs: Vec<String>,
+    /// Kept on disk as a spare for the next create (`[worktree] spares`) instead of deleted:
+    /// the same removal for git (entry and branch go), without its ignored files except
+    /// `reuse_keep`.
+    pub spare: bool,
     /// Done (false in a dry run, or when it failed).
     pub done: bool,
     pub error: Option<String>,
@@ -106,6 +111,8 @@ pub struct CleanupReport {
     pub swept: Vec<PathBuf>,
     /// Interrupted creates, rolled back or forward (or, in a dry run, to be).
     pub debris: Vec<crate::journal::Debris>,
+    /// Spares on disk after this cleanup (`[worktree] spares`), with their disk use.
+    pub spares: crate::SpareUsage,
     /// A worktree the user named was kept, or an action failed.
     pub refused: bool,
 }
@@ -144,6 +151,8 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
         .map_err(crate::WorktreeError::git("read the target commit"))?;
     let mut actions = Vec::new();
     let mut kept = Vec::new();
+    // Room for new spares once those beyond the configured number are gone.
+    let mut spare_room = wt.config.spares.saturating_sub(spare::list(&wt.root).len());
     // What the rollback of interrupted creates removes is not there for the real run to decide
     // on; a dry run leaves it out too, so both say the same.
     let rolled_back: Vec<&PathBuf> = debris.iter().flat_map(|d| &d.rolled_back).collect();
@@ -203,17 +212,25 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
                 {
                     branch_kept = Some(BranchKept::IsTarget);
                 }
-                actions.push(action(info, ActionKind::Remove, branch_kept, detached));
+                let mut a = action(info, ActionKind::Remove, branch_kept, detached);
+                if spare_room > 0 && spare_eligible(info) {
+                    a.spare = true;
+                    spare_room -= 1;
+                }
+                actions.push(a);
             }
         }
     }
     let swept = remove::leftovers(&wt.root);
+    let mut spares_freed = spare::to_trim(&wt.root, wt.config.spares);
     if !opts.dry_run {
+        spares_freed = spare::trim(&wt.root, wt.config.spares)?;
         execute(wt, &listing.worktrees, target_oid, &mut actions)?;
         for p in &swept {
             remove::remove_tree(p)?;
         }
     }
+    let spares = spare::usage(&wt.root, spares_freed);
     let refused = kept.iter().any(|k| k.requested) || actions.iter().any(|a| a.error.is_some());
     Ok(CleanupReport {
         target: listing.target,
@@ -223,6 +240,7 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
         kept,
         swept,
         debris,
+        spares,
         refused,
     })
 }
@@ -263,9 +281,23 @@ fn action(
         } else {
             Vec::new()
         },
+        spare: false,
         done: false,
         error: None,
     }
+}
+
+/// Only a worktree baton made whose removal loses nothing but ignored files becomes a spare
+/// (and those are deleted first): no uncommitted or untracked work, hidden edits or nested
+/// repositories. A worktree the user made (`--all`) is removed as before.
+fn spare_eligible(info: &WorktreeInfo) -> bool {
+    info.created_by_baton
+        && info.head_oid.is_some()
+        && info.dirty.is_some_and(|d| d.is_clean())
+        && info
+            .hidden
+            .as_ref()
+            .is_some_and(|h| h.nested_repos.is_empty() && h.hidden_edits.is_empty())
 }
 
 const REMOVAL_THREADS: usize = 8;
@@ -338,7 +370,13 @@ fn execute(
                         .map_err(crate::WorktreeError::git("read a reflog commit"))?;
                     write_recovery_ref(wt, r, oid)
                 })
-                .and_then(|()| remove::remove_worktree(&a.path, admin_dir)),
+                .and_then(|()| {
+                    if a.spare && keep_spare(wt, info, &a.path, admin_dir).is_ok() {
+                        return Ok(());
+                    }
+                    a.spare = false;
+                    remove::remove_worktree(&a.path, admin_dir)
+                }),
             ActionKind::Prune
                 if crate::safety::presence(&a.path, admin_dir) != Presence::Missing =>
             {
@@ -415,6 +453,34 @@ fn execute(
         }
     }
     Ok(())
+}
+
+/// Keep the worktree at `path` as a spare, after the same proof of identity as a removal.
+fn keep_spare(
+    wt: &Worktrees,
+    info: &WorktreeInfo,
+    path: &std::path::Path,
+    admin_dir: &std::path::Path,
+) -> Result<()> {
+    let Some(head) = info.head_oid else {
+        return Err(crate::WorktreeError::BadConfig {
+            field: "spares",
+            message: "no HEAD".into(),
+        });
+    };
+    if crate::safety::presence(path, admin_dir) != Presence::Owned {
+        return Err(crate::WorktreeError::NotOurs {
+            path: path.to_owned(),
+            why: "not proven this entry's worktree".into(),
+        });
+    }
+    spare::keep(
+        &wt.root,
+        path,
+        admin_dir,
+        head,
+        &wt.config.reuse_keep_set()?,
+    )
 }
 
 fn write_recovery_ref(wt: &Worktrees, name: &str, head: git2::Oid) -> Result<()> {

@@ -20,7 +20,7 @@ use crate::process;
 use crate::repo::Worktrees;
 use crate::reuse::{self, Candidate};
 use crate::setup::{self, Includes};
-use crate::{checkout, refs};
+use crate::{checkout, refs, spare};
 
 /// One worktree to make.
 #[derive(Debug, Clone)]
@@ -195,16 +195,48 @@ pub fn create(
         Some(inc) => inc.matching(&repo)?,
         None => Vec::new(),
     };
-    // Checkouts, in parallel: fresh worktrees of one base together (each blob read once).
+    // Spares (`[worktree] spares`) first: a spare's files move in and only those that differ
+    // from the base are rewritten. The rest are checked out, in parallel: fresh worktrees of
+    // one base together (each blob read once).
+    let mut spared = Vec::new();
     let mut groups: BTreeMap<Oid, Vec<&Path>> = BTreeMap::new();
-    for (p, _, _) in made.iter().filter(|(p, _, _)| p.reuse.is_none()) {
-        groups.entry(p.base_oid).or_default().push(&p.path);
+    for (p, _, admin_dir) in made.iter().filter(|(p, _, _)| p.reuse.is_none()) {
+        let spare = (wt.config.spares > 0)
+            .then(|| spare::take(&wt.root, p.base_oid, |h| repo.find_commit(h).is_ok()))
+            .flatten();
+        match spare {
+            Some(s) => spared.push((p, admin_dir, s)),
+            None => groups.entry(p.base_oid).or_default().push(&p.path),
+        }
     }
-    let mut written: BTreeMap<Oid, usize> = BTreeMap::new();
+    let mut written: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    let from_spares: Vec<Result<(PathBuf, usize)>> = spared
+        .par_iter()
+        .map(|(p, admin_dir, s)| {
+            spare::apply(s, &p.path, admin_dir, &p.req.branch, p.base_oid)
+                .map(|n| (p.path.clone(), n))
+        })
+        .collect();
+    for r in from_spares {
+        match r {
+            Ok((path, n)) => {
+                if let Some(c) = opts.progress.as_deref() {
+                    c.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                written.insert(path, n);
+            }
+            Err(e) => {
+                rollback(wt, &repo, &made, journal_file.as_deref());
+                return Err(e);
+            }
+        }
+    }
     for (oid, paths) in &groups {
         match checkout::populate_many(paths, *oid, opts.progress.as_deref()) {
             Ok(n) => {
-                written.insert(*oid, n);
+                for p in paths {
+                    written.insert(p.to_path_buf(), n);
+                }
             }
             Err(e) => {
                 rollback(wt, &repo, &made, journal_file.as_deref());
@@ -215,7 +247,7 @@ pub fn create(
     let results: Vec<Result<Created>> = made
         .par_iter()
         .map(|(p, name, admin_dir)| {
-            let n = written.get(&p.base_oid).copied().unwrap_or(0);
+            let n = written.get(&p.path).copied().unwrap_or(0);
             finish(wt, p, name, admin_dir, n, opts, &copy_list, now)
         })
         .collect();

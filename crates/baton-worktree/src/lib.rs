@@ -30,6 +30,7 @@ mod repo;
 mod reuse;
 pub mod safety;
 mod setup;
+mod spare;
 
 pub use cleanup::{Action, ActionKind, CleanupOptions, CleanupReport, Kept, cleanup};
 pub use config::WorktreeConfig;
@@ -41,3 +42,4 @@ pub use owner::{release, set_owner};
 pub use prune::{PruneReport, Pruned, prune};
 pub use repo::{Target, Worktrees, check_name};
 pub use setup::INCLUDE_FILE;
+pub use spare::SpareUsage;

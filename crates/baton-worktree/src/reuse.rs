@@ -137,7 +137,7 @@ pub fn switch(
 /// Delete every ignored or untracked file of the previous agent except the build caches the
 /// config names (`[worktree] reuse_keep`): a `.env`, notes or secrets never reach an agent of
 /// another plan.
-fn scrub(path: &Path, keep: &crate::setup::Includes) -> Result<()> {
+pub(crate) fn scrub(path: &Path, keep: &crate::setup::Includes) -> Result<()> {
     let repo =
         Repository::open(path).map_err(WorktreeError::git(format!("open {}", path.display())))?;
     let mut opts = git2::StatusOptions::new();
@@ -165,7 +165,7 @@ fn scrub(path: &Path, keep: &crate::setup::Includes) -> Result<()> {
 
 /// Check out `base` in the worktree at `path` (safe mode: only files that differ from the index
 /// are touched; untracked and ignored files stay) and point its HEAD at `branch`.
-fn checkout_branch(path: &Path, branch: &str, base: Oid) -> Result<usize> {
+pub(crate) fn checkout_branch(path: &Path, branch: &str, base: Oid) -> Result<usize> {
     let repo =
         Repository::open(path).map_err(WorktreeError::git(format!("open {}", path.display())))?;
     let tree = repo

@@ -3,11 +3,16 @@
 //! files shaped like rust-lang/cargo, 4 agents) and the synthetic one (~20k files, 8 agents).
 //!
 //! - create: N worktrees in one `baton worktree create --plan` vs a `git worktree add` loop
-//!   (target <= 0.5x);
+//!   (target <= 0.5x), twice: cold (no spares: every file is a new inode, what a first create
+//!   or `[worktree] spares = 0` gets) and from spares (`[worktree] spares = N`: the previous
+//!   cleanup kept the finished worktrees and create turns them into the new ones);
 //! - reuse: moving a finished worktree to a new agent and base (50 files differ) vs a fresh
 //!   `git worktree add` (target <= 0.1x);
 //! - cleanup: `baton worktree cleanup` of N worktrees vs a `git worktree remove --force` loop
 //!   (target <= 0.5x).
+//!
+//! baton's cleanups pass `--min-age 0s`: the worktrees of a sample have no commits of their
+//! own, so without it cleanup would keep them as *new* and the churn would free nothing.
 //!
 //! Every sample prints its own ratio, and a target is met only when *every* sample meets it,
 //! not the median. Fairness: the side that goes first alternates, dirty pages are flushed
@@ -169,7 +174,8 @@ fn bench_tree(t: &Tree, opts: &Opts) -> Vec<Row> {
     let wants = |w: &str| opts.only.as_deref().is_none_or(|o| o == w);
     let mut rows = Vec::new();
     if wants("create") {
-        rows.push(bench_create(t, opts.samples));
+        rows.push(bench_create(t, opts.samples, false));
+        rows.push(bench_create(t, opts.samples, true));
     }
     if wants("reuse") {
         rows.push(bench_reuse(t, opts.samples));
@@ -358,44 +364,104 @@ fn churn(t: &Tree, work: &str, s: usize) {
     git_remove_loop(t, &paths);
     git_reset(t);
     baton_create(t, &tag);
-    baton(&t.repo, &["worktree", "cleanup"]);
+    baton_cleanup(t);
+}
+
+/// `baton worktree cleanup` of everything the samples made (they are *new*: no commits).
+fn baton_cleanup(t: &Tree) -> String {
+    baton(&t.repo, &["worktree", "cleanup", "--min-age", "0s"])
+}
+
+/// Set `[worktree] spares` in the repository's config (untracked, excluded).
+fn set_spares(t: &Tree, n: usize) {
+    let dir = t.repo.join(".config");
+    std::fs::create_dir_all(&dir).expect("create .config");
+    std::fs::write(
+        dir.join("baton.toml"),
+        format!("[worktree]\nspares = {n}\n"),
+    )
+    .expect("write config");
+    let exclude = t.repo.join(".git/info/exclude");
+    let text = std::fs::read_to_string(&exclude).unwrap_or_default();
+    if !text.lines().any(|l| l == "/.config/") {
+        std::fs::write(&exclude, format!("{text}/.config/\n")).expect("write exclude");
+    }
+}
+
+/// The 1-minute load average, to read each sample against.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 fn report(t: &Tree, work: &str, s: usize, git: Sample, ours: Sample) {
     println!(
         "{:<10} {work:<11} sample {s}: git {:>7.0} ms, baton {:>7.0} ms, ratio {:.2} \
-         (cpu: git {:.0} ms, baton {:.0} ms, ratio {:.2})",
+         (cpu: git {:.0} ms, baton {:.0} ms, ratio {:.2}; load {})",
         t.label,
         git.wall,
         ours.wall,
         ours.wall / git.wall,
         git.cpu,
         ours.cpu,
-        ours.cpu / git.cpu
+        ours.cpu / git.cpu,
+        load()
     );
 }
 
-fn bench_create(t: &Tree, samples: usize) -> Row {
+/// Create samples, cold or from spares. Cold: between samples both tools create and remove a
+/// set of worktrees (churn). From spares: `[worktree] spares` = the number of agents, the
+/// worktrees of the previous round are cleaned up into spares, and git's churn still runs.
+fn bench_create(t: &Tree, samples: usize, spares: bool) -> Row {
     let (mut git, mut ours) = (Vec::new(), Vec::new());
-    let work = format!("create {}", t.agents);
+    let work = if spares {
+        format!("create {} sp", t.agents)
+    } else {
+        format!("create {}", t.agents)
+    };
+    let prefix = if spares { "p" } else { "c" };
+    if spares {
+        set_spares(t, t.agents);
+        baton_create(t, "prime");
+        let out = baton_cleanup(t);
+        assert!(
+            out.contains(&format!("\"count\": {}", t.agents)),
+            "cleanup kept spares: {out}"
+        );
+    }
     for s in 0..samples {
         if s > 0 {
-            churn(t, "c", s);
+            if spares {
+                let tag = format!("churn-p{s}");
+                let paths = git_paths(t, &tag);
+                git_add_loop(t, &paths, &tag, "main");
+                git_remove_loop(t, &paths);
+                git_reset(t);
+            } else {
+                churn(t, "c", s);
+            }
         }
-        let tag = format!("c{s}");
+        let tag = format!("{prefix}{s}");
         let paths = git_paths(t, &tag);
         // alternate who goes first, so neither always meets a quieter filesystem
         if s % 2 == 1 {
             ours.push(timed(|| baton_create(t, &tag)));
-            baton(&t.repo, &["worktree", "cleanup"]);
+            baton_cleanup(t);
         }
         git.push(timed(|| git_add_loop(t, &paths, &tag, "main")));
         git_reset(t);
         if s % 2 == 0 {
             ours.push(timed(|| baton_create(t, &tag)));
-            baton(&t.repo, &["worktree", "cleanup"]);
+            baton_cleanup(t);
         }
         report(t, &work, s, git[s], ours[s]);
+    }
+    if spares {
+        // free the spares: the other benches start without
+        set_spares(t, 0);
+        baton_cleanup(t);
     }
     Row {
         tree: t.label,
@@ -470,7 +536,7 @@ fn bench_cleanup(t: &Tree, samples: usize) -> Row {
         let ours_once = |ours: &mut Vec<Sample>| {
             baton_create(t, &tag);
             let mut out = String::new();
-            ours.push(timed(|| out = baton(&t.repo, &["worktree", "cleanup"])));
+            ours.push(timed(|| out = baton_cleanup(t)));
             assert_eq!(
                 out.matches("\"done\": true").count(),
                 t.agents,

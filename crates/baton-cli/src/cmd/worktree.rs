@@ -464,8 +464,13 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, mut a: CleanupArgs) -> CliResult {
                 act.recovered_refs.join(", ")
             )
         };
+        let spare = if act.spare {
+            " as a spare for the next create"
+        } else {
+            ""
+        };
         ctx.say(format!(
-            "{would}{verb} {} ({}){merged}{discards}{branch}{recovered}{stale}{fail}",
+            "{would}{verb} {} ({}){spare}{merged}{discards}{branch}{recovered}{stale}{fail}",
             act.name,
             act.path.display()
         ));
@@ -489,8 +494,22 @@ fn cleanup(ctx: &Ctx, wt: &Worktrees, mut a: CleanupArgs) -> CliResult {
     for p in &report.swept {
         ctx.say(format!("{would}delete leftover {}", p.display()));
     }
+    if report.spares.freed > 0 {
+        ctx.say(format!(
+            "{would}free {} spare(s) beyond [worktree] spares",
+            report.spares.freed
+        ));
+    }
     if report.actions.is_empty() && report.kept.is_empty() && report.swept.is_empty() {
         ctx.say(nothing);
+    }
+    if report.spares.count > 0 {
+        ctx.note(format!(
+            "{} spare worktree(s) in {} use {:.1} MiB; set [worktree] spares = 0 and run cleanup to free them",
+            report.spares.count,
+            report.spares.dir.display(),
+            report.spares.bytes as f64 / (1024.0 * 1024.0)
+        ));
     }
     if report.scope == "all" {
         ctx.note("--all: worktrees baton did not make were included");

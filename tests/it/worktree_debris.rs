@@ -389,3 +389,69 @@ fn sigkill_at_any_moment_of_create_from_spares_leaves_nothing_the_next_run_canno
     assert!(!root(&repo).join(".spares").exists());
     repo.git(&["fsck", "--no-progress", "--strict"]);
 }
+
+/// A SIGKILL at any moment of `cleanup` — worktrees removed first, their branches deleted
+/// after — leaves nothing the next run cannot handle: the next command finishes the branch
+/// deletions the dead cleanup recorded (so no `baton/` branch outlives its worktree and blocks
+/// `create --plan` with "already exists"), and the next cleanup leaves a clean slate.
+/// (`BATON_SIGKILL_ITERATIONS` / 5 kills.)
+#[test]
+fn sigkill_at_any_moment_of_cleanup_leaves_no_branch_behind() {
+    let repo = TestRepo::new();
+    let args = create_plan_args(PLAN, 8, false);
+    let cleanup: Vec<String> = ["worktree", "cleanup", "--force", "--min-age", "0s"]
+        .map(str::to_owned)
+        .to_vec();
+    baton(&repo, &strs(&args)).expect_code(0);
+    let window = duration_of(&repo, &cleanup).mul_f64(1.2);
+    let mut rng = Lcg(13);
+    for _ in 0..iterations().div_ceil(5) {
+        baton(&repo, &strs(&args)).expect_code(0);
+        let before = Audit::before(&repo);
+        kill_at_random(&repo, &cleanup, &mut rng, window);
+        recovers(&repo, &args, 8, &|_| {});
+        before.after(&repo, "main");
+    }
+    repo.git(&["fsck", "--no-progress", "--strict"]);
+}
+
+/// The same window made certain: a dead cleanup's record names branches whose worktrees are
+/// gone. The next command deletes a branch whose work is in the target, keeps one with work
+/// the target lacks (and `create --plan` then refuses that agent, naming its branch).
+#[test]
+fn a_dead_cleanups_branches_are_deleted_only_when_their_work_is_in_the_target() {
+    let repo = TestRepo::new();
+    let args = create_plan_args(PLAN, 2, false);
+    let out = baton(&repo, &strs(&args)).expect_code(0).json();
+    let path = |i: usize| PathBuf::from(out["created"][i]["path"].as_str().unwrap());
+    // a2 has work the target lacks; a1 has none
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    write_file(&path(1), "only-here.txt", "work\n");
+    let work = repo.commit_all_in(&path(1), "a2's work");
+    let (b1, b2) = (format!("baton/{PLAN}/a1"), format!("baton/{PLAN}/a2"));
+    for i in 0..2 {
+        repo.git(&["worktree", "remove", "--force", path(i).to_str().unwrap()]);
+    }
+    let journal =
+        PathBuf::from(repo.git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]))
+            .join("baton-journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    // a dead owner: pid 1 never has this start time
+    let record = serde_json::json!({
+        "schema_version": 1,
+        "owner": {"pid": 1, "start_time": 1},
+        "target": head,
+        "branches": [{"branch": b1, "head": head}, {"branch": b2, "head": work}],
+    });
+    std::fs::write(journal.join("remove-1-1.json"), record.to_string()).unwrap();
+    let before = Audit::before(&repo);
+    let again = baton(&repo, &strs(&args));
+    assert!(again.stderr.contains(&b2), "{}", again.stderr);
+    again.expect_code(2);
+    assert_eq!(
+        repo.git(&["for-each-ref", "--format=%(refname)", "refs/heads/baton/"]),
+        format!("refs/heads/{b2}")
+    );
+    before.after(&repo, "main");
+    assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0);
+}

@@ -326,6 +326,40 @@ fn execute(
     target: git2::Oid,
     actions: &mut [Action],
 ) -> Result<()> {
+    // The branches go after their worktrees: a record of them first, so a cleanup killed in
+    // between is finished by the next command rather than leaving branches with no worktree.
+    let doomed: Vec<crate::journal::removal::Doomed> = actions
+        .iter()
+        .filter(|a| a.delete_branch)
+        .filter_map(|a| {
+            Some(crate::journal::removal::Doomed {
+                branch: a.branch.clone()?,
+                head: a.head.clone()?,
+            })
+        })
+        .collect();
+    let record = match (doomed.is_empty(), process::current_process()) {
+        (false, Some(me)) => Some(crate::journal::removal::begin(
+            wt.common_dir(),
+            me,
+            target,
+            doomed,
+        )?),
+        _ => None,
+    };
+    let result = execute_recorded(wt, infos, target, actions);
+    if let Some(r) = &record {
+        crate::journal::end(r);
+    }
+    result
+}
+
+fn execute_recorded(
+    wt: &Worktrees,
+    infos: &[WorktreeInfo],
+    target: git2::Oid,
+    actions: &mut [Action],
+) -> Result<()> {
     let find = |name: &str| infos.iter().find(|i| i.name.as_deref() == Some(name));
     // Unlinking waits on the filesystem more than on the CPU: more threads than cores keep
     // the disk busy (measured here: 8 threads halve the time of 2 on a 2-core machine).

@@ -23,6 +23,8 @@ use crate::remove;
 use crate::repo::Worktrees;
 use crate::safety::{self, Presence};
 
+pub mod removal;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Journal {
@@ -120,6 +122,32 @@ pub fn recover(wt: &Worktrees, dry_run: bool) -> Result<Vec<Debris>> {
             if !dry_run {
                 let _ = std::fs::remove_file(&file);
             }
+            continue;
+        }
+        if name
+            .as_deref()
+            .is_some_and(|n| n.starts_with(removal::PREFIX))
+        {
+            let Ok(r) = baton_store::read_json::<removal::Removal>(&file) else {
+                continue;
+            };
+            if process::is_alive(&r.owner) {
+                continue;
+            }
+            let steps = match removal::finish(wt, &r, dry_run) {
+                Ok(steps) => {
+                    if !dry_run {
+                        end(&file);
+                    }
+                    steps
+                }
+                Err(e) => vec![format!("could not finish an interrupted cleanup: {e}")],
+            };
+            out.push(Debris {
+                journal: file,
+                steps,
+                rolled_back: Vec::new(),
+            });
             continue;
         }
         let Ok(journal) = baton_store::read_json::<Journal>(&file) else {

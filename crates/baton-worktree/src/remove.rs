@@ -81,11 +81,16 @@ fn trash_pid(name: &str) -> Option<u32> {
 }
 
 fn trash_path(path: &Path) -> PathBuf {
+    trash_path_of(path, std::process::id())
+}
+
+/// Where the process `pid` renames `path` aside while it deletes it.
+pub(crate) fn trash_path_of(path: &Path, pid: u32) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}{TRASH_SUFFIX}", std::process::id()))
+    path.with_file_name(format!(".{name}.{pid}{TRASH_SUFFIX}"))
 }
 
 /// Delete a directory tree. The top levels are split among threads; below

@@ -117,10 +117,18 @@ impl Runner {
         }
         // the batch loop's placeholders ({outputs.X}, {files.X}, {gate_findings}) and env,
         // read before the starts are recorded so the window until the handles are persisted
-        // stays as short as it was (a record that cannot be read leaves them unfilled)
+        // stays as short as it was. One that cannot be read fails the attempt: an agent never
+        // runs with its inputs silently missing.
         let loop_vars: Vec<Option<crate::hooks::AgentVars>> = prepared
-            .iter()
-            .map(|p| self.hooks.agent_vars(&self.plan_id, &p.b, &p.a).ok())
+            .iter_mut()
+            .map(|p| match self.hooks.agent_vars(&self.plan_id, &p.b, &p.a) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    p.error
+                        .get_or_insert(format!("cannot read the batch loop's inputs: {e}"));
+                    None
+                }
+            })
             .collect();
         let attempts = self.update(|e, now| {
             prepared
@@ -182,15 +190,26 @@ impl Runner {
                     branch: p.branch.clone(),
                     succeeded: false,
                 };
-                if self.hooks.cached(&ctx).unwrap_or(false) {
-                    observe(&RunEvent::CacheHit {
-                        batch: p.b.clone(),
-                        agent: p.a.clone(),
-                        attempt,
-                    });
-                    self.live.insert(p.a.clone(), live);
-                    failed.push((spec.key, Outcome::Exited(0), None));
-                    continue;
+                match self.hooks.cached(&ctx) {
+                    Ok(true) => {
+                        observe(&RunEvent::CacheHit {
+                            batch: p.b.clone(),
+                            agent: p.a.clone(),
+                            attempt,
+                        });
+                        self.live.insert(p.a.clone(), live);
+                        failed.push((spec.key, Outcome::Exited(0), None));
+                        continue;
+                    }
+                    Ok(false) => {}
+                    // e.g. a replanned agent's branch could not be moved onto the work it
+                    // must build on: running it anyway would start it from the wrong place
+                    Err(e) => {
+                        self.live.insert(p.a.clone(), live);
+                        let why = format!("cannot prepare the attempt's worktree: {e}");
+                        failed.push((spec.key, Outcome::SpawnFailed(why), None));
+                        continue;
+                    }
                 }
             }
             let result = match p.error {

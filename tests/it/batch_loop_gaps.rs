@@ -438,3 +438,105 @@ fn looking_commands_write_nothing() {
         assert_eq!(refs(), refs_before, "{args:?} changed a ref");
     }
 }
+
+/// `b` fails its first attempt (so the runner waits in its backoff) and records each start.
+const INPUTS_SH: &str = r#"#!/bin/sh
+echo "$1 $BATON_ATTEMPT $2" >> "@STARTS@"
+if [ "$1" = b ] && [ "$BATON_ATTEMPT" -lt 2 ]; then exit 1; fi
+printf '%s\n' "$2" > "$1.txt"
+printf '{"summary": "%s wrote %s.txt"}' "$1" "$1" > "$BATON_RESULT_FILE"
+"#;
+
+const INPUTS_PLAN: &str = r#"
+schema_version = 1
+title = "Inputs"
+
+[profiles.script]
+command = ["sh", "agent.sh", "{agent_id}", "{prompt}"]
+
+[defaults]
+profile = "script"
+
+[[batches]]
+id = "B1"
+[[batches.agents]]
+id = "a"
+task_type = "implement"
+prompt = "part a"
+
+[[batches]]
+id = "B2"
+depends_on = ["B1"]
+[[batches.agents]]
+id = "b"
+task_type = "implement"
+retries = 1
+prompt = "after {outputs.a}"
+"#;
+
+/// An agent whose upstream outputs cannot be read never runs with its placeholders left
+/// empty: its attempt fails as `spawn_failed`, saying why. The upstream record is spoiled
+/// while the runner is down (killed inside `b`'s backoff), so the resumed run's retry meets it.
+#[test]
+fn an_attempt_whose_upstream_outputs_cannot_be_read_fails_instead_of_running() {
+    use crate::run_durable::Events;
+    use crate::run_resume::{signal, spawn_run};
+    let l = Loop::new(INPUTS_PLAN);
+    let starts = l.repo.scratch("s").join("starts");
+    l.repo.write(
+        "agent.sh",
+        &INPUTS_SH.replace("@STARTS@", starts.to_str().unwrap()),
+    );
+    l.repo.commit_all("scripted agents");
+    let run = |args: &[&str]| spawn_run(&l.repo, args);
+    let mut first = run(&[
+        "run",
+        &l.plan,
+        "--json",
+        "--backoff",
+        "6s",
+        "--backoff-cap",
+        "6s",
+    ]);
+    let mut events = Events::of(&mut first);
+    let failed = events.until(|v| v["event"] == "agent_finish" && v["agent"] == "b");
+    assert!(failed["retry_in_ms"].as_u64().is_some(), "{failed}");
+    // the due time is on disk before the runner waits for it
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crate::run::agent(&crate::run::execution(&l.repo, &l.plan), "b")
+        .retry_at
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retry_at persisted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    signal(&first, "-KILL");
+    first.wait().unwrap();
+    let record = l
+        .repo
+        .path()
+        .join(format!(".baton/executions/{}/results/a.json", l.plan));
+    assert!(record.is_file(), "{} exists", record.display());
+    std::fs::write(&record, "{ not json").unwrap();
+
+    let mut second = run(&["run", &l.plan, "--resume", "--json"]);
+    let mut events = Events::of(&mut second);
+    let finish =
+        events.until(|v| v["event"] == "agent_finish" && v["agent"] == "b" && v["attempt"] == 2);
+    events.rest();
+    assert_eq!(second.wait().unwrap().code(), Some(1), "{:#?}", events.seen);
+    assert_eq!(finish["error_class"], "spawn_failed", "{finish}");
+    assert!(
+        finish["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("cannot read the batch loop's inputs")),
+        "{finish}"
+    );
+    // b's command ran once (its failed first attempt), never with `{outputs.a}` unfilled
+    let lines = std::fs::read_to_string(&starts).unwrap();
+    let b_starts: Vec<&str> = lines.lines().filter(|l| l.starts_with("b ")).collect();
+    assert_eq!(b_starts, ["b 1 after a wrote a.txt"], "{lines}");
+}

@@ -369,13 +369,7 @@ impl Undo<'_> {
         // write of that branch.
         let old_branch = item.reused.as_ref().and_then(|r| r.branch.as_deref());
         for b in std::iter::once(item.branch.as_str()).chain(old_branch) {
-            let lock = wt.common_dir().join(format!("refs/heads/{b}.lock"));
-            if lock.is_file() {
-                steps.push(format!("remove stale {}", lock.display()));
-                if !dry_run {
-                    let _ = std::fs::remove_file(&lock);
-                }
-            }
+            remove_stale_ref_lock(wt, b, dry_run, steps);
         }
         let checked_out = wt
             .entries()?
@@ -446,6 +440,18 @@ fn only_partial_dotgit(p: &Path, admin: &Path) -> bool {
             std::fs::read_to_string(p.join(".git")).is_ok_and(|t| full.starts_with(&t))
         }
         _ => false,
+    }
+}
+
+/// Remove git's `refs/heads/<branch>.lock` left by a dead writer of `branch`: only for a
+/// branch that dead process was writing, under the admin lock (a live git would hold it).
+fn remove_stale_ref_lock(wt: &Worktrees, branch: &str, dry_run: bool, steps: &mut Vec<String>) {
+    let lock = wt.common_dir().join(format!("refs/heads/{branch}.lock"));
+    if lock.is_file() {
+        steps.push(format!("remove stale {}", lock.display()));
+        if !dry_run {
+            let _ = std::fs::remove_file(&lock);
+        }
     }
 }
 

@@ -84,13 +84,7 @@ pub(super) fn finish(wt: &Worktrees, r: &Removal, dry_run: bool) -> Result<Vec<S
         let full = format!("refs/heads/{}", d.branch);
         // A deletion cut short leaves git's `<ref>.lock`: the dead cleanup's, since it was
         // deleting this branch (we hold the admin lock); it would block every later write.
-        let lock = wt.common_dir().join(format!("{full}.lock"));
-        if lock.is_file() {
-            steps.push(format!("remove stale {}", lock.display()));
-            if !dry_run {
-                let _ = std::fs::remove_file(&lock);
-            }
-        }
+        super::remove_stale_ref_lock(wt, &d.branch, dry_run, &mut steps);
         match repo.find_reference(&full) {
             Err(_) => {} // deleted before the kill, or since
             Ok(now) if now.target() != Some(head) => steps.push(format!(

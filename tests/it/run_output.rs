@@ -200,14 +200,20 @@ fn on_a_terminal(repo: &TestRepo, args: &[&str]) -> (bool, String) {
     )
 }
 
-#[test]
-fn on_a_terminal_each_running_agent_has_a_live_row_and_plain_lines_otherwise() {
-    if !baton_tests::require_program(
-        "run_output::live_view",
+/// `script` (bsdutils) gives `baton run` a pseudo-terminal; without it the test skips (and
+/// fails under `CI=true`).
+fn has_script(test: &str) -> bool {
+    baton_tests::require_program(
+        test,
         &["script", "--version"],
         "it gives `baton run` a pseudo-terminal",
         "apt-get install bsdutils",
-    ) {
+    )
+}
+
+#[test]
+fn on_a_terminal_each_running_agent_has_a_live_row_and_plain_lines_otherwise() {
+    if !has_script("run_output::live_view") {
         return;
     }
     let repo = TestRepo::new();
@@ -276,12 +282,7 @@ command = ["sh", "-c", "echo reading the code; sleep 1; echo all done"]
 /// After a crash, the resumed run's live view shows the attempts it adopted.
 #[test]
 fn a_resumed_run_on_a_terminal_shows_a_row_for_each_adopted_agent() {
-    if !baton_tests::require_program(
-        "run_output::adopted_rows",
-        &["script", "--version"],
-        "it gives `baton run` a pseudo-terminal",
-        "apt-get install bsdutils",
-    ) {
+    if !has_script("run_output::adopted_rows") {
         return;
     }
     let repo = TestRepo::new();

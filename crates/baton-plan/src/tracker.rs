@@ -1,6 +1,7 @@
 //! Persisting an execution after every transition.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use baton_store::StoreError;
@@ -28,11 +29,17 @@ pub enum TrackError {
 /// Each call takes the file's lock, reads the current state from disk (another process may have
 /// moved it on), applies the transition, bumps `revision` and writes atomically before
 /// releasing the lock. A refused transition writes nothing.
+///
+/// A tracker remembers what it wrote last (shared by its clones): when the file still holds
+/// exactly those bytes, the next update starts from that value instead of parsing the file
+/// again. A runner updates a large execution hundreds of times; parsing it each time was most
+/// of its cost.
 #[derive(Debug, Clone)]
 pub struct ExecutionTracker {
     path: PathBuf,
     plan: Plan,
     plan_id: PlanId,
+    last: Arc<Mutex<baton_store::Written<Execution>>>,
 }
 
 impl ExecutionTracker {
@@ -43,6 +50,7 @@ impl ExecutionTracker {
             path: path.into(),
             plan,
             plan_id,
+            last: Arc::default(),
         };
         if tracker.path.exists() {
             tracker.load()?;
@@ -75,8 +83,15 @@ impl ExecutionTracker {
     ) -> Result<(Execution, T), TrackError> {
         let now = rfc3339_now(SystemTime::now());
         let mut out = None;
-        let result = baton_store::update_json(
+        // a poisoned cache is only a cache: start again from the file
+        let mut last = self.last.lock().unwrap_or_else(|p| {
+            let mut g = p.into_inner();
+            *g = None;
+            g
+        });
+        let result = baton_store::update_json_cached(
             &self.path,
+            &mut last,
             || Execution::new(self.plan_id.clone(), &self.plan, &now),
             |exec: &mut Execution| {
                 let value = f(exec, &now)?;

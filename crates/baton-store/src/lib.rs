@@ -13,7 +13,9 @@ mod jsonl;
 mod layout;
 mod lock;
 
-pub use atomic::{backup, create_new_json, read_json, write_atomic, write_json};
+pub use atomic::{
+    backup, create_new_json, read_json, write_atomic, write_atomic_reusing, write_json,
+};
 pub use errors::StoreError;
 pub use jsonl::{JsonlStats, append_lines, read_jsonl};
 pub use layout::{StateDir, ensure_excluded};
@@ -33,6 +35,10 @@ where
     T: serde::de::DeserializeOwned + Versioned,
 {
     let value: T = read_json(path)?;
+    check_version(path, value)
+}
+
+fn check_version<T: Versioned>(path: &std::path::Path, value: T) -> Result<T, StoreError> {
     let found = value.schema_version();
     if found != T::SCHEMA_VERSION {
         return Err(StoreError::SchemaVersion {
@@ -55,11 +61,48 @@ pub fn update_json<T, E>(
     f: impl FnOnce(&mut T) -> Result<(), E>,
 ) -> Result<Result<T, E>, StoreError>
 where
-    T: serde::de::DeserializeOwned + serde::Serialize + Versioned,
+    T: serde::de::DeserializeOwned + serde::Serialize + Versioned + Clone,
+{
+    update_with(path, &mut None, init, f, write_atomic)
+}
+
+/// The last version one writer wrote of a document: its bytes and its value.
+pub type Written<T> = Option<(Vec<u8>, T)>;
+
+/// [`update_json`] for a writer that updates one document many times (the runner's
+/// execution): when the file still holds exactly the bytes this writer wrote last (`last`),
+/// the value it wrote is taken instead of parsing the file again. Any other writer's change
+/// shows as other bytes and is read from the file, so nothing another process wrote is lost.
+/// Written with [`write_atomic_reusing`]: a document rewritten this often frees no inode per
+/// write.
+pub fn update_json_cached<T, E>(
+    path: &std::path::Path,
+    last: &mut Written<T>,
+    init: impl FnOnce() -> T,
+    f: impl FnOnce(&mut T) -> Result<(), E>,
+) -> Result<Result<T, E>, StoreError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Versioned + Clone,
+{
+    update_with(path, last, init, f, write_atomic_reusing)
+}
+
+fn update_with<T, E>(
+    path: &std::path::Path,
+    last: &mut Written<T>,
+    init: impl FnOnce() -> T,
+    f: impl FnOnce(&mut T) -> Result<(), E>,
+    write: fn(&std::path::Path, &[u8]) -> Result<(), StoreError>,
+) -> Result<Result<T, E>, StoreError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Versioned + Clone,
 {
     let _guard = lock_exclusive(path)?;
-    let mut value = match std::fs::metadata(path) {
-        Ok(_) => read_versioned(path)?,
+    let mut value = match std::fs::read(path) {
+        Ok(bytes) => match last.take() {
+            Some((mine, value)) if mine == bytes => value,
+            _ => check_version(path, atomic::parse_json(path, &bytes)?)?,
+        },
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => init(),
         Err(source) => {
             return Err(StoreError::Io {
@@ -72,6 +115,8 @@ where
     if let Err(err) = f(&mut value) {
         return Ok(Err(err));
     }
-    write_json(path, &value)?;
+    let bytes = atomic::json_bytes(path, &value)?;
+    write(path, &bytes)?;
+    *last = Some((bytes, value.clone()));
     Ok(Ok(value))
 }

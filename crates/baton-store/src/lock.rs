@@ -40,16 +40,25 @@ pub fn lock_path(data: &Path) -> PathBuf {
 /// Creates the parent directory if needed.
 pub fn lock_exclusive(data: &Path) -> Result<LockGuard, StoreError> {
     let path = lock_path(data);
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::io("create directory", parent, e))?;
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+    };
+    // the directory almost always exists: make it only when the open says it does not
+    let file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::io("create directory", parent, e))?;
+            }
+            open()
+        }
+        other => other,
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StoreError::io("open lock file", &path, e))?;
+    .map_err(|e| StoreError::io("open lock file", &path, e))?;
     file.lock().map_err(|e| StoreError::io("lock", &path, e))?;
     Ok(LockGuard { file, path })
 }

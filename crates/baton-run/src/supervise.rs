@@ -10,11 +10,13 @@
 //! exits on its own it sweeps whatever the agent left running. A runner that died loses
 //! nothing: the status file says how the attempt ended.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use baton_plan::ProcessRef;
@@ -127,20 +129,18 @@ pub struct StatusFile {
     pub duration_ms: u64,
 }
 
-#[derive(Default)]
-struct Shared {
-    /// No child is left (the wait loop saw ECHILD).
-    all_gone: bool,
-}
-
-type Sync = Arc<(Mutex<Shared>, Condvar)>;
-
 /// Run the supervisor; returns the process exit code. Call it from `main` of the binary.
+///
+/// One thread: SIGCHLD and the stop signals (SIGTERM, SIGINT, SIGHUP) wake a `poll` through
+/// a socket their handlers write to, and every wake-up reaps what exited and moves the stop
+/// along. (A thread for the signals cost more than the rest of a no-op agent's supervision.)
 pub fn supervise(args: SuperviseArgs) -> i32 {
     let started = Instant::now();
     // Own session and process group; fails only if already a group leader, which is fine.
     let _ = rustix::process::setsid();
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    // before the claim: a stop that comes before the agent starts is seen, not fatal
+    let signals = Signals::register();
 
     let me = procfs::process_ref(std::process::id()).unwrap_or(ProcessRef {
         pid: std::process::id(),
@@ -154,55 +154,39 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         // fails below, with the claim, if it cannot be made
         let _ = std::fs::create_dir_all(dir);
     }
+    let failed = |why: String| StatusFile {
+        spawn_error: Some(why),
+        ..StatusFile::default()
+    };
     match claim_file(&args.pidfile, &claim) {
         Ok(true) => {}
         Ok(false) => return CLAIMED_ELSEWHERE,
         Err(e) => {
-            return finish(
-                &args,
-                StatusFile {
-                    spawn_error: Some(format!("cannot claim the attempt: {e}")),
-                    ..StatusFile::default()
-                },
-                started,
-            );
+            let end = failed(format!("cannot claim the attempt: {e}"));
+            return finish(&args, &claim, end, started);
         }
     }
-
-    let sync: Sync = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
-    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let leaked: Arc<Mutex<(usize, Vec<u32>)>> = Arc::default();
-    // SIGTERM / SIGINT / SIGHUP: stop the agent and everything it started.
-    let mut stopper = None;
-    if let Ok(mut signals) = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ]) {
-        let (sync, cancelled, leaked, grace) =
-            (sync.clone(), cancelled.clone(), leaked.clone(), args.grace);
-        stopper = Some(std::thread::spawn(move || {
-            if signals.forever().next().is_some() {
-                cancelled.store(true, std::sync::atomic::Ordering::SeqCst);
-                let (forced, left) = sweep(me.pid, grace, &sync);
-                let mut l = leaked.lock().expect("not poisoned");
-                l.0 += forced;
-                l.1.extend(left);
-            }
-        }));
+    let signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            let end = failed(format!("cannot watch for signals: {e}"));
+            return finish(&args, &claim, end, started);
+        }
+    };
+    if signals.stop_requested() {
+        // stopped before it started: nothing ran
+        let end = StatusFile {
+            cancelled: true,
+            ..StatusFile::default()
+        };
+        return finish(&args, &claim, end, started);
     }
 
     let log = match OpenOptions::new().create(true).append(true).open(&args.log) {
         Ok(f) => f,
         Err(e) => {
-            return finish(
-                &args,
-                StatusFile {
-                    spawn_error: Some(format!("cannot open {}: {e}", args.log.display())),
-                    ..StatusFile::default()
-                },
-                started,
-            );
+            let end = failed(format!("cannot open {}: {e}", args.log.display()));
+            return finish(&args, &claim, end, started);
         }
     };
     let spawned = log.try_clone().and_then(|out| {
@@ -222,14 +206,7 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
             } else {
                 format!("{program}: {e}")
             };
-            return finish(
-                &args,
-                StatusFile {
-                    spawn_error: Some(why),
-                    ..StatusFile::default()
-                },
-                started,
-            );
+            return finish(&args, &claim, failed(why), started);
         }
     };
     let agent = child.id();
@@ -238,63 +215,158 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
     drop(child);
 
     let mut status = StatusFile::default();
-    let mut sweeper = None;
+    let mut sweep: Option<Sweep> = None;
+    let mut agent_done = false;
     loop {
-        match rustix::process::wait(WaitOptions::empty()) {
-            Ok(Some((pid, ws))) => {
-                if pid.as_raw_nonzero().get() as u32 == agent {
-                    status.exit_code = ws.exit_status();
-                    status.signal = ws.terminating_signal();
-                    if !cancelled.load(std::sync::atomic::Ordering::SeqCst) && has_children() {
-                        // the agent is done; whatever it left running goes too (as a
-                        // subreaper, everything left is a child of this process or below)
-                        let left = procfs::descendants(me.pid);
-                        status.swept = left.len();
-                        if !left.is_empty() {
-                            let (sync, grace) = (sync.clone(), args.grace);
-                            sweeper = Some(std::thread::spawn(move || sweep(me.pid, grace, &sync)));
-                        }
+        // reap whatever exited; `false` once no child is left at all
+        let children_left = loop {
+            match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some((pid, ws))) => {
+                    if pid.as_raw_nonzero().get() as u32 == agent {
+                        status.exit_code = ws.exit_status();
+                        status.signal = ws.terminating_signal();
+                        agent_done = true;
                     }
                 }
+                Ok(None) => break true,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => break false, // ECHILD: nothing is left
             }
-            Ok(None) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => break, // ECHILD: nothing is left
+        };
+        if !children_left {
+            break;
         }
+        if signals.stop_requested() && !status.cancelled {
+            status.cancelled = true;
+            // a sweep of leftovers already under way serves the stop as well
+            if sweep.is_none() {
+                sweep = Some(Sweep::start(me.pid, args.grace));
+            }
+        }
+        if agent_done && sweep.is_none() {
+            // the agent is done; whatever it left running goes too (as a subreaper,
+            // everything left is a child of this process or below)
+            status.swept = procfs::descendants(me.pid).len();
+            sweep = Some(Sweep::start(me.pid, args.grace));
+        }
+        let timeout = sweep.as_mut().and_then(|s| s.step(me.pid));
+        signals.wait(timeout);
     }
-    {
-        let (lock, cv) = &*sync;
-        lock.lock().expect("not poisoned").all_gone = true;
-        cv.notify_all();
-    }
-    if let Some(s) = sweeper
-        && let Ok((forced, left)) = s.join()
-    {
-        status.killed_after_grace += forced;
-        status.leaked.extend(left);
-    }
-    status.cancelled = cancelled.load(std::sync::atomic::Ordering::SeqCst);
-    // a stop's sweep may still be counting what it had to SIGKILL: wait for its tally
-    if status.cancelled
-        && let Some(t) = stopper
-    {
-        let _ = t.join();
-    }
-    {
-        let l = leaked.lock().expect("not poisoned");
-        status.killed_after_grace += l.0;
-        status.leaked.extend(l.1.iter());
+    if let Some(s) = sweep {
+        status.killed_after_grace += s.forced.len();
+        status.leaked.extend(s.leaked);
     }
     note_in_log(&args.log, &status);
-    finish(&args, status, started)
+    finish(&args, &claim, status, started)
 }
 
-fn finish(args: &SuperviseArgs, mut status: StatusFile, started: Instant) -> i32 {
+/// The stop signals' flag, and the socket that every watched signal wakes.
+struct Signals {
+    stop: Arc<AtomicBool>,
+    wake: std::os::unix::net::UnixStream,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+        let (wake, write) = std::os::unix::net::UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            signal_hook::flag::register(sig, stop.clone())?;
+        }
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGCHLD] {
+            signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
+        }
+        Ok(Signals { stop, wake })
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Sleep until a watched signal came (or came since the last wake-up), or `timeout`.
+    fn wait(&self, timeout: Option<Duration>) {
+        use std::io::Read;
+        let ts = timeout.map(|d| rustix::time::Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        let mut fds = [rustix::event::PollFd::new(
+            &self.wake,
+            rustix::event::PollFlags::IN,
+        )];
+        // EINTR is a wake-up like any other
+        let _ = rustix::event::poll(&mut fds, ts.as_ref());
+        let mut buf = [0u8; 64];
+        while matches!((&self.wake).read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// Stopping every descendant: SIGTERM to all, up to the grace period for them to go, then
+/// SIGKILL to whatever is left every 20 ms until nothing is (after 100 rounds the pids left
+/// are reported as leaked, never hidden).
+struct Sweep {
+    deadline: Instant,
+    killing: bool,
+    rounds: u32,
+    forced: BTreeSet<u32>,
+    leaked: Vec<u32>,
+}
+
+impl Sweep {
+    fn start(root: u32, grace: Duration) -> Self {
+        for p in procfs::descendants(root) {
+            kill(p, Signal::TERM);
+        }
+        Sweep {
+            deadline: Instant::now() + grace,
+            killing: false,
+            rounds: 0,
+            forced: BTreeSet::new(),
+            leaked: Vec::new(),
+        }
+    }
+
+    /// Move the sweep on; returns how long to sleep at most before the next step (`None`:
+    /// nothing is left to do but reap).
+    fn step(&mut self, root: u32) -> Option<Duration> {
+        if !self.leaked.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        if !self.killing {
+            if now < self.deadline && !procfs::descendants(root).is_empty() {
+                // woken by SIGCHLD as they go; looked at again at least every 50 ms
+                return Some((self.deadline - now).min(Duration::from_millis(50)));
+            }
+            self.killing = true;
+        }
+        let left = procfs::descendants(root);
+        if left.is_empty() {
+            // only zombies are left: their SIGCHLD wakes the reaping
+            return Some(Duration::from_millis(20));
+        }
+        if self.rounds >= 100 {
+            self.leaked = left;
+            return None;
+        }
+        self.rounds += 1;
+        for &p in &left {
+            kill(p, Signal::KILL);
+            self.forced.insert(p);
+        }
+        Some(Duration::from_millis(20))
+    }
+}
+
+fn finish(args: &SuperviseArgs, claim: &PidFile, mut status: StatusFile, started: Instant) -> i32 {
     status.schema_version = 1;
     status.duration_ms = started.elapsed().as_millis() as u64;
     // after its claim in the pid file when the claim is this process's (one file, so one
     // inode, per attempt); in the status file when there is no claim to add it to
-    if append_end(&args.pidfile, &status).is_ok() {
+    if append_end_as(&args.pidfile, claim, &status).is_ok() {
         return 0;
     }
     match write_replace(&args.status, &status) {
@@ -306,14 +378,24 @@ fn finish(args: &SuperviseArgs, mut status: StatusFile, started: Instant) -> i32
 /// Add how the attempt ended to the pid file after this process's claim, as one line written
 /// with one `write` (a reader after this process exited sees all of it, or, if it died while
 /// writing, no valid end: a lost attempt).
+#[cfg(test)]
 pub(crate) fn append_end(pidfile: &std::path::Path, status: &StatusFile) -> std::io::Result<()> {
-    use std::io::Write;
     let mine = PidFile::Running {
         pid: std::process::id(),
         start_time: procfs::process_ref(std::process::id()).map_or(0, |p| p.start_time),
     };
+    append_end_as(pidfile, &mine, status)
+}
+
+/// [`append_end`] for the claimer `mine`.
+fn append_end_as(
+    pidfile: &std::path::Path,
+    mine: &PidFile,
+    status: &StatusFile,
+) -> std::io::Result<()> {
+    use std::io::Write;
     let text = std::fs::read(pidfile)?;
-    if claim_of(&text).as_ref() != Some(&mine) {
+    if claim_of(&text).as_ref() != Some(mine) {
         return Err(std::io::Error::other("the pid file holds another claim"));
     }
     let mut line = serde_json::to_vec(status).map_err(std::io::Error::other)?;
@@ -371,18 +453,6 @@ fn note_in_log(log: &std::path::Path, status: &StatusFile) {
     }
 }
 
-/// Does this process have a child left (running or not yet reaped)?
-fn has_children() -> bool {
-    // Ok(None): children, none exited yet; Ok(Some): an exited one; ECHILD: none at all
-    rustix::process::waitid(
-        rustix::process::WaitId::All,
-        rustix::process::WaitIdOptions::EXITED
-            | rustix::process::WaitIdOptions::NOHANG
-            | rustix::process::WaitIdOptions::NOWAIT,
-    )
-    .is_ok()
-}
-
 /// A temp file beside `path` with `value` as JSON.
 ///
 /// The supervisor's files are written whole and renamed or linked into place, so no reader
@@ -420,53 +490,6 @@ pub(crate) fn claim_file<T: Serialize>(path: &std::path::Path, value: &T) -> std
     };
     file.write_all(&bytes)?;
     Ok(true)
-}
-
-/// Stop every descendant of `root`: SIGTERM to all, wait up to `grace` for them to be reaped,
-/// then SIGKILL whatever is left until nothing is. Returns how many processes needed SIGKILL
-/// and the pids that survived every SIGKILL.
-fn sweep(root: u32, grace: Duration, sync: &Sync) -> (usize, Vec<u32>) {
-    signal_all(root, Signal::TERM);
-    let (lock, cv) = &**sync;
-    let deadline = Instant::now() + grace;
-    let mut guard = lock.lock().expect("not poisoned");
-    while !guard.all_gone {
-        let now = Instant::now();
-        if now >= deadline || procfs::descendants(root).is_empty() {
-            break;
-        }
-        // woken when the wait loop has reaped the last child
-        guard = cv
-            .wait_timeout(guard, (deadline - now).min(Duration::from_millis(50)))
-            .expect("not poisoned")
-            .0;
-    }
-    drop(guard);
-    let mut forced = std::collections::BTreeSet::new();
-    for _ in 0..100 {
-        let left = procfs::descendants(root);
-        if left.is_empty() {
-            return (forced.len(), Vec::new());
-        }
-        for &p in &left {
-            kill(p, Signal::KILL);
-            forced.insert(p);
-        }
-        let guard = lock.lock().expect("not poisoned");
-        if guard.all_gone {
-            return (forced.len(), Vec::new());
-        }
-        let _ = cv
-            .wait_timeout(guard, Duration::from_millis(20))
-            .expect("not poisoned");
-    }
-    (forced.len(), procfs::descendants(root))
-}
-
-fn signal_all(root: u32, sig: Signal) {
-    for p in procfs::descendants(root) {
-        kill(p, sig);
-    }
 }
 
 fn kill(pid: u32, sig: Signal) {

@@ -251,8 +251,18 @@ pub fn vars_of(
     batch: &BatchId,
     agent: &AgentId,
 ) -> Result<AgentVars, IntegrateError> {
-    let mut vars = AgentVars::default();
-    // one listing of the results, not a lookup per agent of the plan for every launch
+    let upstream = upstream_vars(state, plan_id, plan)?;
+    Ok(vars_with(&upstream, exec, batch, agent))
+}
+
+/// `{outputs.X}` and `{files.X}` of every agent of the plan with a recorded result.
+fn upstream_vars(
+    state: &StateDir,
+    plan_id: &PlanId,
+    plan: &Plan,
+) -> Result<BTreeMap<String, String>, IntegrateError> {
+    let mut vars = BTreeMap::new();
+    // one listing of the results, not a lookup per agent of the plan
     let recorded = AgentRecord::recorded(state, plan_id);
     for (_, a) in plan.agents() {
         if !recorded.contains(a.id.as_str()) {
@@ -264,12 +274,25 @@ pub fn vars_of(
                 .as_ref()
                 .map(|r| r.summary.clone())
                 .unwrap_or_default();
-            vars.placeholders
-                .insert(format!("outputs.{}", a.id), summary);
-            vars.placeholders
-                .insert(format!("files.{}", a.id), record.files.join("\n"));
+            vars.insert(format!("outputs.{}", a.id), summary);
+            vars.insert(format!("files.{}", a.id), record.files.join("\n"));
         }
     }
+    Ok(vars)
+}
+
+/// The upstream placeholders plus what is `agent`'s own: the findings of the last failed gate
+/// when a replan sent it back.
+fn vars_with(
+    upstream: &BTreeMap<String, String>,
+    exec: Option<&baton_plan::Execution>,
+    batch: &BatchId,
+    agent: &AgentId,
+) -> AgentVars {
+    let mut vars = AgentVars {
+        placeholders: upstream.clone(),
+        ..AgentVars::default()
+    };
     let integration = exec
         .and_then(|e| e.batch(batch))
         .and_then(|b| b.integration.as_ref());
@@ -286,7 +309,7 @@ pub fn vars_of(
         vars.env
             .insert("BATON_GATE_REPORT".into(), report.display().to_string());
     }
-    Ok(vars)
+    vars
 }
 
 fn baton_run_isolation(plan: &Plan, agent: &baton_plan::Agent) -> baton_plan::model::Isolation {
@@ -308,10 +331,20 @@ impl BatchHooks for LoopHooks {
     fn agent_vars(
         &self,
         _plan: &PlanId,
-        batch: &BatchId,
-        agent: &AgentId,
-    ) -> Result<AgentVars, HookError> {
-        self.vars_for(batch, agent).map_err(hook)
+        exec: &baton_plan::Execution,
+        starts: &[(&BatchId, &AgentId)],
+    ) -> Vec<Result<AgentVars, HookError>> {
+        // the upstream results are read once for every attempt starting now
+        match upstream_vars(&self.state, &self.plan_id, &self.plan) {
+            Ok(upstream) => starts
+                .iter()
+                .map(|(b, a)| Ok(vars_with(&upstream, Some(exec), b, a)))
+                .collect(),
+            Err(e) => {
+                let why = e.to_string();
+                starts.iter().map(|_| Err(HookError(why.clone()))).collect()
+            }
+        }
     }
 
     fn cached(&self, ctx: &AgentContext) -> Result<bool, HookError> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use baton_plan::{AgentId, BatchId, PlanId};
+use baton_plan::{AgentId, BatchId, Execution, PlanId};
 
 /// An agent attempt that just ended.
 #[derive(Debug, Clone)]
@@ -67,15 +67,16 @@ pub trait BatchHooks: Send + Sync {
     fn base_for(&self, _plan: &PlanId, _batch: &BatchId) -> Result<Option<String>, HookError> {
         Ok(None)
     }
-    /// An attempt of `agent` is about to start: the results of upstream agents and, after a
-    /// failed gate, the findings it must address.
+    /// Attempts of `starts` (batch, agent) are about to start, `exec` being the runner's
+    /// current state: for each, the results of upstream agents and, after a failed gate, the
+    /// findings it must address.
     fn agent_vars(
         &self,
         _plan: &PlanId,
-        _batch: &BatchId,
-        _agent: &AgentId,
-    ) -> Result<AgentVars, HookError> {
-        Ok(AgentVars::default())
+        _exec: &Execution,
+        starts: &[(&BatchId, &AgentId)],
+    ) -> Vec<Result<AgentVars, HookError>> {
+        starts.iter().map(|_| Ok(AgentVars::default())).collect()
     }
     /// An attempt is about to start in its prepared worktree: `true` when the output cache
     /// applied an earlier identical success to its branch, so the runner records the attempt

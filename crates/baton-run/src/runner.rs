@@ -169,7 +169,8 @@ struct Live {
 }
 
 pub struct Runner {
-    plan: Plan,
+    /// Shared, not copied: the loop borrows it while it changes the runner.
+    plan: Arc<Plan>,
     plan_id: PlanId,
     tracker: ExecutionTracker,
     executor: Arc<dyn Executor>,
@@ -253,7 +254,7 @@ impl Runner {
                 cfg.rate_limit_cooldown.as_millis() as u64,
                 exec.breaker.as_ref(),
             ),
-            plan,
+            plan: Arc::new(plan),
             plan_id,
             tracker,
             executor: Arc::from(executor),

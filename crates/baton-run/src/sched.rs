@@ -190,15 +190,9 @@ pub fn decide(plan: &Plan, exec: &Execution, overlaps: &Overlaps, gate: &Gate) -
                     out.steps.push(Step::StartBatch(batch.id.clone()));
                 }
             }
-            Status::Running => decide_batch(
-                plan,
-                batch.kind,
-                state,
-                overlaps,
-                gate,
-                &mut running,
-                &mut out,
-            ),
+            Status::Running => {
+                decide_batch(plan, batch, state, overlaps, gate, &mut running, &mut out)
+            }
             _ => {}
         }
     }
@@ -207,18 +201,25 @@ pub fn decide(plan: &Plan, exec: &Execution, overlaps: &Overlaps, gate: &Gate) -
 
 fn decide_batch<'e>(
     plan: &Plan,
-    kind: BatchKind,
+    batch: &baton_plan::Batch,
     state: &'e BatchState,
     overlaps: &Overlaps,
     gate: &Gate,
     running: &mut Vec<&'e AgentId>,
     out: &mut Decision,
 ) {
+    let kind = batch.kind;
+    // the batch's own agents, looked up once (not a search of the plan per agent per wake-up)
+    let own: std::collections::HashMap<&AgentId, Option<u32>> =
+        batch.agents.iter().map(|a| (&a.id, a.retries)).collect();
     let phases: Vec<(&AgentState, Phase)> = state
         .agents
         .iter()
         .map(|a| {
-            let retries = retries_of(plan, &a.id, gate.default_retries);
+            let retries = match own.get(&a.id) {
+                Some(r) => r.or(plan.defaults.retries).unwrap_or(gate.default_retries),
+                None => retries_of(plan, &a.id, gate.default_retries),
+            };
             (a, phase(a, retries))
         })
         .collect();

@@ -119,9 +119,17 @@ impl Runner {
         // read before the starts are recorded so the window until the handles are persisted
         // stays as short as it was. One that cannot be read fails the attempt: an agent never
         // runs with its inputs silently missing.
+        let starts: Vec<(&BatchId, &AgentId)> = prepared.iter().map(|p| (&p.b, &p.a)).collect();
+        let mut vars = self.hooks.agent_vars(&self.plan_id, &self.exec, &starts);
+        vars.resize_with(prepared.len(), || {
+            Err(crate::hooks::HookError(
+                "the batch loop gave no inputs".into(),
+            ))
+        });
         let loop_vars: Vec<Option<crate::hooks::AgentVars>> = prepared
             .iter_mut()
-            .map(|p| match self.hooks.agent_vars(&self.plan_id, &p.b, &p.a) {
+            .zip(vars)
+            .map(|(p, v)| match v {
                 Ok(v) => Some(v),
                 Err(e) => {
                     p.error

@@ -48,6 +48,9 @@ pub fn run(args: &[String]) -> ExitCode {
     let Some(what) = args.first() else {
         return usage();
     };
+    if cfg!(debug_assertions) && std::env::var_os("BATON_BENCH_DEBUG").is_none() {
+        return in_release(args);
+    }
     match what.as_str() {
         "merged" => merged::run(&args[1..]),
         "metrics" => metrics::run(&args[1..]),
@@ -59,6 +62,38 @@ pub fn run(args: &[String]) -> ExitCode {
             usage()
         }
     }
+}
+
+/// Figures of a debug build are not baton's (the runner alone is several times slower): build
+/// the release binary and run the benchmark with it. `BATON_BENCH_DEBUG=1` measures this
+/// build anyway.
+fn in_release(args: &[String]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("bench: building the release binary (benchmarks measure what users run) ...");
+    let built = std::process::Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "xtask"])
+        .current_dir(&root)
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "error: cargo build --release -p xtask failed; BATON_BENCH_DEBUG=1 measures this debug build instead"
+        );
+        return ExitCode::from(2);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let err = std::process::Command::new(target.join("release").join("xtask"))
+        .arg("bench")
+        .args(args)
+        .exec();
+    eprintln!("error: cannot run the release build: {err}");
+    ExitCode::from(2)
 }
 
 fn usage() -> ExitCode {
@@ -87,6 +122,6 @@ fn help(what: Option<&str>) -> String {
             out.push_str(&format!("  {:<10} options: {options}\n", ""));
         }
     }
-    out.push_str("\nBuild with --release first: cargo build --release -p xtask && ./target/release/xtask bench <what>");
+    out.push_str("\nA debug build (cargo xtask) builds the release binary first and runs the benchmark with it\n(BATON_BENCH_DEBUG=1 measures the debug build).");
     out
 }

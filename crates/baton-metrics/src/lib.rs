@@ -23,6 +23,6 @@ pub mod scan;
 
 pub use errors::{EventError, MetricsError};
 pub use event::{Event, KNOWN_EVENTS};
-pub use log::MetricsLog;
+pub use log::{AppendError, MetricsAppender, MetricsLog};
 pub use report::{Failures, Summary};
 pub use scan::Filter;

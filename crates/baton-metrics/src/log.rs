@@ -14,6 +14,23 @@ pub struct MetricsLog {
     path: PathBuf,
 }
 
+/// A metrics log held open (see [`MetricsLog::appender`]).
+#[derive(Debug)]
+pub struct MetricsAppender(baton_store::JsonlAppender);
+
+impl MetricsAppender {
+    /// Validate every event, then append them all as whole lines in one locked write.
+    pub fn append(&mut self, events: &[Event]) -> Result<(), AppendError> {
+        let mut lines = Vec::with_capacity(events.len());
+        for e in events {
+            e.validate()?;
+            lines.push(e.to_line()?);
+        }
+        self.0.append(&lines).map_err(MetricsError::from)?;
+        Ok(())
+    }
+}
+
 /// Why an append did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -47,6 +64,15 @@ impl MetricsLog {
         }
         baton_store::append_lines(&self.path, &lines, false).map_err(MetricsError::from)?;
         Ok(())
+    }
+
+    /// A writer that keeps the log open, for a process that appends an event at every step
+    /// (a run): the same whole-line, locked appends as [`MetricsLog::append`], without
+    /// opening two files per event.
+    pub fn appender(&self) -> Result<MetricsAppender, MetricsError> {
+        Ok(MetricsAppender(baton_store::JsonlAppender::open(
+            &self.path,
+        )?))
     }
 
     /// Every event in file order, with the count of lines that did not parse (sequential; for

@@ -4,9 +4,9 @@
 //! line left without its newline by a crashed writer is terminated before the next append, so
 //! the damage stays one bad line that readers count and skip, and the new lines are whole.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
@@ -27,12 +27,27 @@ pub struct JsonlStats {
 /// `durable` adds an fsync before the lock is released.
 pub fn append_lines(path: &Path, lines: &[String], durable: bool) -> Result<(), StoreError> {
     let _guard = lock_exclusive(path)?;
-    let mut file = OpenOptions::new()
+    let mut file = open_for_append(path)?;
+    append_locked(path, &mut file, lines, durable)
+}
+
+fn open_for_append(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
         .open(path)
-        .map_err(|e| StoreError::io("open", path, e))?;
+        .map_err(|e| StoreError::io("open", path, e))
+}
+
+/// Write `lines` at the end of `file` (whose lock the caller holds), after a newline if a
+/// crashed writer left the last line unterminated.
+fn append_locked(
+    path: &Path,
+    file: &mut File,
+    lines: &[String],
+    durable: bool,
+) -> Result<(), StoreError> {
     let len = file
         .metadata()
         .map_err(|e| StoreError::io("stat", path, e))?
@@ -62,6 +77,43 @@ pub fn append_lines(path: &Path, lines: &[String], durable: bool) -> Result<(), 
             .map_err(|e| StoreError::io("sync", path, e))?;
     }
     Ok(())
+}
+
+/// [`append_lines`] for a writer that appends often (a run's metrics): the file and its lock
+/// file stay open, so each append is a lock, a look at the last byte and one write, with no
+/// path lookups. The lock is the same sidecar lock other writers take.
+#[derive(Debug)]
+pub struct JsonlAppender {
+    path: PathBuf,
+    lock: File,
+    file: File,
+}
+
+impl JsonlAppender {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // takes (and at once drops) the lock: it makes the directory and the lock file
+        let guard = lock_exclusive(path)?;
+        let lock = OpenOptions::new()
+            .write(true)
+            .open(guard.path())
+            .map_err(|e| StoreError::io("open lock file", guard.path(), e))?;
+        drop(guard);
+        Ok(JsonlAppender {
+            path: path.to_owned(),
+            lock,
+            file: open_for_append(path)?,
+        })
+    }
+
+    pub fn append(&mut self, lines: &[String]) -> Result<(), StoreError> {
+        let lock_path = crate::lock::lock_path(&self.path);
+        self.lock
+            .lock()
+            .map_err(|e| StoreError::io("lock", &lock_path, e))?;
+        let result = append_locked(&self.path, &mut self.file, lines, false);
+        let _ = self.lock.unlock();
+        result
+    }
 }
 
 /// Stream the records of a JSON-lines file to `each`, skipping and counting lines that do not
@@ -110,6 +162,47 @@ pub fn read_jsonl<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_open_appenders_and_one_shot_appends_keep_lines_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("m.jsonl");
+        // a torn last line from a crashed writer, before any appender opened the file
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{\"w\":9,\"n\":0}\n{\"w\":9").unwrap();
+        let threads: Vec<_> = (0..3)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut appender = (w < 2).then(|| JsonlAppender::open(&path).unwrap());
+                    for n in 0..200 {
+                        let line = format!("{{\"w\":{w},\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(n));
+                        match &mut appender {
+                            Some(a) => a.append(&[line]).unwrap(),
+                            None => append_lines(&path, &[line], false).unwrap(),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut per_writer = [0u32; 3];
+        let stats = read_jsonl::<serde_json::Value>(&path, |v| {
+            if let Some(w) = v["w"].as_u64().filter(|w| *w < 3) {
+                assert_eq!(
+                    v["n"].as_u64(),
+                    Some(u64::from(per_writer[w as usize])),
+                    "in order"
+                );
+                per_writer[w as usize] += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(per_writer, [200, 200, 200]);
+        assert_eq!(stats.bad, 1, "only the torn line is bad");
+    }
 
     #[test]
     fn torn_last_line_is_terminated_and_counted() {

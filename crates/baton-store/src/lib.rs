@@ -17,7 +17,7 @@ pub use atomic::{
     backup, create_new_json, read_json, write_atomic, write_atomic_reusing, write_json,
 };
 pub use errors::StoreError;
-pub use jsonl::{JsonlStats, append_lines, read_jsonl};
+pub use jsonl::{JsonlAppender, JsonlStats, append_lines, read_jsonl};
 pub use layout::{StateDir, ensure_excluded};
 pub use lock::{LockGuard, lock_exclusive};
 

@@ -234,6 +234,7 @@ fn bench_parallel(repo: &Path, tmp: &Path, samples: usize) -> (f64, f64) {
 }
 
 fn bench_overhead(repo: &Path, tmp: &Path, samples: usize) -> (f64, f64) {
+    settle(tmp);
     let (mut xargs, mut ours) = (Vec::new(), Vec::new());
     for s in 0..samples {
         let t = Instant::now();
@@ -258,9 +259,11 @@ fn bench_overhead(repo: &Path, tmp: &Path, samples: usize) -> (f64, f64) {
             r#"["true", "{agent_id}"]"#,
             "none",
         );
+        let probe = fs_probe(&tmp.join(format!("probe-{s}")));
         ours.push(baton_run(repo, &p, 8));
         println!(
-            "overhead sample {s}: xargs {:.0} ms, baton {:.0} ms, ratio {:.2}, {:.2} ms per agent",
+            "overhead sample {s}: xargs {:.0} ms, baton {:.0} ms, ratio {:.2}, {:.2} ms per agent \
+             (file system probe: 200 directories + 400 files in {probe:.0} ms)",
             xargs[s],
             ours[s],
             ours[s] / xargs[s],
@@ -268,6 +271,56 @@ fn bench_overhead(repo: &Path, tmp: &Path, samples: usize) -> (f64, f64) {
         );
     }
     (median_ms(xargs), median_ms(ours))
+}
+
+/// What the files baton needs per agent (a directory, a log, a pid file) cost on this file
+/// system right now, in ms for 200 agents. On ext4 without a journal every new inode skips
+/// the inodes freed in its group in the last minute, so a deletion anywhere near (an earlier
+/// run's temp dir, a build) can multiply it; the probe shows when a sample met such a file
+/// system. Nothing is deleted, so the probe adds no such cost of its own.
+fn fs_probe(dir: &Path) -> f64 {
+    let t = Instant::now();
+    for i in 0..200 {
+        let d = dir.join(format!("a{i}"));
+        std::fs::create_dir_all(&d).expect("probe dir");
+        std::fs::write(d.join("1.log"), b"").expect("probe file");
+        std::fs::write(d.join("1.pid.json"), b"").expect("probe file");
+    }
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Wait (at most 5 minutes, saying so) until the file system probe is back to what a quiet
+/// file system gives: ext4 without a journal keeps inodes freed in the last 60 s (300 s while
+/// their table block is unwritten) from reuse, and scans past every one of them at each
+/// allocation; after a large deletion (a test suite's temp dirs, a build) each new file costs
+/// ~1 ms. xargs creates no file, so such a sample measures the file system, not baton. The
+/// samples' probes are printed all the same.
+fn settle(tmp: &Path) {
+    let start = Instant::now();
+    for n in 0.. {
+        let probe = fs_probe(&tmp.join(format!("settle-{n}")));
+        if probe <= 25.0 {
+            if n > 0 {
+                println!(
+                    "file system settled after {:.0} s (probe {probe:.0} ms)",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            return;
+        }
+        if start.elapsed().as_secs() >= 300 {
+            println!(
+                "file system still slow after 5 min (probe {probe:.0} ms): the samples below measure it too"
+            );
+            return;
+        }
+        if n == 0 {
+            println!(
+                "file system probe {probe:.0} ms (a quiet one: < 25 ms): waiting for inodes freed recently to be reusable ..."
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    }
 }
 
 fn bench_worktrees(repo: &Path, tmp: &Path, samples: usize) -> (f64, f64) {

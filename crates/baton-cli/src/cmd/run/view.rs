@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use baton_metrics::{Event, MetricsLog};
+use baton_metrics::{Event, MetricsAppender, MetricsLog};
 use baton_plan::{AgentId, ErrorClass, Plan, Status};
 use baton_run::RunEvent;
 use baton_run::sched::Wait;
@@ -28,6 +28,8 @@ pub struct Output<'a> {
     ctx: &'a Ctx,
     task_types: BTreeMap<AgentId, &'static str>,
     metrics: MetricsLog,
+    /// The log held open after the first event (a run appends one at every step).
+    appender: Option<MetricsAppender>,
     metrics_failed: bool,
     plan: String,
     live: Option<Live>,
@@ -80,6 +82,7 @@ impl<'a> Output<'a> {
                 .map(|(_, a)| (a.id.clone(), a.task_type.as_str()))
                 .collect(),
             metrics,
+            appender: None,
             metrics_failed: false,
             plan: plan.id.as_ref().map(|i| i.to_string()).unwrap_or_default(),
             live,
@@ -436,7 +439,18 @@ impl<'a> Output<'a> {
         {
             m.task_type = Some((*t).to_owned());
         }
-        if let Err(err) = self.metrics.append(&[m]) {
+        let appended = match &mut self.appender {
+            Some(a) => a.append(&[m]).map_err(|e| e.to_string()),
+            None => match self.metrics.appender() {
+                Ok(mut a) => {
+                    let r = a.append(&[m]).map_err(|e| e.to_string());
+                    self.appender = Some(a);
+                    r
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        if let Err(err) = appended {
             self.metrics_failed = true;
             self.ctx
                 .warn(format!("metrics are not recorded for this run: {err}"));

@@ -455,3 +455,121 @@ fn a_dead_cleanups_branches_are_deleted_only_when_their_work_is_in_the_target() 
     before.after(&repo, "main");
     assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0);
 }
+
+/// A cleanup that keeps finished worktrees as spares, SIGKILLed at random moments (fixed
+/// seed): the next plain cleanup (no `--force`) leaves no worktree, no `baton/` branch and no
+/// journal record — in particular no entry whose directory had already moved into the spares
+/// (it used to stay until `cleanup --force`) — and the next create works, from the spares.
+#[test]
+fn sigkill_at_any_moment_of_cleanup_into_spares_leaves_nothing_the_next_cleanup_cannot_handle() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".config/baton.toml",
+        "[worktree]\nmin_age = \"0s\"\nspares = 8\n",
+    );
+    repo.write(".git/info/exclude", "/.config/\n");
+    let create = create_plan_args(PLAN, 8, false);
+    let cleanup: Vec<String> = ["--json", "worktree", "cleanup"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    baton(&repo, &strs(&create)).expect_code(0);
+    let window = duration_of(&repo, &cleanup).mul_f64(1.2);
+    let mut rng = Lcg(5);
+    let mut cut_short = 0;
+    for _ in 0..iterations() {
+        baton(&repo, &strs(&create)).expect_code(0);
+        kill_at_random(&repo, &cleanup, &mut rng, window);
+        if git_worktrees(&repo).len() > 1 {
+            cut_short += 1;
+        }
+        let report = baton(&repo, &strs(&cleanup)).expect_code(0).json();
+        assert_eq!(report["kept"], serde_json::json!([]), "{report:#}");
+        assert_eq!(
+            repo.git(&["for-each-ref", "refs/heads/baton/"]),
+            "",
+            "{report:#}"
+        );
+        assert_clean_slate(&repo);
+    }
+    assert!(cut_short > 0, "no kill landed inside a cleanup");
+    // the spares left are whole: the next create takes them
+    let made = baton(&repo, &strs(&create)).expect_code(0).json();
+    assert_eq!(
+        made["created"].as_array().map(Vec::len),
+        Some(8),
+        "{made:#}"
+    );
+    repo.git(&["fsck", "--no-progress", "--strict"]);
+}
+
+/// The one moment of making a spare a random kill rarely hits: the worktree's files already
+/// moved into the spare being made, its git entry still there. The next plain cleanup (no
+/// `--force`, which a missing directory otherwise needs) removes the entry — the worktree was
+/// proven clean and integrated before it moved —, the dead cleanup's record deletes the
+/// branch, and `--dry-run` says so first without changing anything.
+#[test]
+fn a_cleanup_killed_while_moving_a_worktree_into_the_spares_is_finished_without_force() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".config/baton.toml",
+        "[worktree]\nmin_age = \"0s\"\nspares = 1\n",
+    );
+    repo.write(".git/info/exclude", "/.config/\n");
+    let made = baton(
+        &repo,
+        &[
+            "--json", "worktree", "create", "--plan", PLAN, "--agent", "a1",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let path = PathBuf::from(made["created"][0]["path"].as_str().unwrap());
+    let branch = format!("baton/{PLAN}/a1");
+    // the agent's work, integrated: main has it
+    write_file(&path, "agent.txt", "done\n");
+    repo.git_in(&path, &["add", "agent.txt"]);
+    repo.git_in(&path, &["commit", "-q", "-m", "agent work"]);
+    let head = repo.git_in(&path, &["rev-parse", "HEAD"]);
+    repo.git(&["merge", "-q", "--ff-only", &branch]);
+    let common = repo.path().join(".git");
+    let admin = common.join("worktrees/a1");
+    // what the dead cleanup (pid 4294967295 cannot exist) had done: its record of the branch,
+    // the spare being made with its origin, the worktree's files moved into it
+    let making = root(&repo).join(".spares/b-4294967295-1-a1");
+    std::fs::create_dir_all(&making).unwrap();
+    let origin = serde_json::json!({ "path": path, "admin_dir": admin });
+    write_file(&making, "origin.json", &origin.to_string());
+    std::fs::rename(&path, making.join("tree")).unwrap();
+    let record = serde_json::json!({
+        "schema_version": 1,
+        "owner": {"pid": 4294967295u32, "start_time": 1},
+        "target": repo.git(&["rev-parse", "main"]),
+        "branches": [{"branch": branch, "head": head}]
+    });
+    write_file(
+        &common.join("baton-journal"),
+        "remove-4294967295-1.json",
+        &record.to_string(),
+    );
+
+    let dry = baton(&repo, &["--json", "worktree", "cleanup", "--dry-run"])
+        .expect_code(0)
+        .json();
+    let said = dry["debris"].to_string();
+    assert!(said.contains("moving it into the spares"), "{dry:#}");
+    assert!(said.contains(&format!("delete branch {branch}")), "{dry:#}");
+    assert!(admin.is_dir() && making.is_dir() && branch_exists(&repo, &branch));
+
+    let real = baton(&repo, &["--json", "worktree", "cleanup"])
+        .expect_code(0)
+        .json();
+    assert_eq!(real["kept"], serde_json::json!([]), "{real:#}");
+    assert!(!admin.exists(), "the entry went without --force: {real:#}");
+    assert!(!branch_exists(&repo, &branch), "{real:#}");
+    assert!(!making.exists(), "the half-made spare is debris: {real:#}");
+    assert_clean_slate(&repo);
+    // the work is where it was integrated
+    assert_eq!(repo.git(&["show", "main:agent.txt"]), "done");
+    repo.git(&["fsck", "--no-progress", "--strict"]);
+}

@@ -226,11 +226,72 @@ pub fn write_meta(admin_dir: &Path, meta: &Meta) -> Result<()> {
     Ok(())
 }
 
+/// Where removed admin dirs go to be deleted: `<common dir>/baton-trash/`, outside
+/// `worktrees/`, so neither git nor libgit2 ever sees one half deleted.
+pub const TRASH_DIR: &str = "baton-trash";
+
 /// Remove an admin dir and everything in it (what `git worktree prune` does for one entry).
+///
+/// The entry leaves `worktrees/` in one rename, then is deleted: a kill in between leaves it
+/// whole or gone, never half deleted (an admin dir that lost its `gitdir` but kept its
+/// `HEAD` made libgit2 refuse to delete any branch until someone removed it by hand).
+/// What a killed process left in the trash goes with [`empty_trash`].
 pub fn remove_entry(admin_dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(admin_dir) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let trash = admin_dir
+        .parent()
+        .and_then(Path::parent)
+        .map(|common| common.join(TRASH_DIR));
+    let moved = trash.and_then(|t| {
+        std::fs::create_dir_all(&t).ok()?;
+        let name = admin_dir.file_name()?.to_string_lossy().into_owned();
+        let to = t.join(format!(
+            "{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        match std::fs::rename(admin_dir, &to) {
+            Ok(()) => Some(Ok(to)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Err(e)),
+            Err(_) => None,
+        }
+    });
+    let target = match moved {
+        Some(Ok(to)) => to,
+        Some(Err(_)) => return Ok(()), // already gone
+        None => admin_dir.to_owned(),  // no trash here: deleted where it is
+    };
+    match std::fs::remove_dir_all(&target) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(WorktreeError::io("remove", admin_dir)(e)),
+        Err(e) => Err(WorktreeError::io("remove", &target)(e)),
     }
+}
+
+/// Delete what processes that are gone left in the trash (`<pid>-<n>-<name>`). Returns how
+/// many entries went; a dry run deletes nothing.
+pub fn empty_trash(common_dir: &Path, dry_run: bool) -> usize {
+    let dir = common_dir.join(TRASH_DIR);
+    let Ok(read) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut gone = 0;
+    for e in read.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if crate::process::process_ref(pid).is_some() {
+            continue;
+        }
+        gone += 1;
+        if !dry_run {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    if !dry_run {
+        let _ = std::fs::remove_dir(&dir);
+    }
+    gone
 }

@@ -222,10 +222,13 @@ pub fn cleanup(wt: &Worktrees, opts: &CleanupOptions, now: SystemTime) -> Result
         }
     }
     let swept = remove::leftovers(&wt.root);
-    let mut spares_freed = spare::to_trim(&wt.root, wt.config.spares);
+    let budget = wt.config.spares_max_bytes();
+    let mut spares_freed = spare::to_trim(&wt.root, wt.config.spares, budget);
     if !opts.dry_run {
-        spares_freed = spare::trim(&wt.root, wt.config.spares)?;
+        spares_freed = spare::trim(&wt.root, wt.config.spares, budget)?;
         execute(wt, &listing.worktrees, target_oid, &mut actions)?;
+        // the new spares count against the budget too (the newest are kept)
+        spares_freed += spare::trim(&wt.root, wt.config.spares, budget)?;
         for p in &swept {
             remove::remove_tree(p)?;
         }

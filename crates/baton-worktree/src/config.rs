@@ -41,10 +41,14 @@ pub struct WorktreeConfig {
     /// instead of deleting them, for the next create to reuse: only the files that differ are
     /// rewritten, and no inode is freed or allocated (which ext4 without a journal makes slow
     /// right after a cleanup). Only clean worktrees become spares, without their ignored files
-    /// except `reuse_keep`; cleanup reports their disk use. Default 0 (none); lower it and run
-    /// cleanup to free spares.
-    #[serde(default)]
+    /// except `reuse_keep`; cleanup reports their disk use. Default 8 (a batch's worth); 0
+    /// turns spares off. Lower it and run cleanup to free spares.
+    #[serde(default = "default_spares")]
     pub spares: usize,
+    /// The most disk the spares may use together, in MiB: cleanup frees the oldest beyond it
+    /// (and keeps none larger than it). Default 4096.
+    #[serde(default = "default_spares_max_mib")]
+    pub spares_max_mib: u64,
 }
 
 impl Default for WorktreeConfig {
@@ -57,13 +61,29 @@ impl Default for WorktreeConfig {
             setup: Vec::new(),
             reuse_keep: default_reuse_keep(),
             min_age: default_min_age(),
-            spares: 0,
+            spares: default_spares(),
+            spares_max_mib: default_spares_max_mib(),
         }
     }
 }
 
 fn default_reuse_keep() -> Vec<String> {
     vec!["target/".to_owned(), "node_modules/".to_owned()]
+}
+
+fn default_spares() -> usize {
+    8
+}
+
+fn default_spares_max_mib() -> u64 {
+    4096
+}
+
+impl WorktreeConfig {
+    /// The spares' disk budget in bytes.
+    pub fn spares_max_bytes(&self) -> u64 {
+        self.spares_max_mib.saturating_mul(1024 * 1024)
+    }
 }
 
 fn default_min_age() -> HumanDuration {

@@ -107,14 +107,37 @@ pub struct Debris {
 /// Roll back (or forward) every create whose process is gone. Takes the admin lock.
 pub fn recover(wt: &Worktrees, dry_run: bool) -> Result<Vec<Debris>> {
     let jdir = dir(wt.common_dir());
-    if !jdir.is_dir() {
+    let spares = crate::spare::spares_dir(&wt.root).is_dir();
+    let trash = wt.common_dir().join(crate::admin::TRASH_DIR).is_dir();
+    if !jdir.is_dir() && !spares && !trash {
         return Ok(Vec::new());
     }
     let _lock = admin_lock(wt.common_dir())?;
+    let mut out = Vec::new();
+    if trash {
+        // removed entries a killed process had not finished deleting: out of git's sight
+        // already, so only their bytes are left
+        crate::admin::empty_trash(wt.common_dir(), dry_run);
+    }
+    // first, so that the branches of a cleanup killed while it made spares are no longer
+    // held by the entries it had moved away, and its record below can delete them
+    let mut moved = Vec::new();
+    if spares {
+        for (record, path, step) in crate::spare::finish_moves(&wt.root, dry_run) {
+            moved.push(path.clone());
+            out.push(Debris {
+                journal: record,
+                steps: vec![step],
+                rolled_back: vec![path],
+            });
+        }
+    }
+    if !jdir.is_dir() {
+        return Ok(out);
+    }
     let read = std::fs::read_dir(&jdir).map_err(WorktreeError::io("read", &jdir))?;
     let mut files: Vec<PathBuf> = read.flatten().map(|e| e.path()).collect();
     files.sort();
-    let mut out = Vec::new();
     for file in files {
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
         if name.as_deref().is_some_and(|n| n.ends_with(".tmp")) {
@@ -134,7 +157,7 @@ pub fn recover(wt: &Worktrees, dry_run: bool) -> Result<Vec<Debris>> {
             if process::is_alive(&r.owner) {
                 continue;
             }
-            let steps = match removal::finish(wt, &r, dry_run) {
+            let steps = match removal::finish(wt, &r, &moved, dry_run) {
                 Ok(steps) => {
                     if !dry_run {
                         end(&file);

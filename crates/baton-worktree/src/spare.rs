@@ -1,6 +1,6 @@
 //! Spares: finished worktrees that cleanup keeps on disk (up to `[worktree] spares`, default
-//! none) for the next create to turn into a new agent's worktree, instead of deleting 20k files
-//! and writing 20k new ones.
+//! 8, and `spares_max_mib`, default 4 GiB, together) for the next create to turn into a new
+//! agent's worktree, instead of deleting 20k files and writing 20k new ones.
 //!
 //! Why: on ext4 without a journal, a new inode skips every inode freed less than a minute ago
 //! (six if its inode table block is still dirty), one lookup each, so a create right after a
@@ -73,11 +73,11 @@ fn checked_dir(root: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Ready spares, in name order.
+/// Ready spares, oldest first (by when their record was written).
 pub fn list(root: &Path) -> Vec<Spare> {
     let mut out = Vec::new();
     let Some(Ok(read)) = checked_dir(root).map(std::fs::read_dir) else {
-        return out;
+        return Vec::new();
     };
     for e in read.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -94,14 +94,20 @@ pub fn list(root: &Path) -> Vec<Spare> {
         let Ok(head) = Oid::from_str(&rec.head) else {
             continue;
         };
-        out.push(Spare {
-            dir,
-            head,
-            bytes: rec.bytes,
-        });
+        let made = std::fs::metadata(dir.join("spare.json"))
+            .and_then(|m| m.modified())
+            .ok();
+        out.push((
+            made,
+            Spare {
+                dir,
+                head,
+                bytes: rec.bytes,
+            },
+        ));
     }
-    out.sort_by(|a, b| a.dir.cmp(&b.dir));
-    out
+    out.sort_by(|a, b| (a.0, &a.1.dir).cmp(&(b.0, &b.1.dir)));
+    out.into_iter().map(|(_, s)| s).collect()
 }
 
 /// Spares being made or taken by a process that is gone, and ready ones that lost a file.
@@ -128,16 +134,31 @@ fn debris(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Delete debris, then ready spares beyond `keep` (oldest names first). Returns how many went.
-pub fn trim(root: &Path, keep: usize) -> Result<usize> {
+/// The ready spares [`trim`] deletes: beyond `keep`, then while they use more than
+/// `max_bytes` together (oldest names first).
+fn beyond(root: &Path, keep: usize, max_bytes: u64) -> Vec<Spare> {
+    let ready = list(root);
+    let mut n = ready.len().saturating_sub(keep);
+    let mut total: u64 = ready.iter().skip(n).map(|s| s.bytes).sum();
+    for s in &ready[n..] {
+        if total <= max_bytes {
+            break;
+        }
+        total -= s.bytes;
+        n += 1;
+    }
+    ready.into_iter().take(n).collect()
+}
+
+/// Delete debris, then ready spares beyond `keep` or beyond `max_bytes` of disk together
+/// (oldest names first). Returns how many went.
+pub fn trim(root: &Path, keep: usize, max_bytes: u64) -> Result<usize> {
     let mut freed = 0;
     for d in debris(root) {
         crate::remove::remove_tree(&d)?;
         freed += 1;
     }
-    let ready = list(root);
-    let extra = ready.len().saturating_sub(keep);
-    for s in ready.into_iter().take(extra) {
+    for s in beyond(root, keep, max_bytes) {
         crate::remove::remove_tree(&s.dir)?;
         freed += 1;
     }
@@ -150,8 +171,8 @@ pub fn trim(root: &Path, keep: usize) -> Result<usize> {
 }
 
 /// How many spares [`trim`] would delete.
-pub fn to_trim(root: &Path, keep: usize) -> usize {
-    debris(root).len() + list(root).len().saturating_sub(keep)
+pub fn to_trim(root: &Path, keep: usize, max_bytes: u64) -> usize {
+    debris(root).len() + beyond(root, keep, max_bytes).len()
 }
 
 /// What the spares on disk use now.
@@ -203,6 +224,18 @@ pub fn keep(
     })?;
     let building = dir.join(format!("b-{id}"));
     std::fs::create_dir_all(&building).map_err(WorktreeError::io("create", &building))?;
+    // before anything moves: where the worktree came from, so that a kill after its files
+    // moved (its git entry then names a directory that is gone) is finished by the next
+    // command that touches worktrees (`finish_moves`), not left for `--force`
+    let origin = Origin {
+        path: path.to_owned(),
+        admin_dir: admin_dir.to_owned(),
+    };
+    let origin_json = serde_json::to_vec(&origin).map_err(|e| WorktreeError::BadConfig {
+        field: "spare",
+        message: e.to_string(),
+    })?;
+    baton_store::write_atomic(&building.join(ORIGIN), &origin_json)?;
     let tree = building.join("tree");
     std::fs::rename(path, &tree).map_err(WorktreeError::io("move", path))?;
     let dotgit = tree.join(".git");
@@ -224,6 +257,58 @@ pub fn keep(
     baton_store::write_atomic(&building.join("spare.json"), &json)?;
     let ready = spares_dir(root).join(format!("s-{id}"));
     std::fs::rename(&building, &ready).map_err(WorktreeError::io("move", &building))
+}
+
+/// Where a spare being made came from (`b-*/origin.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Origin {
+    path: PathBuf,
+    admin_dir: PathBuf,
+}
+
+const ORIGIN: &str = "origin.json";
+
+/// Finish what a cleanup killed while it moved a worktree into the spares left: the
+/// worktree's files are in the spare being made (`b-*`, whose process is gone), and its git
+/// entry still names the directory they left. The worktree was proven the entry's, clean and
+/// integrated before it moved, so the entry goes, as the removal would have done (the spare
+/// itself is debris that cleanup deletes). An entry whose directory is back, or that names
+/// another directory, is left alone. Returns, per entry, the spare's record, the worktree's
+/// path and what was done; a dry run changes nothing. The caller holds the admin lock.
+pub fn finish_moves(root: &Path, dry_run: bool) -> Vec<(PathBuf, PathBuf, String)> {
+    let mut steps = Vec::new();
+    for d in debris(root) {
+        let is_making = d
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("b-"));
+        let Some(origin) = is_making
+            .then(|| std::fs::read(d.join(ORIGIN)).ok())
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<Origin>(&b).ok())
+        else {
+            continue;
+        };
+        let gitdir = std::fs::read_to_string(origin.admin_dir.join("gitdir")).unwrap_or_default();
+        let names_it = std::path::Path::new(gitdir.trim()) == origin.path.join(".git");
+        if !names_it || std::fs::symlink_metadata(&origin.path).is_ok() {
+            continue;
+        }
+        steps.push((
+            d.join(ORIGIN),
+            origin.path.clone(),
+            format!(
+                "remove the git entry of {}: a cleanup was killed after moving it into the spares",
+                origin.path.display()
+            ),
+        ));
+        if !dry_run
+            && crate::admin::remove_entry(&origin.admin_dir).is_ok()
+            && let Some(parent) = origin.admin_dir.parent()
+        {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    steps
 }
 
 /// Claim a ready spare for this process: one at `base` if there is one, else the first whose

@@ -4,12 +4,14 @@
 //!
 //! - create: N worktrees in one `baton worktree create --plan` vs a `git worktree add` loop
 //!   (target <= 0.5x), twice: cold (no spares: every file is a new inode, what a first create
-//!   or `[worktree] spares = 0` gets) and from spares (`[worktree] spares = N`: the previous
-//!   cleanup kept the finished worktrees and create turns them into the new ones);
+//!   or `[worktree] spares = 0` gets) and from spares (what the default config, `spares = 8`,
+//!   does after the first cleanup: it kept the finished worktrees and create turns them into
+//!   the new ones);
 //! - reuse: moving a finished worktree to a new agent and base (50 files differ) vs a fresh
 //!   `git worktree add` (target <= 0.1x);
 //! - cleanup: `baton worktree cleanup` of N worktrees vs a `git worktree remove --force` loop
-//!   (target <= 0.5x).
+//!   (target <= 0.5x), with spares off (every file deleted; with the default config cleanup
+//!   moves them into the spares instead).
 //!
 //! baton's cleanups pass `--min-age 0s`: the worktrees of a sample have no commits of their
 //! own, so without it cleanup would keep them as *new* and the churn would free nothing.
@@ -173,6 +175,9 @@ pub fn run(args: &[String]) -> ExitCode {
 fn bench_tree(t: &Tree, opts: &Opts) -> Vec<Row> {
     let wants = |w: &str| opts.only.as_deref().is_none_or(|o| o == w);
     let mut rows = Vec::new();
+    // spares are on by default ([worktree] spares = 8): the cold, reuse and cleanup rows turn
+    // them off, to measure checkouts written and deleted file by file
+    set_spares(t, 0);
     if wants("create") {
         rows.push(bench_create(t, opts.samples, false));
         rows.push(bench_create(t, opts.samples, true));
@@ -416,10 +421,12 @@ fn report(t: &Tree, work: &str, s: usize, git: Sample, ours: Sample) {
 /// worktrees of the previous round are cleaned up into spares, and git's churn still runs.
 fn bench_create(t: &Tree, samples: usize, spares: bool) -> Row {
     let (mut git, mut ours) = (Vec::new(), Vec::new());
+    // "sp": from spares, what the default config does after the first cleanup; "cold": with
+    // `spares = 0`, or the very first create
     let work = if spares {
         format!("create {} sp", t.agents)
     } else {
-        format!("create {}", t.agents)
+        format!("create {} cold", t.agents)
     };
     let prefix = if spares { "p" } else { "c" };
     if spares {

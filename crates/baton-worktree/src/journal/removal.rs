@@ -63,7 +63,14 @@ pub fn begin(
 
 /// Finish the branch deletions of a cleanup whose process is gone. Returns one line per
 /// branch looked at; a dry run deletes nothing.
-pub(super) fn finish(wt: &Worktrees, r: &Removal, dry_run: bool) -> Result<Vec<String>> {
+/// `moved`: worktrees whose files an interrupted cleanup had moved into the spares (their
+/// entries are removed before this runs, or, in a dry run, would be).
+pub(super) fn finish(
+    wt: &Worktrees,
+    r: &Removal,
+    moved: &[PathBuf],
+    dry_run: bool,
+) -> Result<Vec<String>> {
     let repo = wt.open()?;
     let entries = wt.entries()?;
     let target = Oid::from_str(&r.target).map_err(WorktreeError::git(
@@ -99,6 +106,7 @@ pub(super) fn finish(wt: &Worktrees, r: &Removal, dry_run: bool) -> Result<Vec<S
     // `gitdir` left: git itself would prune it, and libgit2 refuses to delete any branch while
     // such a dir exists).
     let mut finished = Vec::new();
+    let mut moved_away = Vec::new();
     for (d, _, full) in &live {
         for e in entries
             .iter()
@@ -108,6 +116,9 @@ pub(super) fn finish(wt: &Worktrees, r: &Removal, dry_run: bool) -> Result<Vec<S
                 && crate::remove::trash_path_of(&e.path, r.owner.pid).is_dir()
             {
                 finished.push(e.admin_dir.clone());
+            } else if dry_run && moved.contains(&e.path) {
+                // gone in the real run (`spare::finish_moves` said so already)
+                moved_away.push(e.admin_dir.clone());
             }
         }
         finished.extend(half_removed_admins(wt.common_dir(), full));
@@ -120,10 +131,11 @@ pub(super) fn finish(wt: &Worktrees, r: &Removal, dry_run: bool) -> Result<Vec<S
     }
     for (d, head, full) in live {
         let kept = |why: &str| format!("keep branch {} ({why})", d.branch);
-        if entries
-            .iter()
-            .any(|e| e.branch() == Some(d.branch.as_str()) && !finished.contains(&e.admin_dir))
-            || main_branch.as_deref() == Some(d.branch.as_str())
+        if entries.iter().any(|e| {
+            e.branch() == Some(d.branch.as_str())
+                && !finished.contains(&e.admin_dir)
+                && !moved_away.contains(&e.admin_dir)
+        }) || main_branch.as_deref() == Some(d.branch.as_str())
         {
             // its worktree was not removed yet: the next cleanup decides about both again
             continue;

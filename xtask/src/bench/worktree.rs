@@ -18,8 +18,11 @@
 //!
 //! Every sample prints its own ratio, and a target is met only when *every* sample meets it,
 //! not the median. Fairness: the side that goes first alternates, dirty pages are flushed
-//! before each timed run, and between samples both tools create and remove a set of worktrees
-//! (churn), so no sample meets a filesystem fresher than a real user's. baton marks the
+//! before each timed run, between samples both tools create and remove a set of worktrees
+//! (churn), so no sample meets a filesystem fresher than a real user's, and within a create
+//! sample neither side's worktrees are removed before the other side ran (on ext4 without a
+//! journal a removal slows every new inode for minutes, so the side that ran second used to
+//! pay for the removal of the first's). baton marks the
 //! directories it creates above its worktrees as tops of directory hierarchies (ext4's `T`
 //! attribute), so each worktree gets block groups of its own; `--git-spread` gives git's
 //! worktree parent the same attribute, to compare with git at its best on this filesystem.
@@ -452,17 +455,19 @@ fn bench_create(t: &Tree, samples: usize, spares: bool) -> Row {
         }
         let tag = format!("{prefix}{s}");
         let paths = git_paths(t, &tag);
-        // alternate who goes first, so neither always meets a quieter filesystem
+        // Both meet the file system the churn left: neither removes its worktrees before the
+        // other has run (a removal of 8 checkouts makes every new inode of the next minutes
+        // scan past 160k freed ones, so whoever ran second paid for the first). Who goes
+        // first still alternates.
         if s % 2 == 1 {
             ours.push(timed(|| baton_create(t, &tag)));
-            baton_cleanup(t);
         }
         git.push(timed(|| git_add_loop(t, &paths, &tag, "main")));
-        git_reset(t);
         if s % 2 == 0 {
             ours.push(timed(|| baton_create(t, &tag)));
-            baton_cleanup(t);
         }
+        git_reset(t);
+        baton_cleanup(t);
         report(t, &work, s, git[s], ours[s]);
     }
     if spares {

@@ -446,6 +446,11 @@ fn rm_removes_a_plan_and_refuses_a_running_one() {
         .start_batch(&plan, &first, "2026-01-01T00:00:01Z")
         .unwrap();
     baton_store::write_json(&exec, &execution).unwrap();
+    // a runner's writes leave a spare beside the execution; it goes with it
+    let bytes = serde_json::to_vec_pretty(&execution).unwrap();
+    baton_store::write_atomic_reusing(&exec, &bytes).unwrap();
+    let spare = baton_store::spare_path(&exec);
+    assert!(spare.is_file());
 
     let refused = baton(&repo, &["plan", "rm", &id[id.len() - 6..]]).expect_code(2);
     assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
@@ -457,6 +462,7 @@ fn rm_removes_a_plan_and_refuses_a_running_one() {
     assert_eq!(out["id"], id.as_str());
     assert!(out["removed_execution"].is_string(), "{out}");
     assert!(!exec.exists());
+    assert!(!spare.exists(), "the execution's spare is removed with it");
     assert!(state_files(&repo).iter().all(|f| !f.starts_with("plans/")));
     baton(&repo, &["plan", "rm", &id]).expect_code(2);
 }

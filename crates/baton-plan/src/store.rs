@@ -119,6 +119,7 @@ pub fn remove_plan(dir: &StateDir, id: &PlanId, force: bool) -> Result<Removed, 
             }
         }
         remove_file(&exec_path)?;
+        remove_file(&baton_store::spare_path(&exec_path))?;
         execution = Some(exec_path);
     }
     remove_file(&plan_path)?;

@@ -57,6 +57,13 @@ fn create_temp_beside(path: &Path) -> Result<(PathBuf, File), StoreError> {
     }
 }
 
+/// The spare file [`write_atomic_reusing`] keeps beside `path` (`.<name>.spare`): whoever
+/// removes `path` for good removes it too.
+pub fn spare_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.spare"))
+}
+
 /// [`write_atomic`] for a file that one writer rewrites many times while holding its lock
 /// (the runner's execution): the new version is written into a spare file beside it
 /// (`.<name>.spare`) and the two names are swapped (`renameat2(RENAME_EXCHANGE)`), so the old
@@ -71,8 +78,7 @@ fn create_temp_beside(path: &Path) -> Result<(PathBuf, File), StoreError> {
 pub fn write_atomic_reusing(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let dir = parent_of(path);
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let spare = path.with_file_name(format!(".{name}.spare"));
+    let spare = spare_path(path);
     // the current version must be a plain file here, not a link to elsewhere
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_file() => {}

@@ -14,7 +14,7 @@ mod layout;
 mod lock;
 
 pub use atomic::{
-    backup, create_new_json, read_json, write_atomic, write_atomic_reusing, write_json,
+    backup, create_new_json, read_json, spare_path, write_atomic, write_atomic_reusing, write_json,
 };
 pub use errors::StoreError;
 pub use jsonl::{JsonlAppender, JsonlStats, append_lines, read_jsonl};

@@ -29,8 +29,10 @@ pub enum WorktreeCommand {
     List(ListArgs),
     /// Remove worktrees baton made whose work is integrated (merging them into the target
     /// changes nothing); keep, and say why, everything else. The debris of interrupted creates
-    /// is rolled back. --json names what each removal discards (ignored files as a count and a
-    /// sample, nested repositories, hidden edits); --dry-run says all of it and changes nothing.
+    /// is rolled back. Up to `[worktree] spares` (default 8) clean ones are kept as spares for
+    /// the next create, which then writes only what differs. --json names what each removal
+    /// discards (ignored files as a count and a sample, nested repositories, hidden edits);
+    /// --dry-run says all of it and changes nothing.
     Cleanup(CleanupArgs),
     /// Remove the administrative entries of worktrees whose directory is gone.
     Prune(PruneArgs),

@@ -87,7 +87,7 @@ pub fn classify(
         }
         Outcome::Signalled(_) => failed(ErrorClass::Killed, None),
         Outcome::TimedOut => failed(ErrorClass::Timeout, None),
-        Outcome::Cancelled => failed(ErrorClass::Interrupted, None),
+        Outcome::Cancelled | Outcome::NotStarted(_) => failed(ErrorClass::Interrupted, None),
         Outcome::SpawnFailed(_) => failed(ErrorClass::SpawnFailed, None),
         Outcome::Lost(_) => failed(ErrorClass::Orphaned, None),
     }

@@ -64,6 +64,11 @@ pub enum Outcome {
     Cancelled,
     /// It never started: the command is missing, the job was refused.
     SpawnFailed(String),
+    /// It never started through no fault of the agent, and nothing will start it under this
+    /// attempt number (the launcher broke while asked for it; the runner claimed the attempt
+    /// so no late supervisor runs it): a new attempt starts at once, as after an interruption,
+    /// whatever the retries.
+    NotStarted(String),
     /// It is gone and its status cannot be known (a process that vanished while no runner
     /// watched and left no status behind).
     Lost(String),
@@ -106,6 +111,9 @@ pub enum ExecError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Other(String),
+    /// See [`Outcome::NotStarted`].
+    #[error("{0}")]
+    NotStarted(String),
 }
 
 /// Where attempts run. Implementations send [`AttemptEvent`]s for every attempt they started or

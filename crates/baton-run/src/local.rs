@@ -307,7 +307,8 @@ impl Executor for LocalExecutor {
                         });
                         Ok(handle)
                     }
-                    None => Err(ExecError::Other(why)),
+                    // claimed now as never started: nothing ran, nothing will
+                    None => Err(ExecError::NotStarted(why)),
                 };
             }
         }

@@ -150,7 +150,9 @@ impl Runner {
         );
         let duration_ms = live.started.elapsed().as_millis() as u64;
         let mut detail = match &outcome {
-            Outcome::SpawnFailed(why) | Outcome::Lost(why) => Some(why.clone()),
+            Outcome::SpawnFailed(why) | Outcome::Lost(why) | Outcome::NotStarted(why) => {
+                Some(why.clone())
+            }
             _ => None,
         };
         let ctx = AgentContext {

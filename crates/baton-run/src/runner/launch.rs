@@ -221,7 +221,7 @@ impl Runner {
                 }
             }
             let result = match p.error {
-                Some(e) => Err(e),
+                Some(e) => Err(Outcome::SpawnFailed(e)),
                 None => self.start_one(&spec, prompt.as_ref()),
             };
             self.live.insert(p.a.clone(), live);
@@ -229,7 +229,7 @@ impl Runner {
                 Ok(handle) => {
                     started.push((p.b, p.a, handle, spec.log, p.cwd, p.isolated, attempt))
                 }
-                Err(e) => failed.push((spec.key, Outcome::SpawnFailed(e), None)),
+                Err(outcome) => failed.push((spec.key, outcome, None)),
             }
         }
         if !started.is_empty() {
@@ -288,7 +288,7 @@ impl Runner {
         &self,
         spec: &crate::executor::AttemptSpec,
         prompt: Option<&(PathBuf, String)>,
-    ) -> Result<AttemptHandle, String> {
+    ) -> Result<AttemptHandle, Outcome> {
         let search_path = spec
             .env
             .get("PATH")
@@ -296,24 +296,30 @@ impl Runner {
             .or_else(|| self.cfg.search_path.clone());
         match spec.argv.first() {
             Some(p) if self.executor.kind() == "local" => {
-                attempt::preflight(p, &spec.cwd, search_path.as_deref())?;
+                attempt::preflight(p, &spec.cwd, search_path.as_deref())
+                    .map_err(Outcome::SpawnFailed)?;
             }
             Some(_) => {}
-            None => return Err("the command is empty".to_owned()),
+            None => return Err(Outcome::SpawnFailed("the command is empty".to_owned())),
         }
         // a local supervisor makes its directory itself, off the runner's path
         if let Some(dir) = spec.log.parent()
             && (prompt.is_some() || self.executor.kind() != "local")
         {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Outcome::SpawnFailed(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         if let Some((path, text)) = prompt {
-            baton_store::write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())?;
+            baton_store::write_atomic(path, text.as_bytes())
+                .map_err(|e| Outcome::SpawnFailed(e.to_string()))?;
         }
         self.executor
             .start(spec, self.events.clone())
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e {
+                crate::executor::ExecError::NotStarted(why) => Outcome::NotStarted(why),
+                e => Outcome::SpawnFailed(e.to_string()),
+            })
     }
 
     /// After a crash: watch again what still runs, record what ended meanwhile.

@@ -225,7 +225,7 @@ fn describe(o: Option<&Outcome>) -> String {
         Some(Outcome::Signalled(s)) => format!("killed by signal {s}"),
         Some(Outcome::TimedOut) => "timed out".to_owned(),
         Some(Outcome::Cancelled) => "cancelled".to_owned(),
-        Some(Outcome::SpawnFailed(m) | Outcome::Lost(m)) => m.clone(),
+        Some(Outcome::SpawnFailed(m) | Outcome::Lost(m) | Outcome::NotStarted(m)) => m.clone(),
         None => "no status".to_owned(),
     }
 }

@@ -63,7 +63,7 @@ pub fn update_json<T, E>(
 where
     T: serde::de::DeserializeOwned + serde::Serialize + Versioned + Clone,
 {
-    update_with(path, &mut None, init, f, write_atomic)
+    update_with(path, None, init, f, write_atomic)
 }
 
 /// The last version one writer wrote of a document: its bytes and its value.
@@ -84,12 +84,12 @@ pub fn update_json_cached<T, E>(
 where
     T: serde::de::DeserializeOwned + serde::Serialize + Versioned + Clone,
 {
-    update_with(path, last, init, f, write_atomic_reusing)
+    update_with(path, Some(last), init, f, write_atomic_reusing)
 }
 
 fn update_with<T, E>(
     path: &std::path::Path,
-    last: &mut Written<T>,
+    mut last: Option<&mut Written<T>>,
     init: impl FnOnce() -> T,
     f: impl FnOnce(&mut T) -> Result<(), E>,
     write: fn(&std::path::Path, &[u8]) -> Result<(), StoreError>,
@@ -99,7 +99,7 @@ where
 {
     let _guard = lock_exclusive(path)?;
     let mut value = match std::fs::read(path) {
-        Ok(bytes) => match last.take() {
+        Ok(bytes) => match last.as_mut().and_then(|l| l.take()) {
             Some((mine, value)) if mine == bytes => value,
             _ => check_version(path, atomic::parse_json(path, &bytes)?)?,
         },
@@ -117,6 +117,9 @@ where
     }
     let bytes = atomic::json_bytes(path, &value)?;
     write(path, &bytes)?;
-    *last = Some((bytes, value.clone()));
+    // kept only by a writer that caches (one copy of the value, not one per update)
+    if let Some(last) = last {
+        *last = Some((bytes, value.clone()));
+    }
     Ok(Ok(value))
 }

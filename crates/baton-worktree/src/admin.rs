@@ -200,7 +200,8 @@ pub fn write_entry(
         if made_dir {
             let _ = std::fs::remove_dir_all(path);
         }
-        let _ = std::fs::remove_dir_all(&admin);
+        // the same one-rename removal as any other: never seen half deleted
+        let _ = remove_entry(&admin);
         return Err(e);
     }
     Ok(admin)

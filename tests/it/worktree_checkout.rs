@@ -188,3 +188,80 @@ fn lsattr(dir: &Path) -> Option<String> {
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace().next().map(str::to_owned)
 }
+
+/// The trees the fast path writes its own index for, or hands to libgit2: a submodule (an
+/// index entry and an empty directory, no file) and a name that is not UTF-8 (its bytes kept,
+/// not replaced). Each worktree holds what `git worktree add` makes, with the same index.
+#[test]
+fn submodules_and_names_that_are_not_utf8_are_checked_out_as_git_does() {
+    use std::os::unix::ffi::OsStrExt;
+    let submodule = TestRepo::new();
+    for odd_name in [false, true] {
+        let repo = TestRepo::new();
+        for i in 0..40 {
+            repo.write(
+                &format!("src/m{}/f{i}.rs", i % 4),
+                &format!("fn f{i}() {{}}\n"),
+            );
+        }
+        // names next to a directory, in byte order: `-` and `.` sort before `/`
+        repo.write("a-b", "1\n");
+        repo.write("a/b", "2\n");
+        repo.write("a.b", "3\n");
+        if odd_name {
+            let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+            std::fs::write(repo.path().join("src").join(name), "latin-1 name\n").unwrap();
+        }
+        repo.git(&["add", "-A"]);
+        let head = submodule.git(&["rev-parse", "HEAD"]);
+        repo.git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{head},vendor/sub"),
+        ]);
+        repo.git(&["commit", "-q", "-m", "with a submodule"]);
+        let plan = if odd_name {
+            "OP-20260101-000000-0000f00d"
+        } else {
+            "OP-20260101-000000-0000f00c"
+        };
+        let out = baton(
+            &repo,
+            &[
+                "--json", "worktree", "create", "--plan", plan, "--agent", "a", "--agent", "b",
+            ],
+        )
+        .expect_code(0)
+        .json();
+        let by_git = repo.scratch("x").join("by-git");
+        repo.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "g",
+            by_git.to_str().unwrap(),
+            "main",
+        ]);
+        let want = snapshot(&by_git);
+        assert!(by_git.join("vendor/sub").is_dir(), "git made the directory");
+        for c in out["created"].as_array().expect("created") {
+            let p = PathBuf::from(c["path"].as_str().expect("path"));
+            assert_eq!(snapshot(&p), want, "{p:?} (odd name: {odd_name})");
+            assert!(p.join("vendor/sub").is_dir(), "{p:?}");
+            if odd_name {
+                let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+                assert!(p.join("src").join(name).is_file(), "{p:?}: bytes kept");
+            }
+            let stage = repo.git_in(&p, &["ls-files", "--stage"]);
+            assert!(
+                stage.contains(&format!("160000 {head} 0\tvendor/sub")),
+                "{stage}"
+            );
+            assert_eq!(stage, repo.git_in(&by_git, &["ls-files", "--stage"]));
+        }
+        repo.git(&["worktree", "remove", by_git.to_str().unwrap()]);
+        assert_all_valid(&repo, 2);
+    }
+}

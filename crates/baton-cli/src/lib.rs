@@ -101,6 +101,10 @@ where
         return u8::try_from(baton_run::launcher::serve())
             .unwrap_or(baton_report::exit::ENVIRONMENT);
     }
+    // like git, trust the object store instead of re-hashing every object read (libgit2's
+    // default): it was a tenth of a worktree checkout's CPU and most of a tree diff's. Objects
+    // baton writes are still hashed; `git fsck` is what checks a store.
+    baton_git::status::tune_for_reading();
     let command = <args::Cli as clap::CommandFactory>::command()
         .bin_name(program.to_owned())
         .display_name(program.to_owned());

@@ -18,7 +18,7 @@ pub mod changes;
 mod errors;
 pub mod export;
 mod fast_status;
-mod index_file;
+pub mod index_file;
 pub mod merge;
 pub mod pathkey;
 mod paths;

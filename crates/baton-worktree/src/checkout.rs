@@ -9,14 +9,12 @@
 
 use std::fs::Metadata;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use git2::build::CheckoutBuilder;
-use git2::{
-    FileMode, IndexEntry, IndexTime, ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult,
-};
+use git2::{FileMode, ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use rayon::prelude::*;
 
 use crate::errors::{Result, WorktreeError};
@@ -45,7 +43,12 @@ pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>)
         .find_commit(commit)
         .and_then(|c| c.tree())
         .map_err(WorktreeError::git(format!("read the tree of {commit}")))?;
-    let (dirs, files, plain) = walk(&repo, &tree)?;
+    let Walked {
+        dirs,
+        files,
+        gitlinks,
+        plain,
+    } = walk(&tree)?;
     if !plain || !plain_config(&repo) {
         return paths
             .par_iter()
@@ -60,7 +63,6 @@ pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>)
         })
     })?;
     let common = repo.commondir().to_owned();
-    let tree_id = tree.id();
     drop(tree);
     drop(repo);
     // Chunks of files that sit together in the tree: each chunk's blobs are read once, then
@@ -103,25 +105,26 @@ pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>)
         .flatten()
         .collect();
     paths.par_iter().enumerate().try_for_each(|(w, root)| {
-        let wrepo = open(root)?;
-        let mut index = wrepo
-            .index()
-            .map_err(WorktreeError::git("open the new index"))?;
-        let tree = wrepo
-            .find_tree(tree_id)
-            .map_err(WorktreeError::git(format!("read tree {tree_id}")))?;
-        index
-            .read_tree(&tree)
-            .map_err(WorktreeError::git("fill the new index"))?;
-        for (f, st) in files.iter().zip(&stats) {
-            index
-                .add(&entry(f, &st[w]))
-                .map_err(WorktreeError::git(format!("add {} to the index", f.path)))?;
-        }
-        index.write().map_err(WorktreeError::git(format!(
-            "write the index of {}",
-            root.display()
-        )))
+        let admin = open(root)?.path().to_owned();
+        let mut entries: Vec<baton_git::index_file::NewEntry<'_>> = files
+            .iter()
+            .zip(&stats)
+            .map(|(f, st)| baton_git::index_file::NewEntry {
+                path: f.path.as_bytes(),
+                oid: f.oid,
+                mode: f.mode as u32,
+                stat: Some(&st[w]),
+            })
+            .chain(gitlinks.iter().map(|g| baton_git::index_file::NewEntry {
+                path: g.path.as_bytes(),
+                oid: g.oid,
+                mode: g.mode as u32,
+                stat: None,
+            }))
+            .collect();
+        let index = admin.join("index");
+        baton_git::index_file::write(&index, &mut entries)
+            .map_err(WorktreeError::io("write the index", index))
     })?;
     Ok(files.len())
 }
@@ -181,35 +184,61 @@ fn open(path: &Path) -> Result<Repository> {
     )))
 }
 
-/// Directories (parents first) and files of `tree`; `false` when it has `.gitattributes`.
-fn walk(repo: &Repository, tree: &git2::Tree<'_>) -> Result<(Vec<PathBuf>, Vec<File>, bool)> {
-    let mut dirs = Vec::new();
-    let mut files = Vec::new();
-    let mut plain = true;
-    tree.walk(TreeWalkMode::PreOrder, |dir, e| {
-        let name = String::from_utf8_lossy(e.name_bytes());
+/// What a checkout of a tree writes.
+struct Walked {
+    /// Directories, parents first (a submodule's among them: git leaves it empty).
+    dirs: Vec<PathBuf>,
+    files: Vec<File>,
+    /// Submodules: an index entry each, no file.
+    gitlinks: Vec<File>,
+    /// No `.gitattributes` anywhere in the tree.
+    plain: bool,
+}
+
+fn walk(tree: &git2::Tree<'_>) -> Result<Walked> {
+    let mut w = Walked {
+        dirs: Vec::new(),
+        files: Vec::new(),
+        gitlinks: Vec::new(),
+        plain: true,
+    };
+    let walked = tree.walk(TreeWalkMode::PreOrder, |dir, e| {
+        // a name that is not UTF-8 is written by libgit2's checkout, which keeps its bytes
+        let Ok(name) = std::str::from_utf8(e.name_bytes()) else {
+            w.plain = false;
+            return TreeWalkResult::Abort;
+        };
         let path = format!("{dir}{name}");
         match e.kind() {
-            Some(ObjectType::Tree) => dirs.push(PathBuf::from(&path)),
+            Some(ObjectType::Tree) => w.dirs.push(PathBuf::from(&path)),
             Some(ObjectType::Blob) => {
                 if name == ".gitattributes" {
-                    plain = false;
+                    w.plain = false;
                 }
-                files.push(File {
+                w.files.push(File {
                     path,
                     oid: e.id(),
                     mode: e.filemode(),
                 });
             }
-            // submodules (gitlinks): an empty directory, as git leaves them
-            Some(ObjectType::Commit) => dirs.push(PathBuf::from(&path)),
+            Some(ObjectType::Commit) => {
+                w.dirs.push(PathBuf::from(&path));
+                w.gitlinks.push(File {
+                    path,
+                    oid: e.id(),
+                    mode: e.filemode(),
+                });
+            }
             _ => {}
         }
         TreeWalkResult::Ok
-    })
-    .map_err(WorktreeError::git("walk the tree"))?;
-    let _ = repo;
-    Ok((dirs, files, plain))
+    });
+    match walked {
+        Ok(()) => Ok(w),
+        // stopped early because libgit2 must write this tree: what was gathered is not used
+        Err(_) if !w.plain => Ok(w),
+        Err(e) => Err(WorktreeError::git("walk the tree")(e)),
+    }
 }
 
 /// No setting that makes git transform file content on checkout.
@@ -248,24 +277,6 @@ fn write_one(path: &Path, mode: i32, data: &[u8]) -> Result<Metadata> {
     f.write_all(data)
         .map_err(WorktreeError::io("write", path))?;
     f.metadata().map_err(WorktreeError::io("stat", path))
-}
-
-fn entry(f: &File, st: &Metadata) -> IndexEntry {
-    // the index stores 32-bit stat fields; git truncates the same way
-    IndexEntry {
-        ctime: IndexTime::new(st.ctime() as i32, st.ctime_nsec() as u32),
-        mtime: IndexTime::new(st.mtime() as i32, st.mtime_nsec() as u32),
-        dev: st.dev() as u32,
-        ino: st.ino() as u32,
-        mode: f.mode as u32,
-        uid: st.uid(),
-        gid: st.gid(),
-        file_size: st.size() as u32,
-        id: f.oid,
-        flags: f.path.len().min(0xfff) as u16,
-        flags_extended: 0,
-        path: f.path.as_bytes().to_vec(),
-    }
 }
 
 /// Check out `commit` into the empty worktree at `path` with libgit2. Returns the number of

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use baton_tests::TestRepo;
 
 use crate::support::baton;
-use crate::worktree_support::assert_all_valid;
+use crate::worktree_support::{assert_all_valid, git_worktrees};
 
 /// What a checkout holds, outside `.git`: per path, its kind, permission bits and content
 /// (a symlink's target).
@@ -264,4 +264,172 @@ fn submodules_and_names_that_are_not_utf8_are_checked_out_as_git_does() {
         repo.git(&["worktree", "remove", by_git.to_str().unwrap()]);
         assert_all_valid(&repo, 2);
     }
+}
+
+/// A commit whose tree has one crafted entry under `sub/` (as `git hash-object --literally`
+/// writes what no git command would), beside a plain file; `link` adds a symlink `s` to
+/// `target` at the top.
+fn crafted_commit(repo: &TestRepo, name: &[u8], link: Option<&Path>) -> String {
+    let hash = |kind: &str, data: &[u8]| -> Vec<u8> {
+        let mut child = repo
+            .command("git", repo.path())
+            .args(["hash-object", "-w", "--literally", "-t", kind, "--stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let hex = String::from_utf8(out.stdout).unwrap();
+        (0..40)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex.trim()[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let entry = |mode: &str, name: &[u8], oid: &[u8]| -> Vec<u8> {
+        [mode.as_bytes(), b" ", name, b"\0", oid].concat()
+    };
+    let blob = hash("blob", b"pwned\n");
+    let sub = hash("tree", &entry("100644", name, &blob));
+    let mut top = entry("100644", b"f", &blob);
+    if let Some(target) = link {
+        let l = hash("blob", target.to_str().unwrap().as_bytes());
+        top.extend(entry("120000", b"s", &l));
+    }
+    top.extend(entry("40000", b"sub", &sub));
+    let tree = hash("tree", &top);
+    let hex: String = tree.iter().map(|b| format!("{b:02x}")).collect();
+    repo.git(&["commit-tree", &hex, "-m", "crafted"])
+}
+
+/// A base whose tree names a path git refuses (`..`, `.`, `.git` in any case, a `/` inside a
+/// name — with a symlink the same tree writes, a path through it) is refused with exit 2 and
+/// nothing written anywhere: not outside the worktree root, not a worktree, not a branch.
+/// Look-alikes of `.git` are left to libgit2's checkout, which refuses them as git does;
+/// ordinary dot-names stay on the fast path.
+#[test]
+fn a_tree_entry_git_refuses_is_refused_and_nothing_is_written() {
+    let repo = TestRepo::new();
+    let outside = repo.scratch("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let escape = b"../../../../../escaped.txt".to_vec();
+    let cases: Vec<(Vec<u8>, Option<&Path>, Option<i32>)> = vec![
+        (b"..".to_vec(), None, Some(2)),
+        (b".".to_vec(), None, Some(2)),
+        (b".git".to_vec(), None, Some(2)),
+        (b".GiT".to_vec(), None, Some(2)),
+        (escape, None, Some(2)),
+        (b"../s/x".to_vec(), Some(&outside), Some(2)),
+        (b".git.".to_vec(), None, None),
+        (b"git~1".to_vec(), None, None),
+        (b".g\xe2\x80\x8cit".to_vec(), None, None),
+    ];
+    for (i, (name, link, code)) in cases.iter().enumerate() {
+        let c = crafted_commit(&repo, name, *link);
+        let run = baton(
+            &repo,
+            &[
+                "worktree",
+                "create",
+                "--plan",
+                "OP-20260101-000000-0000bad0",
+                "--no-setup",
+                "--agent",
+                &format!("a{i}"),
+                "--base",
+                &c,
+            ],
+        );
+        let shown = String::from_utf8_lossy(name);
+        match code {
+            Some(code) => {
+                let run = run.expect_code(*code);
+                assert!(
+                    run.stderr.contains("git refuses to check out"),
+                    "{shown}: {}",
+                    run.stderr
+                );
+            }
+            // look-alikes: libgit2 decides, and agrees with git (the oracle)
+            None => {
+                let wt = repo.scratch("oracle").join(format!("g{i}"));
+                let by_git = repo.git_output(
+                    repo.path(),
+                    &[
+                        "worktree",
+                        "add",
+                        "-q",
+                        "--detach",
+                        wt.to_str().unwrap(),
+                        &c,
+                    ],
+                );
+                assert_eq!(
+                    run.code == 0,
+                    by_git.status.success(),
+                    "{shown}: baton exit {}, {}; git: {}",
+                    run.code,
+                    run.stderr,
+                    String::from_utf8_lossy(&by_git.stderr)
+                );
+                if run.code == 0 {
+                    // what both wrote is removed again for the checks below
+                    repo.git(&["worktree", "remove", "--force", wt.to_str().unwrap()]);
+                    let ours = format!("OP-20260101-000000-0000bad0/a{i}");
+                    let ours = crate::worktree_support::root(&repo).join(ours);
+                    repo.git(&["worktree", "remove", "--force", ours.to_str().unwrap()]);
+                    let branch = format!("baton/OP-20260101-000000-0000bad0/a{i}");
+                    repo.git(&["branch", "-D", &branch]);
+                } else {
+                    let _ = std::fs::remove_dir_all(&wt);
+                    repo.git(&["worktree", "prune"]);
+                }
+            }
+        }
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "{shown}: written through the symlink"
+        );
+        let mut up = repo.path().to_path_buf();
+        while let Some(p) = up.parent() {
+            assert!(!p.join("escaped.txt").exists(), "{shown}: escaped to {p:?}");
+            up = p.to_path_buf();
+        }
+        assert_eq!(
+            git_worktrees(&repo).len(),
+            1,
+            "{shown}: a worktree was left"
+        );
+        assert_eq!(
+            repo.git(&["branch", "--list", "baton/*"]),
+            "",
+            "{shown}: a branch was left"
+        );
+    }
+    // names that only look close stay ordinary files
+    let c = crafted_commit(&repo, b".github", None);
+    let out = baton(
+        &repo,
+        &[
+            "--json",
+            "worktree",
+            "create",
+            "--plan",
+            "OP-20260101-000000-0000bad0",
+            "--agent",
+            "ok",
+            "--base",
+            &c,
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let p = PathBuf::from(out["created"][0]["path"].as_str().unwrap());
+    assert_eq!(std::fs::read(p.join("sub/.github")).unwrap(), b"pwned\n");
+    // (no whole-repo fsck here: the crafted trees are what `git fsck --strict` exists to flag)
+    assert_eq!(repo.git_in(&p, &["diff-files", "--name-only"]), "");
+    assert_eq!(repo.git_in(&p, &["status", "--porcelain"]), "");
 }

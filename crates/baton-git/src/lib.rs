@@ -9,14 +9,12 @@
 //! - [`renames`]: rename detection as git's merge does it.
 //! - [`merge`]: in-memory three-way merge prediction of single files.
 //! - [`text_merge`]: text merges exactly as git's (git's xdiff, histogram diffs).
-//! - [`export`]: writing a tree into a plain directory.
 //!
 //! A `git2::Repository` is `Send` but not `Sync`: code that works in parallel opens one
 //! repository per thread with [`RepoPaths::open`].
 
 pub mod changes;
 mod errors;
-pub mod export;
 mod fast_status;
 pub mod index_file;
 pub mod merge;

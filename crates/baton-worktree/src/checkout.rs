@@ -202,11 +202,29 @@ fn walk(tree: &git2::Tree<'_>) -> Result<Walked> {
         gitlinks: Vec::new(),
         plain: true,
     };
+    let mut refused = None;
     let walked = tree.walk(TreeWalkMode::PreOrder, |dir, e| {
-        // a name that is not UTF-8 is written by libgit2's checkout, which keeps its bytes
+        let is_link = e.filemode() == i32::from(FileMode::Link);
+        match classify(e.name_bytes(), is_link) {
+            Name::Plain => {}
+            Name::Refused => {
+                let name = String::from_utf8_lossy(e.name_bytes());
+                refused = Some(format!("{dir}{name}"));
+                return TreeWalkResult::Abort;
+            }
+            // the whole tree goes to libgit2's checkout, which applies git's own checks (what
+            // is under such a directory is its to judge)
+            Name::Libgit2 => {
+                w.plain = false;
+                return if e.kind() == Some(ObjectType::Tree) {
+                    TreeWalkResult::Skip
+                } else {
+                    TreeWalkResult::Ok
+                };
+            }
+        }
         let Ok(name) = std::str::from_utf8(e.name_bytes()) else {
-            w.plain = false;
-            return TreeWalkResult::Abort;
+            return TreeWalkResult::Ok; // classify sent it to libgit2
         };
         let path = format!("{dir}{name}");
         match e.kind() {
@@ -233,12 +251,60 @@ fn walk(tree: &git2::Tree<'_>) -> Result<Walked> {
         }
         TreeWalkResult::Ok
     });
+    if let Some(path) = refused {
+        return Err(WorktreeError::UnsafeTreePath { path });
+    }
     match walked {
         Ok(()) => Ok(w),
-        // stopped early because libgit2 must write this tree: what was gathered is not used
+        // libgit2 must write this tree anyway: what was gathered is not used
         Err(_) if !w.plain => Ok(w),
         Err(e) => Err(WorktreeError::git("walk the tree")(e)),
     }
+}
+
+/// What the fast path may do with a tree entry's name.
+#[derive(Debug, PartialEq, Eq)]
+enum Name {
+    Plain,
+    /// Left to libgit2's checkout, which applies git's checks for `.git` look-alikes (NTFS
+    /// short names and trailing dots, HFS+ ignorable characters, a `.gitmodules` symlink) and
+    /// writes a name that is not UTF-8 as its bytes.
+    Libgit2,
+    /// git refuses to check it out: it would leave the directory, name a path through
+    /// another entry (a `/` inside a name, which could pass through a symlink the tree also
+    /// writes), or write a `.git` of its own.
+    Refused,
+}
+
+fn classify(name: &[u8], is_link: bool) -> Name {
+    let lower = name.to_ascii_lowercase();
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || lower == b".git"
+    {
+        return Name::Refused;
+    }
+    let Ok(text) = std::str::from_utf8(name) else {
+        return Name::Libgit2;
+    };
+    let after_git = lower.strip_prefix(b".git");
+    let dotgit_like = after_git.is_some_and(|rest| {
+        !rest
+            .first()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+    });
+    // characters HFS+ ignores in names, so ".g\u{200c}it" is ".git" there
+    let hfs_ignorable = text.chars().any(|c| {
+        matches!(c, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}')
+    });
+    if dotgit_like
+        || hfs_ignorable
+        || lower.starts_with(b"git~")
+        || name.contains(&b'\\')
+        || name.contains(&b':')
+        || (is_link && lower.starts_with(b".gitmodules"))
+    {
+        return Name::Libgit2;
+    }
+    Name::Plain
 }
 
 /// No setting that makes git transform file content on checkout.

@@ -50,6 +50,10 @@ pub enum WorktreeError {
         pattern: String,
         message: String,
     },
+    #[error(
+        "the base's tree has an entry {path:?} that git refuses to check out (it would write outside the worktree, through another entry or into a .git of its own; `git fsck` flags it); start from another base"
+    )]
+    UnsafeTreePath { path: String },
     #[error("process {pid} does not exist, so it cannot own a worktree")]
     NoSuchProcess { pid: u32 },
     #[error("git: cannot {action}: {}", source.message())]
@@ -112,6 +116,7 @@ impl WorktreeError {
             | WorktreeError::UnknownWorktree { .. }
             | WorktreeError::BadConfig { .. }
             | WorktreeError::BadPattern { .. }
+            | WorktreeError::UnsafeTreePath { .. }
             | WorktreeError::NoSuchProcess { .. } => true,
             WorktreeError::Store(e) => e.is_bad_content(),
             WorktreeError::Git { .. }

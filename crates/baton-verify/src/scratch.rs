@@ -7,6 +7,7 @@
 //! a lock keeps two gates from sharing it at once.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use baton_git::GitError;
@@ -151,9 +152,9 @@ pub fn sync_index(
     let mut wanted: BTreeSet<PathBuf> = BTreeSet::new();
     let mut written = 0;
     let mut submodules = Vec::new();
-    let mut write_one = |rel: &str, bytes: &[u8], mode: u32| -> Result<(), GitError> {
+    let mut write_one = |rel: &Path, bytes: &[u8], mode: u32| -> Result<(), GitError> {
         let path = dir.join(rel);
-        wanted.insert(PathBuf::from(rel));
+        wanted.insert(rel.to_owned());
         if let Some(parent) = path.parent() {
             // a file where a directory must go (the tree changed shape)
             let mut p = parent;
@@ -177,7 +178,7 @@ pub fn sync_index(
         }
         if mode & 0o170000 == 0o120000 {
             #[cfg(unix)]
-            std::os::unix::fs::symlink(String::from_utf8_lossy(bytes).as_ref(), &path)
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(bytes), &path)
                 .map_err(io(&path))?;
         } else {
             std::fs::write(&path, bytes).map_err(io(&path))?;
@@ -192,27 +193,28 @@ pub fn sync_index(
         Ok(())
     };
     for entry in index.iter() {
-        let rel = String::from_utf8_lossy(&entry.path).into_owned();
-        if !safe_rel(&rel) {
+        // paths are bytes: a name that is not UTF-8 is written as git would write it
+        let rel = Path::new(std::ffi::OsStr::from_bytes(&entry.path));
+        if !safe_rel(&entry.path) {
             continue;
         }
         if entry.mode == 0o160000 {
-            let path = dir.join(&rel);
+            let path = dir.join(rel);
             if !path.is_dir() {
                 let _ = std::fs::remove_file(&path);
             }
             std::fs::create_dir_all(&path).map_err(io(&path))?;
-            submodules.push(PathBuf::from(&rel));
+            submodules.push(rel.to_owned());
             continue;
         }
         let blob = repo
             .find_blob(entry.id)
-            .map_err(GitError::git(format!("read {rel}")))?;
-        write_one(&rel, blob.content(), entry.mode)?;
+            .map_err(GitError::git(format!("read {}", rel.display())))?;
+        write_one(rel, blob.content(), entry.mode)?;
     }
     for (rel, bytes) in extra {
-        if safe_rel(rel) {
-            write_one(rel, bytes, 0o100644)?;
+        if safe_rel(rel.as_bytes()) {
+            write_one(Path::new(rel), bytes, 0o100644)?;
         }
     }
     wanted.extend(submodules);
@@ -221,9 +223,9 @@ pub fn sync_index(
 }
 
 /// Never write outside the directory or into a git directory, whatever the tree says.
-fn safe_rel(rel: &str) -> bool {
-    !rel.split('/')
-        .any(|c| c.is_empty() || c == "." || c == ".." || c == ".git")
+fn safe_rel(rel: &[u8]) -> bool {
+    !rel.split(|&b| b == b'/')
+        .any(|c| c.is_empty() || c == b"." || c == b".." || c.eq_ignore_ascii_case(b".git"))
 }
 
 fn same_file(path: &Path, bytes: &[u8], mode: u32) -> bool {
@@ -393,5 +395,48 @@ mod tests {
         std::fs::write(out.path().join("dir/b.txt"), "changed").unwrap();
         assert_eq!(sync_index(&git, &index, out.path(), &extra).unwrap(), 1);
         assert!(out.path().join("Cargo.lock").is_file());
+    }
+
+    /// The tested tree holds a name that is not UTF-8 as its bytes (it was written with
+    /// replacement characters). What could lead outside is refused before it gets here:
+    /// libgit2's index holds no `..` or `.git` component, and no `s/x` beside a file `s`.
+    #[test]
+    fn sync_keeps_name_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let repo = TestRepo::new();
+        let git = git2::Repository::open(repo.path()).unwrap();
+        let blob = git.blob(b"data\n").unwrap();
+        let mut index = git2::Index::new().unwrap();
+        let entry = |path: &[u8], mode: u32| git2::IndexEntry {
+            ctime: git2::IndexTime::new(0, 0),
+            mtime: git2::IndexTime::new(0, 0),
+            dev: 0,
+            ino: 0,
+            mode,
+            uid: 0,
+            gid: 0,
+            file_size: 0,
+            id: blob,
+            flags: 0,
+            flags_extended: 0,
+            path: path.to_vec(),
+        };
+        index.add(&entry(b"caf\xe9.txt", 0o100644)).unwrap();
+        index.add(&entry(b"s", 0o120000)).unwrap();
+        for p in [&b"sub/../../up.txt"[..], b"sub/.GIT/config"] {
+            assert!(index.add(&entry(p, 0o100644)).is_err());
+        }
+        index.add(&entry(b"s/x", 0o100644)).unwrap();
+        let held: Vec<Vec<u8>> = index.iter().map(|e| e.path).collect();
+        assert_eq!(
+            held,
+            [&b"caf\xe9.txt"[..], b"s/x"],
+            "s/x replaced the link s"
+        );
+        let out = tempfile::tempdir().unwrap();
+        assert_eq!(sync_index(&git, &index, out.path(), &[]).unwrap(), 2);
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+        assert_eq!(std::fs::read(out.path().join(name)).unwrap(), b"data\n");
+        assert!(out.path().join("s").is_dir());
     }
 }

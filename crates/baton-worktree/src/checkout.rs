@@ -4,8 +4,10 @@
 //! blob is read (inflated) once and written to every worktree, in parallel over files, and each
 //! index is built from the tree plus the stat data of the files just written. This plain copy
 //! is only right when git would not transform content, so a repository with attributes
-//! (`.gitattributes`, `info/attributes`, `core.attributesFile`), line-ending settings or a
-//! sparse checkout falls back to libgit2's checkout, one worktree per thread.
+//! (`.gitattributes`, `info/attributes`, `core.attributesFile`), line-ending settings, a
+//! sparse checkout, or a name that is not UTF-8 or looks like `.git` on another file system
+//! falls back to libgit2's checkout, one worktree per thread. A name git refuses (`.`, `..`,
+//! `.git`, a `/` inside a name) is refused before anything is written.
 
 use std::fs::Metadata;
 use std::io::Write;

@@ -28,6 +28,10 @@
 //! worktree parent the same attribute, to compare with git at its best on this filesystem.
 //!
 //! baton runs as this very binary (`xtask` embeds the CLI), so process start is included.
+//!
+//! The trees live under `$TMPDIR` (default `/tmp`), printed first: `TMPDIR=/mnt/x` measures
+//! another file system, e.g. a journaled ext4 loop mount beside a journal-less root, where
+//! no new inode scans the recently freed ones.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -123,6 +127,7 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     };
     let tmp = tempdir();
+    println!("bench directory: {}", tmp.display());
     let mut rows = Vec::new();
     if opts.which != Which::Synthetic {
         let files = synth::real_shaped_files(SEED, synth::REAL_SHAPED_FILES);

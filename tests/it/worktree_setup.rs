@@ -57,6 +57,65 @@ fn setup_copies_include_files_and_runs_the_setup_command() {
     assert_all_valid(&repo, 2);
 }
 
+/// A base whose tree makes an include file's path a symlink (`.env` a link to a file of the
+/// user's, `config` a link to a directory outside) gets nothing written through the link: the
+/// files outside stay as they were, and the JSON says which includes were not copied and why.
+#[test]
+fn include_files_are_never_copied_through_a_symlink_the_base_has() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", ".env\nconfig/*.env\n");
+    repo.write(".worktreeinclude", ".env\nconfig/*.env\n");
+    repo.write("config/app.toml", "[app]\n");
+    repo.commit_all("includes");
+    repo.write(".env", "TOKEN=secret\n");
+    repo.write("config/local.env", "DB=secret\n");
+    let outside = repo.scratch("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let rc = outside.join("bashrc");
+    std::fs::write(&rc, "precious\n").unwrap();
+    // the base: on a side branch, `.env` and `config` are symlinks out of the worktree
+    let side = repo.scratch("side");
+    repo.git(&["worktree", "add", "-q", "-b", "side", side.to_str().unwrap()]);
+    std::fs::remove_dir_all(side.join("config")).unwrap();
+    std::os::unix::fs::symlink(&outside, side.join("config")).unwrap();
+    std::os::unix::fs::symlink(&rc, side.join(".env")).unwrap();
+    repo.git_in(&side, &["add", "-A", "-f", ".env", "config"]);
+    repo.git_in(&side, &["commit", "-q", "-m", "links out"]);
+    let out = baton(
+        &repo,
+        &["--json", "worktree", "create", "w", "--base", "side"],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(std::fs::read_to_string(&rc).unwrap(), "precious\n");
+    let names: Vec<String> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["bashrc"], "nothing written into the linked directory");
+    let c = &out["created"][0];
+    assert_eq!(c["copied"], serde_json::json!([]), "{c}");
+    let not: Vec<(String, String)> = c["not_copied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["path"].as_str().unwrap().to_owned(),
+                n["why"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(not.len(), 2, "{not:?}");
+    assert_eq!(not[0].0, ".env");
+    assert!(not[0].1.contains("already has it"), "{not:?}");
+    assert_eq!(not[1].0, "config/local.env");
+    assert!(not[1].1.contains("a symlink at config"), "{not:?}");
+    // the human output says it too
+    let text = baton(&repo, &["worktree", "create", "w2", "--base", "side"]).expect_code(0);
+    assert!(text.stdout.contains("not copied: config/local.env"), "{}", text.stdout);
+}
+
 #[test]
 fn reuse_moves_a_finished_worktree_to_the_new_agent_and_keeps_only_build_caches() {
     let repo = repo_with_files();

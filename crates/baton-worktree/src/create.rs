@@ -68,6 +68,8 @@ pub struct Created {
     pub files_written: usize,
     /// Include files copied from the main checkout.
     pub copied: Vec<String>,
+    /// Include files it did not get: the checkout had them, or had a symlink on their way.
+    pub not_copied: Vec<crate::setup::NotCopied>,
     pub owner: Option<ProcessRef>,
 }
 
@@ -367,10 +369,13 @@ fn finish(
             agent: p.req.agent.clone(),
         },
     )?;
-    if opts.setup {
-        setup::copy_paths(&wt.main_workdir, &p.path, copy_list)?;
+    let not_copied = if opts.setup {
+        let skipped = setup::copy_paths(&wt.main_workdir, &p.path, copy_list)?;
         setup::run_setup(&wt.config.setup, &p.path)?;
-    }
+        skipped
+    } else {
+        Vec::new()
+    };
     let reason = opts.owner.as_ref().map(process::lock_reason);
     admin::set_lock(&admin_dir, reason.as_deref())?;
     Ok(Created {
@@ -385,10 +390,15 @@ fn finish(
         deleted_branch,
         files_written,
         copied: if opts.setup {
-            copy_list.to_vec()
+            copy_list
+                .iter()
+                .filter(|c| !not_copied.iter().any(|n| &n.path == *c))
+                .cloned()
+                .collect()
         } else {
             Vec::new()
         },
+        not_copied,
         owner: opts.owner,
     })
 }

@@ -6,6 +6,7 @@
 //! depth; with a `/` it is anchored at the repository root; a trailing `/` is allowed; `*`,
 //! `?`, `**` and `[...]` are globs. Negation (`!`) is not supported and is an error.
 
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -120,30 +121,101 @@ impl Includes {
     }
 }
 
-/// Copy `paths` (relative) from `from` to `to`, directories recursively, symlinks as symlinks.
-pub fn copy_paths(from: &Path, to: &Path, paths: &[String]) -> Result<()> {
-    for rel in paths {
-        copy_any(&from.join(rel), &to.join(rel))?;
-    }
-    Ok(())
+/// An include file a new worktree did not get, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NotCopied {
+    pub path: String,
+    pub why: String,
 }
 
-fn copy_any(src: &Path, dst: &Path) -> Result<()> {
+/// Copy `paths` (relative) from `from` to `to`, directories recursively, symlinks as symlinks.
+/// Never writes through a symlink or over what the checkout wrote: a path the new worktree
+/// already has, or one under a symlink or a file of the checkout (a base can make `config` a
+/// link to anywhere), is skipped and returned with the reason.
+pub fn copy_paths(from: &Path, to: &Path, paths: &[String]) -> Result<Vec<NotCopied>> {
+    let mut skipped = Vec::new();
+    'paths: for rel in paths {
+        // the directories above it inside `to`: real directories, made here if missing
+        let mut dir = to.to_path_buf();
+        let rel_path = Path::new(rel);
+        let parents: Vec<_> = rel_path
+            .parent()
+            .map(|p| p.components().collect())
+            .unwrap_or_default();
+        for c in parents {
+            dir.push(c);
+            match dir.symlink_metadata() {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) => {
+                    let what = if m.file_type().is_symlink() {
+                        "a symlink"
+                    } else {
+                        "a file"
+                    };
+                    let at = dir.strip_prefix(to).unwrap_or(&dir).display().to_string();
+                    skipped.push(NotCopied {
+                        path: rel.clone(),
+                        why: format!(
+                            "the checkout has {what} at {at}; nothing is written through it"
+                        ),
+                    });
+                    continue 'paths;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir(&dir).map_err(WorktreeError::io("create", &dir))?;
+                }
+                Err(e) => return Err(WorktreeError::io("read", &dir)(e)),
+            }
+        }
+        copy_any(&from.join(rel), &to.join(rel), rel, &mut skipped)?;
+    }
+    Ok(skipped)
+}
+
+/// Copy `src` to `dst`, whose parent is a real directory; what `dst` already is stays.
+fn copy_any(src: &Path, dst: &Path, rel: &str, skipped: &mut Vec<NotCopied>) -> Result<()> {
     let meta = std::fs::symlink_metadata(src).map_err(WorktreeError::io("read", src))?;
-    if let Some(parent) = dst.parent() {
-        std::fs::create_dir_all(parent).map_err(WorktreeError::io("create", parent))?;
+    match dst.symlink_metadata() {
+        Ok(d) if meta.is_dir() && d.is_dir() => {
+            // a directory the checkout made: add what it lacks
+            return copy_children(src, dst, rel, skipped);
+        }
+        Ok(_) => {
+            skipped.push(NotCopied {
+                path: rel.to_owned(),
+                why: "the checkout already has it".to_owned(),
+            });
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(WorktreeError::io("read", dst)(e)),
     }
     if meta.file_type().is_symlink() {
         let target = std::fs::read_link(src).map_err(WorktreeError::io("read", src))?;
         std::os::unix::fs::symlink(target, dst).map_err(WorktreeError::io("create", dst))?;
     } else if meta.is_dir() {
-        std::fs::create_dir_all(dst).map_err(WorktreeError::io("create", dst))?;
-        for item in std::fs::read_dir(src).map_err(WorktreeError::io("read", src))? {
-            let item = item.map_err(WorktreeError::io("read", src))?;
-            copy_any(&item.path(), &dst.join(item.file_name()))?;
-        }
+        std::fs::create_dir(dst).map_err(WorktreeError::io("create", dst))?;
+        copy_children(src, dst, rel, skipped)?;
     } else {
-        std::fs::copy(src, dst).map_err(WorktreeError::io("copy", src))?;
+        // a new file only (`dst` was just seen missing): never through a symlink
+        let mut input = std::fs::File::open(src).map_err(WorktreeError::io("read", src))?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(meta.permissions().mode() & 0o7777)
+            .open(dst)
+            .map_err(WorktreeError::io("create", dst))?;
+        std::io::copy(&mut input, &mut out).map_err(WorktreeError::io("copy", src))?;
+    }
+    Ok(())
+}
+
+fn copy_children(src: &Path, dst: &Path, rel: &str, skipped: &mut Vec<NotCopied>) -> Result<()> {
+    for item in std::fs::read_dir(src).map_err(WorktreeError::io("read", src))? {
+        let item = item.map_err(WorktreeError::io("read", src))?;
+        let name = item.file_name();
+        let child_rel = format!("{rel}/{}", name.to_string_lossy());
+        copy_any(&item.path(), &dst.join(&name), &child_rel, skipped)?;
     }
     Ok(())
 }

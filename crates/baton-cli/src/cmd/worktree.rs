@@ -337,6 +337,9 @@ fn create(ctx: &Ctx, wt: &Worktrees, mut a: CreateArgs) -> CliResult {
             c.base,
             &c.base_commit[..10]
         ));
+        for n in &c.not_copied {
+            ctx.say(format!("  not copied: {} ({})", n.path, n.why));
+        }
     }
     Ok(exit::OK)
 }

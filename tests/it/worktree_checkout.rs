@@ -325,6 +325,9 @@ fn a_tree_entry_git_refuses_is_refused_and_nothing_is_written() {
         (b".git.".to_vec(), None, None),
         (b"git~1".to_vec(), None, None),
         (b".g\xe2\x80\x8cit".to_vec(), None, None),
+        (b"time:12.txt".to_vec(), None, None),
+        (b"back\\slash".to_vec(), None, None),
+        (b".gitmodules".to_vec(), Some(&outside), None),
     ];
     for (i, (name, link, code)) in cases.iter().enumerate() {
         let c = crafted_commit(&repo, name, *link);

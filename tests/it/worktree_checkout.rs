@@ -41,6 +41,14 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<String, (char, u32, Vec<u8>)> {
     out
 }
 
+/// `main` checked out by `git worktree add` (on branch `g`): what baton's checkouts must equal.
+fn checkout_by_git(repo: &TestRepo) -> PathBuf {
+    let by_git = repo.scratch("x").join("by-git");
+    let path = by_git.to_str().unwrap();
+    repo.git(&["worktree", "add", "-q", "-b", "g", path, "main"]);
+    by_git
+}
+
 /// A tree with what a checkout must get right: nesting, empty and binary files, executables,
 /// symlinks (relative, dangling, to a directory), odd names, many files in one directory.
 pub(crate) fn varied_repo() -> TestRepo {
@@ -102,16 +110,7 @@ fn several_worktrees_at_once_match_git_worktree_add_byte_for_byte_and_mode_for_m
         .map(|c| PathBuf::from(c["path"].as_str().expect("path")))
         .collect();
     assert_eq!(ours.len(), 3);
-    let by_git = repo.scratch("x").join("by-git");
-    repo.git(&[
-        "worktree",
-        "add",
-        "-q",
-        "-b",
-        "g",
-        by_git.to_str().unwrap(),
-        "main",
-    ]);
+    let by_git = checkout_by_git(&repo);
     let want = snapshot(&by_git);
     assert!(
         want.len() > 130,
@@ -234,16 +233,7 @@ fn submodules_and_names_that_are_not_utf8_are_checked_out_as_git_does() {
         )
         .expect_code(0)
         .json();
-        let by_git = repo.scratch("x").join("by-git");
-        repo.git(&[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "g",
-            by_git.to_str().unwrap(),
-            "main",
-        ]);
+        let by_git = checkout_by_git(&repo);
         let want = snapshot(&by_git);
         assert!(by_git.join("vendor/sub").is_dir(), "git made the directory");
         for c in out["created"].as_array().expect("created") {

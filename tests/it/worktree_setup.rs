@@ -75,7 +75,14 @@ fn include_files_are_never_copied_through_a_symlink_the_base_has() {
     std::fs::write(&rc, "precious\n").unwrap();
     // the base: on a side branch, `.env` and `config` are symlinks out of the worktree
     let side = repo.scratch("side");
-    repo.git(&["worktree", "add", "-q", "-b", "side", side.to_str().unwrap()]);
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "side",
+        side.to_str().unwrap(),
+    ]);
     std::fs::remove_dir_all(side.join("config")).unwrap();
     std::os::unix::fs::symlink(&outside, side.join("config")).unwrap();
     std::os::unix::fs::symlink(&rc, side.join(".env")).unwrap();
@@ -92,7 +99,11 @@ fn include_files_are_never_copied_through_a_symlink_the_base_has() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["bashrc"], "nothing written into the linked directory");
+    assert_eq!(
+        names,
+        ["bashrc"],
+        "nothing written into the linked directory"
+    );
     let c = &out["created"][0];
     assert_eq!(c["copied"], serde_json::json!([]), "{c}");
     let not: Vec<(String, String)> = c["not_copied"]
@@ -113,7 +124,11 @@ fn include_files_are_never_copied_through_a_symlink_the_base_has() {
     assert!(not[1].1.contains("a symlink at config"), "{not:?}");
     // the human output says it too
     let text = baton(&repo, &["worktree", "create", "w2", "--base", "side"]).expect_code(0);
-    assert!(text.stdout.contains("not copied: config/local.env"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("not copied: config/local.env"),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]

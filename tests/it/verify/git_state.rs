@@ -125,9 +125,13 @@ fn index_lock_is_reported_with_its_holder_or_as_stale() {
     let repo = TestRepo::new();
     let lock = repo.path().join(".git/index.lock");
     std::fs::write(&lock, "").unwrap();
-    // git itself cannot take the lock, whatever its age: the next merge would fail
-    let blocked = repo.git_output(repo.path(), &["update-index", "--refresh"]);
+    // git itself cannot take the lock, whatever its age: the next merge would fail. (Staging a
+    // new file always writes the index; `update-index --refresh` only complains about the
+    // lock when it has something to write, which depends on the clock: a flaky premise.)
+    repo.write("staged.txt", "x\n");
+    let blocked = repo.git_output(repo.path(), &["add", "staged.txt"]);
     assert!(!blocked.status.success(), "git took a held index.lock");
+    std::fs::remove_file(repo.path().join("staged.txt")).unwrap();
 
     // young and open in a live process: held, naming the process
     let holder = std::process::Command::new("sleep")

@@ -426,3 +426,45 @@ fn a_tree_entry_git_refuses_is_refused_and_nothing_is_written() {
     assert_eq!(repo.git_in(&p, &["diff-files", "--name-only"]), "");
     assert_eq!(repo.git_in(&p, &["status", "--porcelain"]), "");
 }
+
+/// The user's own attributes file (`~/.config/git/attributes`, read by git without any
+/// setting) asks for CRLF: baton's worktrees hold what git's does, line endings converted.
+#[test]
+fn the_users_attributes_file_is_honoured_as_git_honours_it() {
+    let repo = TestRepo::new();
+    for i in 0..20 {
+        repo.write(&format!("d/f{i}.txt"), "one\ntwo\n");
+    }
+    repo.commit_all("text");
+    let attrs = repo.home().join(".config/git/attributes");
+    std::fs::create_dir_all(attrs.parent().unwrap()).unwrap();
+    std::fs::write(&attrs, "*.txt text eol=crlf\n").unwrap();
+    let out = baton(
+        &repo,
+        &[
+            "--json",
+            "worktree",
+            "create",
+            "--plan",
+            "OP-20260101-000000-0000a77e",
+            "--agent",
+            "a",
+            "--agent",
+            "b",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let by_git = checkout_by_git(&repo);
+    assert_eq!(
+        std::fs::read(by_git.join("d/f0.txt")).unwrap(),
+        b"one\r\ntwo\r\n",
+        "git converted"
+    );
+    let want = snapshot(&by_git);
+    for c in out["created"].as_array().expect("created") {
+        let p = PathBuf::from(c["path"].as_str().expect("path"));
+        assert_eq!(snapshot(&p), want, "{p:?}");
+        assert_eq!(repo.git_in(&p, &["status", "--porcelain"]), "", "{p:?}");
+    }
+}

@@ -4,7 +4,8 @@
 //! blob is read (inflated) once and written to every worktree, in parallel over files, and each
 //! index is built from the tree plus the stat data of the files just written. This plain copy
 //! is only right when git would not transform content, so a repository with attributes
-//! (`.gitattributes`, `info/attributes`, `core.attributesFile`), line-ending settings, a
+//! (`.gitattributes`, `info/attributes`, `core.attributesFile`, the user's or the system's
+//! attributes file), line-ending settings, a
 //! sparse checkout, or a name that is not UTF-8 or looks like `.git` on another file system
 //! falls back to libgit2's checkout, one worktree per thread. A name git refuses (`.`, `..`,
 //! `.git`, a `/` inside a name) is refused before anything is written.
@@ -323,6 +324,21 @@ fn plain_config(repo: &Repository) -> bool {
         && !cfg.get_bool("core.sparseCheckout").unwrap_or(false)
         && cfg.get_bool("core.symlinks").unwrap_or(true)
         && !repo.commondir().join("info").join("attributes").exists()
+        && !attribute_files_beyond_the_repository()
+}
+
+/// The attribute files git reads without being told: the user's (`$XDG_CONFIG_HOME/git/
+/// attributes`, else `~/.config/git/attributes`) and the system's (`/etc/gitattributes`).
+/// One that exists may ask for line-ending or other conversions (libgit2 reads them too).
+fn attribute_files_beyond_the_repository() -> bool {
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    let user = xdg.map(|d| d.join("git").join("attributes"));
+    let system = (std::env::var_os("GIT_ATTR_NOSYSTEM").is_none())
+        .then(|| PathBuf::from("/etc/gitattributes"));
+    user.into_iter().chain(system).any(|f| f.exists())
 }
 
 fn write_one(path: &Path, mode: i32, data: &[u8]) -> Result<Metadata> {

@@ -17,6 +17,7 @@ fn args(dir: &std::path::Path, n: u32, argv: &[&str]) -> SuperviseArgs {
         pidfile: baton_run::local::pid_path(&log),
         log,
         grace: Duration::from_millis(500),
+        state_root: Some(dir.to_owned()),
         argv: argv.iter().map(Into::into).collect(),
     }
 }

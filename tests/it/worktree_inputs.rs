@@ -200,3 +200,68 @@ fn edit_created_at(meta: &Path, value: &str) {
     json["created_at"] = serde_json::from_str(value).unwrap();
     std::fs::write(meta, serde_json::to_string(&json).unwrap()).unwrap();
 }
+
+/// Class 10's neighbours: a link anywhere *below* a real state dir — committed by anyone, as
+/// `.baton` itself could be — is never followed: not the directory of an attempt's log, not
+/// the log file, not a directory baton makes deeper in. The agent is refused with the reason
+/// and nothing lands outside.
+#[test]
+fn a_link_below_the_state_dir_is_never_followed_by_a_run() {
+    let repo = TestRepo::new();
+    let id = "OP-20260101-000000-0000d1e5";
+    let plan = crate::run::write_plan(
+        &repo,
+        id,
+        "[defaults]\nisolation = \"none\"\ncommand = [\"sh\", \"-c\", \"echo agent-output\"]\n\
+         [[batches]]\nid = \"B1\"\n[[batches.agents]]\nid = \"a1\"\ntask_type = \"implement\"\n",
+    );
+    let outside = repo.scratch("outside");
+    let victim = outside.join("victim");
+    std::fs::write(&victim, "the user's file\n").unwrap();
+    let logs = repo.path().join(format!(".baton/executions/{id}/logs"));
+
+    // (1) the plan's logs directory is a link to elsewhere
+    std::fs::create_dir_all(logs.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&outside, &logs).unwrap();
+    repo.commit_all("a logs link, committed by anyone");
+    let run = baton(&repo, &["run", &plan]);
+    assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains("symlink"), "says why: {said}");
+    let exec = crate::run::execution(&repo, id);
+    let a1 = crate::run::agent(&exec, "a1");
+    assert_eq!(
+        a1.result.as_ref().and_then(|r| r.error_class),
+        Some(baton_plan::ErrorClass::SpawnFailed),
+        "{said}"
+    );
+    let listed: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(listed, ["victim"], "nothing made through the link");
+    std::fs::remove_dir_all(repo.path().join(".baton")).unwrap();
+
+    // (2) a real logs directory whose log file is a link to the user's file
+    std::fs::create_dir_all(logs.join("a1")).unwrap();
+    std::os::unix::fs::symlink(&victim, logs.join("a1/1.log")).unwrap();
+    let run = baton(&repo, &["run", &plan]);
+    assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "the user's file\n",
+        "the agent's output never goes through the link"
+    );
+    std::fs::remove_dir_all(repo.path().join(".baton")).unwrap();
+
+    // (3) the plan's execution directory itself is a link
+    std::fs::create_dir_all(repo.path().join(".baton/executions")).unwrap();
+    std::os::unix::fs::symlink(&outside, logs.parent().unwrap()).unwrap();
+    let run = baton(&repo, &["run", &plan]);
+    assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let listed: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(listed, ["victim"], "nothing made through the link");
+}

@@ -159,11 +159,7 @@ impl Cache {
     }
 
     fn mkdir(&self, dir: &std::path::Path) -> Result<(), baton_store::StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| baton_store::StoreError::Io {
-            action: "create",
-            path: dir.to_owned(),
-            source,
-        })
+        baton_store::create_dir_all(dir)
     }
 
     /// Store a success, then drop expired entries and the oldest beyond the cap.

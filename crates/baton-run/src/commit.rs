@@ -264,11 +264,7 @@ impl AgentRecord {
     ) -> Result<(), baton_store::StoreError> {
         let path = Self::path(state, plan, agent);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| baton_store::StoreError::Io {
-                action: "create",
-                path: parent.to_owned(),
-                source,
-            })?;
+            baton_store::create_dir_all(parent)?;
         }
         baton_store::write_json(&path, self)
     }

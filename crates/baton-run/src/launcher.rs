@@ -255,6 +255,7 @@ mod tests {
             status: "/l/1.status.json".into(),
             pidfile: "/l/1.pid.json".into(),
             grace: std::time::Duration::from_millis(300),
+            state_root: Some("/l".into()),
             argv: vec!["sh".into(), "-c".into(), "echo hi".into()],
         };
         let sargs = args.to_args();
@@ -267,6 +268,7 @@ mod tests {
         assert_eq!(req.env, vec![(OsString::from("A"), OsString::from("b=c"))]);
         assert_eq!(req.args.argv, args.argv);
         assert_eq!(req.args.grace, args.grace);
+        assert_eq!(req.args.state_root, args.state_root);
 
         let bad = |items: Vec<&[u8]>| {
             let items: Vec<Vec<u8>> = items.into_iter().map(<[u8]>::to_vec).collect();

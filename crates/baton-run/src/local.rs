@@ -279,6 +279,7 @@ impl Executor for LocalExecutor {
             status: status_path(&spec.log),
             pidfile: pid_path(&spec.log),
             grace: self.grace,
+            state_root: baton_store::root_of(&spec.log),
             argv: spec.argv.iter().map(OsString::from).collect(),
         };
         match self.launch(spec, &args) {
@@ -399,9 +400,6 @@ impl Executor for LocalExecutor {
         events: Sender<AttemptEvent>,
     ) -> Result<Option<(AttemptHandle, Adoption)>, ExecError> {
         let path = pid_path(&spec.log);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         match baton_store::create_new_json(&path, &PidFile::Abandoned) {
             // claimed first: no supervisor will ever start this attempt
             Ok(()) => Ok(None),
@@ -521,6 +519,7 @@ mod tests {
             status: status_path(&log),
             pidfile: pid_path(&log),
             grace: Duration::from_millis(100),
+            state_root: None,
             argv: vec!["true".into()],
         };
         let claim = PidFile::Running {

@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -28,6 +29,10 @@ use crate::procfs;
 /// Exit code of a supervisor that found its pid file already claimed: it started nothing.
 pub const CLAIMED_ELSEWHERE: i32 = 75;
 
+/// Exit code of a supervisor whose attempt directory is reached through a symlink (or a file)
+/// below the state directory: it wrote nothing and started nothing.
+pub const NOT_CONFINED: i32 = 77;
+
 /// The arguments of `__supervise`.
 #[derive(Debug, Clone)]
 pub struct SuperviseArgs {
@@ -35,11 +40,14 @@ pub struct SuperviseArgs {
     pub status: PathBuf,
     pub pidfile: PathBuf,
     pub grace: Duration,
+    /// The state directory the files above are in: the supervisor makes and opens them only
+    /// through real directories below it (see `baton_store::confine_to`).
+    pub state_root: Option<PathBuf>,
     pub argv: Vec<OsString>,
 }
 
 impl SuperviseArgs {
-    /// `--log L --status S --pidfile P --grace-ms N -- ARGV…`
+    /// `--log L --status S --pidfile P --grace-ms N [--state-root R] -- ARGV…`
     pub fn to_args(&self) -> Vec<OsString> {
         let mut v: Vec<OsString> = vec![
             "--log".into(),
@@ -50,8 +58,11 @@ impl SuperviseArgs {
             self.pidfile.clone().into(),
             "--grace-ms".into(),
             self.grace.as_millis().to_string().into(),
-            "--".into(),
         ];
+        if let Some(root) = &self.state_root {
+            v.extend(["--state-root".into(), root.clone().into()]);
+        }
+        v.push("--".into());
         v.extend(self.argv.iter().cloned());
         v
     }
@@ -59,12 +70,14 @@ impl SuperviseArgs {
     pub fn parse(args: &[OsString]) -> Result<Self, String> {
         let mut it = args.iter();
         let (mut log, mut status, mut pidfile, mut grace) = (None, None, None, None);
+        let mut state_root = None;
         while let Some(a) = it.next() {
             let mut value = || it.next().cloned().ok_or(format!("{a:?} needs a value"));
             match a.to_str() {
                 Some("--log") => log = Some(PathBuf::from(value()?)),
                 Some("--status") => status = Some(PathBuf::from(value()?)),
                 Some("--pidfile") => pidfile = Some(PathBuf::from(value()?)),
+                Some("--state-root") => state_root = Some(PathBuf::from(value()?)),
                 Some("--grace-ms") => {
                     let v = value()?;
                     grace = Some(Duration::from_millis(
@@ -86,6 +99,7 @@ impl SuperviseArgs {
             status: status.ok_or("--status is required")?,
             pidfile: pidfile.ok_or("--pidfile is required")?,
             grace: grace.unwrap_or(Duration::from_secs(10)),
+            state_root,
             argv,
         })
     }
@@ -150,9 +164,21 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         pid: me.pid,
         start_time: me.start_time,
     };
+    if let Some(root) = &args.state_root {
+        baton_store::confine_to(root);
+    }
     if let Some(dir) = args.pidfile.parent() {
-        // fails below, with the claim, if it cannot be made
-        let _ = std::fs::create_dir_all(dir);
+        match baton_store::create_dir_all(dir) {
+            Ok(()) => {}
+            // a link (or a file) on the way: nothing may be written there, not even the
+            // status; the runner checked the same path before it launched and says why
+            Err(
+                baton_store::StoreError::Symlink { .. }
+                | baton_store::StoreError::NotADirectory { .. },
+            ) => return NOT_CONFINED,
+            // fails below, with the claim
+            Err(_) => {}
+        }
     }
     let failed = |why: String| StatusFile {
         spawn_error: Some(why),
@@ -182,7 +208,12 @@ pub fn supervise(args: SuperviseArgs) -> i32 {
         return finish(&args, &claim, end, started);
     }
 
-    let log = match OpenOptions::new().create(true).append(true).open(&args.log) {
+    let log = match OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&args.log)
+    {
         Ok(f) => f,
         Err(e) => {
             let end = failed(format!("cannot open {}: {e}", args.log.display()));
@@ -463,7 +494,15 @@ fn temp_with<T: Serialize>(path: &std::path::Path, value: &T) -> std::io::Result
     let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
+    // never written through a link at the temp name (a stale file of a process with our pid
+    // is replaced, as `write` would; a link is left and the write refused)
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut file, &bytes)?;
     Ok(tmp)
 }
 
@@ -509,6 +548,7 @@ mod tests {
             status: "/l/1.status.json".into(),
             pidfile: "/l/1.pid.json".into(),
             grace: Duration::from_millis(250),
+            state_root: None,
             argv: vec!["sh".into(), "-c".into(), "echo --log".into()],
         };
         let b = SuperviseArgs::parse(&a.to_args()).unwrap();

@@ -208,7 +208,8 @@ impl Executor for SlurmExecutor {
             Some(j) => j.job_id,
             None => {
                 if let Some(dir) = spec.log.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    baton_store::create_dir_all(dir)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
                 }
                 let submit = Submit {
                     script: &self.script,

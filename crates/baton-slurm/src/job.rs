@@ -35,7 +35,6 @@ exec "$@"
 pub fn ensure_script(dir: &Path) -> std::io::Result<PathBuf> {
     let path = dir.join("baton-job.sh");
     if std::fs::read_to_string(&path).ok().as_deref() != Some(JOB_SCRIPT) {
-        std::fs::create_dir_all(dir)?;
         baton_store::write_atomic(&path, JOB_SCRIPT.as_bytes())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
     }

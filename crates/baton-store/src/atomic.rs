@@ -23,7 +23,7 @@ fn parent_of(path: &Path) -> &Path {
 /// so concurrent writers, in this process or others, never clobber each other's temp files.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = parent_of(path);
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
+    crate::confine::create_dir_all(dir)?;
     let (tmp_path, mut tmp) = create_temp_beside(path)?;
     let result = (|| {
         tmp.write_all(bytes)
@@ -79,6 +79,7 @@ pub fn write_atomic_reusing(path: &Path, bytes: &[u8]) -> Result<(), StoreError>
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let dir = parent_of(path);
     let spare = spare_path(path);
+    crate::confine::check_parent_dirs(path)?;
     // the current version must be a plain file here, not a link to elsewhere
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_file() => {}
@@ -154,7 +155,7 @@ pub(crate) fn json_bytes<T: Serialize + ?Sized>(
 /// into place, which fails if the name is taken), so readers never see a partial file.
 pub fn create_new_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
     let dir = parent_of(path);
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
+    crate::confine::create_dir_all(dir)?;
     let bytes = json_bytes(path, value)?;
     let (tmp_path, mut tmp) = create_temp_beside(path)?;
     let result = (|| {

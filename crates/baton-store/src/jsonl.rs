@@ -32,12 +32,7 @@ pub fn append_lines(path: &Path, lines: &[String], durable: bool) -> Result<(), 
 }
 
 fn open_for_append(path: &Path) -> Result<File, StoreError> {
-    OpenOptions::new()
-        .create(true)
-        .read(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| StoreError::io("open", path, e))
+    crate::confine::open_append(path, true)
 }
 
 /// Write `lines` at the end of `file` (whose lock the caller holds), after a newline if a

@@ -89,6 +89,8 @@ impl StateDir {
         ] {
             check_not_symlink(&inner, false)?;
         }
+        // and every write below it walks down real directories only
+        crate::confine::confine_to(&dir.root);
         Ok(dir)
     }
     pub fn root(&self) -> &Path {

@@ -8,6 +8,7 @@
 //! The crate knows nothing of plans or executions; it moves bytes and JSON values safely.
 
 mod atomic;
+mod confine;
 mod errors;
 mod jsonl;
 mod layout;
@@ -15,6 +16,9 @@ mod lock;
 
 pub use atomic::{
     backup, create_new_json, read_json, spare_path, write_atomic, write_atomic_reusing, write_json,
+};
+pub use confine::{
+    check_parent_dirs, confine_to, create_dir_all, create_parent_dirs, open_append, root_of,
 };
 pub use errors::StoreError;
 pub use jsonl::{JsonlAppender, JsonlStats, append_lines, read_jsonl};

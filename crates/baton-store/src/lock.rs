@@ -41,24 +41,25 @@ pub fn lock_path(data: &Path) -> PathBuf {
 pub fn lock_exclusive(data: &Path) -> Result<LockGuard, StoreError> {
     let path = lock_path(data);
     let open = || {
+        use std::os::unix::fs::OpenOptionsExt;
         OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
     };
+    // never through a link below the state dir (see `confine`)
+    crate::confine::check_parent_dirs(&path)?;
     // the directory almost always exists: make it only when the open says it does not
     let file = match open() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| StoreError::io("create directory", parent, e))?;
-            }
+            crate::confine::create_parent_dirs(&path)?;
             open()
         }
         other => other,
     }
-    .map_err(|e| StoreError::io("open lock file", &path, e))?;
+    .map_err(|e| crate::confine::link_or_io("open lock file", &path, e))?;
     file.lock().map_err(|e| StoreError::io("lock", &path, e))?;
     Ok(LockGuard { file, path })
 }

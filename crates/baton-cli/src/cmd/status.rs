@@ -96,8 +96,7 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> CliResult {
 /// Print the progress at every change of the execution file, until the execution ends.
 fn watch(ctx: &Ctx, dir: &baton_store::StateDir, id: &PlanId, plan: &Plan) -> CliResult {
     let exec_dir = dir.executions_dir();
-    std::fs::create_dir_all(&exec_dir)
-        .map_err(|e| CliError::env(format!("cannot create {}: {e}", exec_dir.display())))?;
+    baton_store::create_dir_all(&exec_dir)?;
     let watcher = baton_run::follow::DirWatch::new(&exec_dir)
         .map_err(|e| CliError::env(format!("cannot watch {}: {e}", exec_dir.display())))?;
     let path = dir.execution(id.as_str());

@@ -113,10 +113,7 @@ impl StatusWord for Check {
 
 pub(super) fn write_report(path: &Path, report: &VerifyReport) -> Result<(), IntegrateError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| IntegrateError::Git {
-            action: format!("create {}", parent.display()),
-            message: e.to_string(),
-        })?;
+        baton_store::create_dir_all(parent)?;
     }
     baton_store::write_json(path, report)?;
     Ok(())

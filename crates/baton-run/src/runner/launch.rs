@@ -302,13 +302,16 @@ impl Runner {
             Some(_) => {}
             None => return Err(Outcome::SpawnFailed("the command is empty".to_owned())),
         }
+        // the attempt's directory is never reached through a link below the state dir (a
+        // committed `.baton/executions/<plan>/logs -> elsewhere`): refused here, with the
+        // reason, before anything starts; the supervisor checks again as it makes it
+        baton_store::check_parent_dirs(&spec.log)
+            .map_err(|e| Outcome::SpawnFailed(e.to_string()))?;
         // a local supervisor makes its directory itself, off the runner's path
         if let Some(dir) = spec.log.parent()
             && (prompt.is_some() || self.executor.kind() != "local")
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Outcome::SpawnFailed(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            baton_store::create_dir_all(dir).map_err(|e| Outcome::SpawnFailed(e.to_string()))?;
         }
         if let Some((path, text)) = prompt {
             baton_store::write_atomic(path, text.as_bytes())

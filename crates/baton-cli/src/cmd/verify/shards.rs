@@ -96,8 +96,7 @@ pub fn run(ctx: &Ctx, repo: &RepoPaths, full: bool, s: &Sharding) -> CliResult<C
             .map_or(0, |d| d.as_millis()),
         std::process::id()
     ));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::env(format!("cannot create {}: {e}", dir.display())))?;
+    baton_store::create_dir_all(&dir)?;
     let exe = std::env::current_exe()
         .map_err(|e| CliError::env(format!("cannot find this program's path: {e}")))?;
     let n = s.shards;
@@ -241,7 +240,11 @@ fn run_local(argv: &[String], n: u32, dir: &Path, cwd: &Path) -> CliResult<BTree
     for k in 1..=n {
         let args = fill(argv, k);
         let log_path = dir.join(format!("shard-{k}.log"));
-        let log = std::fs::File::create(&log_path)
+        // a new file of its own, never through a link at its name
+        let log = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&log_path)
             .map_err(|e| CliError::env(format!("cannot write {}: {e}", log_path.display())))?;
         let err = log
             .try_clone()

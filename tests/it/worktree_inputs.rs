@@ -247,6 +247,8 @@ fn a_link_below_the_state_dir_is_never_followed_by_a_run() {
     std::os::unix::fs::symlink(&victim, logs.join("a1/1.log")).unwrap();
     let run = baton(&repo, &["run", &plan]);
     assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains("1.log is a symlink"), "says why: {said}");
     assert_eq!(
         std::fs::read_to_string(&victim).unwrap(),
         "the user's file\n",

@@ -76,6 +76,18 @@ pub fn check_parent_dirs(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// [`check_parent_dirs`], and `path` itself is not a symlink either: for a file another
+/// program will open by name (a Slurm job's log), where `O_NOFOLLOW` is not baton's to set.
+pub fn check_no_links(path: &Path) -> Result<(), StoreError> {
+    check_parent_dirs(path)?;
+    if root_of(path).is_some() && matches!(kind(path)?, Kind::Link) {
+        return Err(StoreError::Symlink {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 fn walk(root: &Path, dir: &Path, make: bool) -> Result<(), StoreError> {
     let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
     let mut at = root.to_owned();
@@ -192,6 +204,11 @@ mod tests {
             Err(StoreError::Symlink { .. })
         ));
         assert!(!outside.join("victim").exists());
+        assert!(matches!(
+            check_no_links(&log),
+            Err(StoreError::Symlink { .. })
+        ));
+        check_no_links(&root.join("executions/p1/logs/a2/2.log")).unwrap();
 
         // real directories are made, one level at a time, and reused
         create_dir_all(&root.join("executions/p2/logs/a1")).unwrap();

@@ -18,7 +18,8 @@ pub use atomic::{
     backup, create_new_json, read_json, spare_path, write_atomic, write_atomic_reusing, write_json,
 };
 pub use confine::{
-    check_parent_dirs, confine_to, create_dir_all, create_parent_dirs, open_append, root_of,
+    check_no_links, check_parent_dirs, confine_to, create_dir_all, create_parent_dirs, open_append,
+    root_of,
 };
 pub use errors::StoreError;
 pub use jsonl::{JsonlAppender, JsonlStats, append_lines, read_jsonl};

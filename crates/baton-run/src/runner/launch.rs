@@ -302,11 +302,11 @@ impl Runner {
             Some(_) => {}
             None => return Err(Outcome::SpawnFailed("the command is empty".to_owned())),
         }
-        // the attempt's directory is never reached through a link below the state dir (a
-        // committed `.baton/executions/<plan>/logs -> elsewhere`): refused here, with the
-        // reason, before anything starts; the supervisor checks again as it makes it
-        baton_store::check_parent_dirs(&spec.log)
-            .map_err(|e| Outcome::SpawnFailed(e.to_string()))?;
+        // the attempt's log is never reached through a link below the state dir (a committed
+        // `.baton/executions/<plan>/logs -> elsewhere`, or a log file that is a link): refused
+        // here, with the reason, before anything starts; a local supervisor checks again as it
+        // makes the directory and opens the log, a Slurm job's log is opened by Slurm
+        baton_store::check_no_links(&spec.log).map_err(|e| Outcome::SpawnFailed(e.to_string()))?;
         // a local supervisor makes its directory itself, off the runner's path
         if let Some(dir) = spec.log.parent()
             && (prompt.is_some() || self.executor.kind() != "local")

@@ -57,70 +57,11 @@ fn create_temp_beside(path: &Path) -> Result<(PathBuf, File), StoreError> {
     }
 }
 
-/// The spare file [`write_atomic_reusing`] keeps beside `path` (`.<name>.spare`): whoever
-/// removes `path` for good removes it too.
+/// The spare file earlier builds kept beside a file they rewrote often (`.<name>.spare`):
+/// whoever removes `path` for good removes it too, if one is there.
 pub fn spare_path(path: &Path) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     path.with_file_name(format!(".{name}.spare"))
-}
-
-/// [`write_atomic`] for a file that one writer rewrites many times while holding its lock
-/// (the runner's execution): the new version is written into a spare file beside it
-/// (`.<name>.spare`) and the two names are swapped (`renameat2(RENAME_EXCHANGE)`), so the old
-/// version becomes the next write's spare. No inode is freed or allocated per write: on a
-/// file system that scans recently freed inodes at every allocation (ext4 without a journal),
-/// freeing one per write made every later file creation nearby slower, run after run.
-///
-/// Readers see the old or the new content, as with [`write_atomic`]; a reader still reading
-/// the old version when a later write reuses it notices (see [`read_json`]) and reads again.
-/// Without the swap (a file system that lacks it), or with a spare that is not a plain file
-/// of its own, this is [`write_atomic`].
-pub fn write_atomic_reusing(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let dir = parent_of(path);
-    let spare = spare_path(path);
-    crate::confine::check_parent_dirs(path)?;
-    // the current version must be a plain file here, not a link to elsewhere
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_file() => {}
-        _ => return write_atomic(path, bytes),
-    }
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&spare);
-    let Ok(mut file) = file else {
-        return write_atomic(path, bytes);
-    };
-    // never write through a name that another file shares
-    match file.metadata() {
-        Ok(m) if m.file_type().is_file() && m.nlink() == 1 => {}
-        _ => return write_atomic(path, bytes),
-    }
-    (|| {
-        file.set_len(0)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })()
-    .map_err(|e| StoreError::io("write", &spare, e))?;
-    drop(file);
-    match rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        &spare,
-        rustix::fs::CWD,
-        path,
-        rustix::fs::RenameFlags::EXCHANGE,
-    ) {
-        Ok(()) => {}
-        // no swap here: the spare simply replaces the file
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
-            std::fs::rename(&spare, path).map_err(|e| StoreError::io("rename into", path, e))?
-        }
-        Err(e) => return Err(StoreError::io("swap into", path, e.into())),
-    }
-    sync_dir(dir)
 }
 
 /// fsync a directory so a rename in it survives a power cut.
@@ -180,10 +121,9 @@ pub fn create_new_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<
 
 /// Read and parse a JSON file. A parse error names the file, line and column.
 ///
-/// A file rewritten by [`write_atomic_reusing`] may be rewritten while it is read (the
-/// version being read became the writer's spare): such a read does not parse, and the file
-/// changed during it, so it is read again. A file that does not parse and did not change is
-/// reported.
+/// A read that does not parse while the file changed during it (a writer that rewrites in
+/// place: an earlier build's runner, or another program) is read again. A file that does not
+/// parse and did not change is reported.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
@@ -274,95 +214,6 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "{\n  \"a\": 1,\n  \"b\": \n"
         );
-    }
-
-    #[test]
-    fn reusing_writes_swap_two_inodes_and_free_none() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("exec.json");
-        let spare = dir.path().join(".exec.json.spare");
-        write_atomic_reusing(&path, b"0").unwrap();
-        let mut inodes = std::collections::BTreeSet::new();
-        for n in 1..20u32 {
-            write_atomic_reusing(&path, n.to_string().as_bytes()).unwrap();
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), n.to_string());
-            // the version before is the spare, whole
-            assert_eq!(
-                std::fs::read_to_string(&spare).unwrap(),
-                (n - 1).to_string()
-            );
-            inodes.insert(std::fs::metadata(&path).unwrap().ino());
-            inodes.insert(std::fs::metadata(&spare).unwrap().ino());
-        }
-        assert_eq!(inodes.len(), 2, "the same two files all along: {inodes:?}");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names.len(), 2, "no temp file left: {names:?}");
-    }
-
-    #[test]
-    fn reusing_write_never_writes_through_a_link() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside.txt");
-        std::fs::write(&outside, "keep").unwrap();
-        let path = dir.path().join("exec.json");
-        write_atomic_reusing(&path, b"1").unwrap();
-        // a symbolic link as the spare, then a hard link
-        let spare = dir.path().join(".exec.json.spare");
-        let _ = std::fs::remove_file(&spare);
-        std::os::unix::fs::symlink(&outside, &spare).unwrap();
-        write_atomic_reusing(&path, b"2").unwrap();
-        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "2");
-        let _ = std::fs::remove_file(&spare);
-        std::fs::hard_link(&outside, &spare).unwrap();
-        write_atomic_reusing(&path, b"3").unwrap();
-        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "3");
-        // the file itself a symbolic link: replaced, its target untouched
-        std::fs::remove_file(&path).unwrap();
-        std::os::unix::fs::symlink(&outside, &path).unwrap();
-        write_atomic_reusing(&path, b"4").unwrap();
-        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "4");
-    }
-
-    /// A regression guard, not a proof: the window in which a reader holds the version a
-    /// write is reusing is rarely hit here (each write fsyncs); what must hold is that readers
-    /// racing the writer always get one whole version.
-    #[test]
-    fn readers_never_see_a_torn_version_of_a_reused_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("exec.json");
-        // versions of different lengths, so a torn read could not parse
-        let version =
-            |n: usize| serde_json::to_vec(&vec![n; 20_000 + (n * 7919) % 100_000]).unwrap();
-        write_atomic_reusing(&path, &version(0)).unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let (path, stop) = (path.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    let mut reads = 0u32;
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let v: Vec<usize> = read_json(&path).expect("a whole version");
-                        assert!(v.windows(2).all(|w| w[0] == w[1]), "one version's content");
-                        reads += 1;
-                    }
-                    reads
-                })
-            })
-            .collect();
-        for n in 1..60 {
-            write_atomic_reusing(&path, &version(n)).unwrap();
-        }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for r in readers {
-            assert!(r.join().expect("no reader failed") > 0);
-        }
     }
 
     #[test]

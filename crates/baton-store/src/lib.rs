@@ -14,9 +14,7 @@ mod jsonl;
 mod layout;
 mod lock;
 
-pub use atomic::{
-    backup, create_new_json, read_json, spare_path, write_atomic, write_atomic_reusing, write_json,
-};
+pub use atomic::{backup, create_new_json, read_json, spare_path, write_atomic, write_json};
 pub use confine::{
     check_no_links, check_parent_dirs, confine_to, create_dir_all, create_parent_dirs, open_append,
     root_of,
@@ -68,7 +66,7 @@ pub fn update_json<T, E>(
 where
     T: serde::de::DeserializeOwned + serde::Serialize + Versioned + Clone,
 {
-    update_with(path, None, init, f, write_atomic)
+    update_with(path, None, init, f)
 }
 
 /// The last version one writer wrote of a document: its bytes and its value.
@@ -78,8 +76,10 @@ pub type Written<T> = Option<(Vec<u8>, T)>;
 /// execution): when the file still holds exactly the bytes this writer wrote last (`last`),
 /// the value it wrote is taken instead of parsing the file again. Any other writer's change
 /// shows as other bytes and is read from the file, so nothing another process wrote is lost.
-/// Written with [`write_atomic_reusing`]: a document rewritten this often frees no inode per
-/// write.
+/// Written with [`write_atomic`], a new file per version: a reader that has a version open
+/// keeps reading that version whole. (An earlier build swapped two files and rewrote the old
+/// version in place to spare the file system an inode per write; a plain reader still
+/// reading that version could then see it emptied, which the spec forbids.)
 pub fn update_json_cached<T, E>(
     path: &std::path::Path,
     last: &mut Written<T>,
@@ -89,7 +89,7 @@ pub fn update_json_cached<T, E>(
 where
     T: serde::de::DeserializeOwned + serde::Serialize + Versioned + Clone,
 {
-    update_with(path, Some(last), init, f, write_atomic_reusing)
+    update_with(path, Some(last), init, f)
 }
 
 fn update_with<T, E>(
@@ -97,7 +97,6 @@ fn update_with<T, E>(
     mut last: Option<&mut Written<T>>,
     init: impl FnOnce() -> T,
     f: impl FnOnce(&mut T) -> Result<(), E>,
-    write: fn(&std::path::Path, &[u8]) -> Result<(), StoreError>,
 ) -> Result<Result<T, E>, StoreError>
 where
     T: serde::de::DeserializeOwned + serde::Serialize + Versioned + Clone,
@@ -121,7 +120,7 @@ where
         return Ok(Err(err));
     }
     let bytes = atomic::json_bytes(path, &value)?;
-    write(path, &bytes)?;
+    write_atomic(path, &bytes)?;
     // kept only by a writer that caches (one copy of the value, not one per update)
     if let Some(last) = last {
         *last = Some((bytes, value.clone()));

@@ -154,12 +154,8 @@ impl Cache {
         agent: &str,
         inputs: &CacheInputs,
     ) -> Result<(), baton_store::StoreError> {
-        self.mkdir(&self.dir.join("agents"))?;
+        // write_json makes the directory, walking only real ones below the state dir
         baton_store::write_json(&self.seen_path(agent), &inputs.parts())
-    }
-
-    fn mkdir(&self, dir: &std::path::Path) -> Result<(), baton_store::StoreError> {
-        baton_store::create_dir_all(dir)
     }
 
     /// Store a success, then drop expired entries and the oldest beyond the cap.
@@ -170,7 +166,6 @@ impl Cache {
         tree: String,
         record: AgentRecord,
     ) -> Result<(), baton_store::StoreError> {
-        self.mkdir(&self.dir)?;
         let key = inputs.key(agent);
         let entry = CacheEntry {
             schema_version: Self::SCHEMA_VERSION,

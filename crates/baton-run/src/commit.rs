@@ -262,11 +262,8 @@ impl AgentRecord {
         plan: &PlanId,
         agent: &AgentId,
     ) -> Result<(), baton_store::StoreError> {
-        let path = Self::path(state, plan, agent);
-        if let Some(parent) = path.parent() {
-            baton_store::create_dir_all(parent)?;
-        }
-        baton_store::write_json(&path, self)
+        // write_json makes the directory, walking only real ones below the state dir
+        baton_store::write_json(&Self::path(state, plan, agent), self)
     }
 }
 

@@ -112,9 +112,7 @@ impl StatusWord for Check {
 }
 
 pub(super) fn write_report(path: &Path, report: &VerifyReport) -> Result<(), IntegrateError> {
-    if let Some(parent) = path.parent() {
-        baton_store::create_dir_all(parent)?;
-    }
+    // write_json makes the directory, walking only real ones below the state dir
     baton_store::write_json(path, report)?;
     Ok(())
 }

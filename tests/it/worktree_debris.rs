@@ -75,6 +75,22 @@ fn assert_clean_slate(repo: &TestRepo) {
     let left = std::fs::read_dir(&journal).map(|r| r.count()).unwrap_or(0);
     assert_eq!(left, 0, "journal records left in {}", journal.display());
     assert_eq!(repo.git(&["worktree", "prune", "-n", "-v"]), "");
+    let placing: Vec<PathBuf> = std::fs::read_dir(root(repo))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|plan| std::fs::read_dir(plan.path()).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with(".baton-new.") || n.starts_with(".baton-stage.")
+            })
+        })
+        .collect();
+    assert_eq!(placing, Vec::<PathBuf>::new(), "placement directories left");
 }
 
 #[test]
@@ -277,7 +293,8 @@ fn is_git_dir(p: &Path) -> bool {
 
 /// Cleanup lists the debris of a create killed mid-way (`--dry-run` changes nothing) and then
 /// removes it: a branch at its base, an admin dir cut short before `gitdir`, a directory with
-/// half a `.git` file.
+/// half a `.git` file, the directories made under temporary names while placing it (not one
+/// that holds anything else) and a stage its checkout created files in.
 #[test]
 fn cleanup_lists_then_removes_the_debris_of_a_killed_create() {
     let repo = TestRepo::new();
@@ -299,6 +316,19 @@ fn cleanup_lists_then_removes_the_debris_of_a_killed_create() {
         &format!("{}\n", path.join(".git").display()),
     );
     write_file(&path, ".git", &format!("gitdir: {}\n", admin.display()));
+    // directories made under temporary names while the worktree was being placed: one with
+    // the whole `.git`, one with half, one empty — and one that someone put work in
+    let plan_dir = root(&repo).join(PLAN);
+    let temp = |k: usize| plan_dir.join(format!(".baton-new.a1.{k}"));
+    write_file(&temp(0), ".git", &format!("gitdir: {}\n", admin.display()));
+    write_file(&temp(1), ".git", "gitdir: /");
+    std::fs::create_dir(temp(2)).unwrap();
+    write_file(&temp(3), "notes.txt", "mine\n");
+    // and a stage its checkout was creating files through, with two files not yet moved
+    let stage = plan_dir.join(".baton-stage.a1.0");
+    write_file(&stage, ".git", &format!("gitdir: {}\n", admin.display()));
+    write_file(&stage, "0", "fn main() {}\n");
+    write_file(&stage, "1", "x\n");
     let journal = serde_json::json!({
         "schema_version": 1,
         "owner": {"pid": 4294967295u32, "start_time": 1},
@@ -321,7 +351,14 @@ fn cleanup_lists_then_removes_the_debris_of_a_killed_create() {
     for what in ["remove", "admin dir", "delete branch"] {
         assert!(steps.contains(what), "{what} missing from {steps}");
     }
+    for k in 0..3 {
+        let name = format!(".baton-new.a1.{k}");
+        assert!(steps.contains(&name), "{name} missing from {steps}");
+    }
+    assert!(!steps.contains(".baton-new.a1.3"), "{steps}");
+    assert!(steps.contains(".baton-stage.a1.0"), "{steps}");
     assert!(record.exists() && admin.exists() && path.exists());
+    assert!((0..4).all(|k| temp(k).exists()) && stage.join("1").exists());
     assert!(branch_exists(&repo, &branch));
 
     let real = baton(&repo, &["--json", "worktree", "cleanup"])
@@ -330,6 +367,12 @@ fn cleanup_lists_then_removes_the_debris_of_a_killed_create() {
     assert_eq!(real["debris"][0]["steps"], dry["debris"][0]["steps"]);
     assert_eq!(outcome(&real), outcome(&dry));
     assert!(!record.exists() && !admin.exists() && !path.exists());
+    assert!((0..3).all(|k| !temp(k).exists()) && !stage.exists());
+    assert_eq!(
+        std::fs::read_to_string(temp(3).join("notes.txt")).unwrap(),
+        "mine\n"
+    );
+    std::fs::remove_dir_all(temp(3)).unwrap();
     assert_clean_slate(&repo);
     // and the plan can be created again
     baton(&repo, &strs(&create_plan_args(PLAN, 1, false))).expect_code(0);

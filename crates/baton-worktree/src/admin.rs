@@ -162,12 +162,12 @@ pub fn write_entry(
     path: &Path,
     branch_ref: &str,
     lock_reason: &str,
+    placer: &mut crate::place::Placer,
 ) -> Result<PathBuf> {
     let admin = worktrees_dir(common_dir).join(name);
     std::fs::create_dir_all(worktrees_dir(common_dir))
         .map_err(WorktreeError::io("create", worktrees_dir(common_dir)))?;
     std::fs::create_dir(&admin).map_err(WorktreeError::io("create", &admin))?;
-    let mut made_dir = false;
     let result = (|| {
         let write = |file: &str, text: String| {
             let p = admin.join(file);
@@ -182,7 +182,7 @@ pub fn write_entry(
         }
         // The directory must be new: a path another create (or anyone) made meanwhile is
         // theirs, and is never written into or deleted.
-        std::fs::create_dir(path).map_err(|e| {
+        placer.make(path, name, &dotgit_text(&admin)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 WorktreeError::PathExists {
                     path: path.to_owned(),
@@ -190,21 +190,19 @@ pub fn write_entry(
             } else {
                 WorktreeError::io("create", path)(e)
             }
-        })?;
-        made_dir = true;
-        let dotgit = path.join(".git");
-        std::fs::write(&dotgit, format!("gitdir: {}\n", admin.display()))
-            .map_err(WorktreeError::io("write", dotgit))
+        })
     })();
     if let Err(e) = result {
-        if made_dir {
-            let _ = std::fs::remove_dir_all(path);
-        }
         // the same one-rename removal as any other: never seen half deleted
         let _ = remove_entry(&admin);
         return Err(e);
     }
     Ok(admin)
+}
+
+/// The text of the `.git` file of a worktree whose admin dir is `admin`.
+pub fn dotgit_text(admin: &Path) -> String {
+    format!("gitdir: {}\n", admin.display())
 }
 
 /// Lock the entry with `reason`, or unlock it (`None`).

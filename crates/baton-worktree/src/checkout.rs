@@ -21,6 +21,7 @@ use git2::{FileMode, ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use rayon::prelude::*;
 
 use crate::errors::{Result, WorktreeError};
+use crate::place;
 
 /// One entry of the tree to write.
 struct File {
@@ -33,13 +34,24 @@ struct File {
 /// branch). Returns the number of files written per worktree. `progress`, if given, counts the
 /// files written so far, over all worktrees.
 pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>) -> Result<usize> {
+    populate_many_with(paths, commit, progress, &|p| place::Stager::new(p)).map(|(n, _)| n)
+}
+
+/// [`populate_many`] with the stagers `stager` makes; also returns how many stage directories
+/// the worktrees needed in all.
+fn populate_many_with(
+    paths: &[&Path],
+    commit: Oid,
+    progress: Option<&AtomicU64>,
+    stager: &(dyn Fn(&Path) -> place::Stager + Sync),
+) -> Result<(usize, usize)> {
     let advance = |n: usize| {
         if let Some(p) = progress {
             p.fetch_add(n as u64, Ordering::Relaxed);
         }
     };
     let Some(first) = paths.first() else {
-        return Ok(0);
+        return Ok((0, 0));
     };
     let repo = open(first)?;
     let tree = repo
@@ -57,7 +69,7 @@ pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>)
             .par_iter()
             .map(|p| populate(p, commit).inspect(|&n| advance(n)))
             .collect::<Result<Vec<_>>>()
-            .map(|v| v.first().copied().unwrap_or(0));
+            .map(|v| (v.first().copied().unwrap_or(0), 0));
     }
     paths.par_iter().try_for_each(|root| {
         dirs.iter().try_for_each(|d| {
@@ -65,6 +77,9 @@ pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>)
             std::fs::create_dir_all(&p).map_err(WorktreeError::io("create", p))
         })
     })?;
+    // where each worktree's files are created: in it, or through a stage when its own block
+    // groups turn out slow (see `place`)
+    let stagers: Vec<place::Stager> = paths.iter().map(|p| stager(p)).collect();
     let common = repo.commondir().to_owned();
     drop(tree);
     drop(repo);
@@ -94,10 +109,23 @@ pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>)
                 let mut out: Vec<Vec<Metadata>> = (0..chunk.len())
                     .map(|_| Vec::with_capacity(paths.len()))
                     .collect();
-                for root in paths {
+                for (root, stager) in paths.iter().zip(&stagers) {
+                    let (used, stage) = stager.current();
+                    let cpu = place::thread_cpu();
+                    let mut bytes = 0;
                     for ((f, data), st) in chunk.iter().zip(&blobs).zip(out.iter_mut()) {
-                        st.push(write_one(&root.join(&f.path), f.mode, data)?);
+                        let meta = stager
+                            .create(
+                                stage.as_deref(),
+                                &f.path,
+                                |p| write_one(p, f.mode, data),
+                                |p| std::fs::symlink_metadata(p),
+                            )
+                            .map_err(WorktreeError::io("create", root.join(&f.path)))?;
+                        st.push(meta);
+                        bytes += data.len();
                     }
+                    stager.observe(used, place::thread_cpu() - cpu, chunk.len(), bytes);
                     advance(chunk.len());
                 }
                 Ok(out)
@@ -107,6 +135,10 @@ pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>)
         .into_iter()
         .flatten()
         .collect();
+    let stages = stagers.iter().map(place::Stager::made).sum();
+    for s in &stagers {
+        s.finish();
+    }
     paths.par_iter().enumerate().try_for_each(|(w, root)| {
         let admin = open(root)?.path().to_owned();
         let mut entries: Vec<baton_git::index_file::NewEntry<'_>> = files
@@ -129,7 +161,7 @@ pub fn populate_many(paths: &[&Path], commit: Oid, progress: Option<&AtomicU64>)
         baton_git::index_file::write(&index, &mut entries)
             .map_err(WorktreeError::io("write the index", index))
     })?;
-    Ok(files.len())
+    Ok((files.len(), stages))
 }
 
 /// Create the directories from `root` down to the parent of the new worktree `path`, and mark
@@ -341,11 +373,11 @@ fn attribute_files_beyond_the_repository() -> bool {
     user.into_iter().chain(system).any(|f| f.exists())
 }
 
-fn write_one(path: &Path, mode: i32, data: &[u8]) -> Result<Metadata> {
+fn write_one(path: &Path, mode: i32, data: &[u8]) -> std::io::Result<Metadata> {
     if mode == i32::from(FileMode::Link) {
         let target = std::ffi::OsStr::new(std::str::from_utf8(data).unwrap_or_default());
-        std::os::unix::fs::symlink(target, path).map_err(WorktreeError::io("create", path))?;
-        return std::fs::symlink_metadata(path).map_err(WorktreeError::io("stat", path));
+        std::os::unix::fs::symlink(target, path)?;
+        return std::fs::symlink_metadata(path);
     }
     let perm = if mode == i32::from(FileMode::BlobExecutable) {
         0o777
@@ -356,11 +388,9 @@ fn write_one(path: &Path, mode: i32, data: &[u8]) -> Result<Metadata> {
         .write(true)
         .create_new(true)
         .mode(perm)
-        .open(path)
-        .map_err(WorktreeError::io("create", path))?;
-    f.write_all(data)
-        .map_err(WorktreeError::io("write", path))?;
-    f.metadata().map_err(WorktreeError::io("stat", path))
+        .open(path)?;
+    f.write_all(data)?;
+    f.metadata()
 }
 
 /// Check out `commit` into the empty worktree at `path` with libgit2. Returns the number of
@@ -382,4 +412,92 @@ pub fn populate(path: &Path, commit: Oid) -> Result<usize> {
         )))?;
     drop(opts);
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Every chunk counted as slow: files go through every stage there may be, and the
+    /// worktree git sees is the same clean checkout (the index's stat data is that of the files
+    /// where they ended up, not where they were created).
+    #[test]
+    fn files_created_through_stages_make_the_same_clean_worktree() {
+        let repo = baton_tests::TestRepo::new();
+        for i in 0..1500 {
+            repo.write(&format!("d{}/f{i}.txt", i % 9), &format!("{i}\n"));
+        }
+        repo.write("run.sh", "#!/bin/sh\necho hi\n");
+        let run = repo.path().join("run.sh");
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("run.sh", repo.path().join("link")).unwrap();
+        let head = repo.commit_all("files");
+        let parent = repo.scratch("wts");
+        let wts: Vec<PathBuf> = (0..2).map(|i| parent.join(format!("w{i}"))).collect();
+        for (i, wt) in wts.iter().enumerate() {
+            let branch = format!("b{i}");
+            let path = wt.to_str().unwrap();
+            repo.git(&[
+                "worktree",
+                "add",
+                "-q",
+                "--no-checkout",
+                "-b",
+                &branch,
+                path,
+            ]);
+        }
+        let refs: Vec<&Path> = wts.iter().map(PathBuf::as_path).collect();
+        let commit = Oid::from_str(&head).unwrap();
+        let slow = |p: &Path| place::Stager::with_slow(p, Duration::ZERO);
+        let (n, stages) = populate_many_with(&refs, commit, None, &slow).unwrap();
+        assert_eq!(n, 1503);
+        assert!(stages >= 2, "stages used: {stages}");
+        for wt in &wts {
+            // before anything refreshes the index: its stat data matches every file
+            assert_eq!(repo.git_in(wt, &["diff-files", "--name-only"]), "");
+            assert_eq!(repo.git_in(wt, &["status", "--porcelain"]), "");
+            assert_eq!(repo.git_in(wt, &["diff", "--stat"]), "");
+            assert_eq!(
+                std::fs::read_to_string(wt.join("d3/f12.txt")).unwrap(),
+                "12\n"
+            );
+            let mode = std::fs::metadata(wt.join("run.sh"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o111, 0o111, "run.sh is executable");
+            assert_eq!(
+                std::fs::read_link(wt.join("link")).unwrap(),
+                Path::new("run.sh")
+            );
+        }
+        let mut left: Vec<String> = std::fs::read_dir(&parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["w0", "w1"], "stages left behind");
+    }
+
+    /// Fast chunks go straight into the worktree: no stage is made.
+    #[test]
+    fn a_fast_checkout_makes_no_stage() {
+        let repo = baton_tests::TestRepo::new();
+        for i in 0..600 {
+            repo.write(&format!("f{i}.txt"), "x\n");
+        }
+        let head = repo.commit_all("files");
+        let wt = repo.scratch("wts").join("w");
+        let path = wt.to_str().unwrap();
+        repo.git(&["worktree", "add", "-q", "--no-checkout", "-b", "b", path]);
+        let never = |p: &Path| place::Stager::with_slow(p, Duration::MAX / 4096);
+        let commit = Oid::from_str(&head).unwrap();
+        let (_, stages) = populate_many_with(&[&wt], commit, None, &never).unwrap();
+        assert_eq!(stages, 0);
+        assert_eq!(repo.git_in(&wt, &["status", "--porcelain"]), "");
+    }
 }

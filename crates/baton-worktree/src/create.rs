@@ -126,6 +126,8 @@ pub fn create(
     let journal_file: Option<PathBuf>;
     {
         let _lock = admin_lock(wt.common_dir())?;
+        // dropped first: the directories it set aside go under the lock
+        let mut placer = crate::place::Placer::default();
         // Names first, then the journal, then the writes: a kill at any point leaves a record
         // of everything that may exist.
         let mut taken = Vec::new();
@@ -173,6 +175,7 @@ pub fn create(
                     &p.path,
                     &format!("refs/heads/{}", p.req.branch),
                     &creating,
+                    &mut placer,
                 );
                 match written {
                     Ok(admin_dir) => Ok((name, admin_dir)),

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::admin;
 use crate::errors::{Result, WorktreeError};
 use crate::lock::admin_lock;
+use crate::place;
 use crate::process;
 use crate::refs;
 use crate::remove;
@@ -254,6 +255,7 @@ fn undo(wt: &Worktrees, journal: &Journal, dry_run: bool) -> Result<Vec<String>>
             };
             undo.roll_back(&entries, &mut steps)?;
         }
+        remove_placement_debris(wt, item, dry_run, &mut steps);
         finish_old_branch(wt, &repo, item, dry_run, &mut steps)?;
     }
     Ok(steps)
@@ -452,17 +454,37 @@ fn finish_old_branch(
 /// `p` holds nothing, or nothing but a `.git` file whose text is a prefix of the one `create`
 /// writes for admin dir `admin` (a write cut short).
 fn only_partial_dotgit(p: &Path, admin: &Path) -> bool {
-    let Ok(read) = std::fs::read_dir(p) else {
-        return false;
+    place::is_debris(p, &admin::dotgit_text(admin))
+}
+
+/// The directories a create killed while placing `item`'s worktree had made under temporary
+/// names, and the stages its checkout was creating files through ([`place`]): each holds a
+/// `.git` file naming this item's admin dir (or a prefix of one), a stage also numbered files.
+fn remove_placement_debris(wt: &Worktrees, item: &Item, dry_run: bool, steps: &mut Vec<String>) {
+    let (Some(name), Some(parent)) = (&item.admin, item.path.parent()) else {
+        return;
     };
-    let names: Vec<_> = read.flatten().map(|e| e.file_name()).collect();
-    match names.as_slice() {
-        [] => true,
-        [only] if only == ".git" => {
-            let full = format!("gitdir: {}\n", admin.display());
-            std::fs::read_to_string(p.join(".git")).is_ok_and(|t| full.starts_with(&t))
+    let text = admin::dotgit_text(&admin::worktrees_dir(wt.common_dir()).join(name));
+    for k in 0..place::TRIES {
+        let d = parent.join(place::temp_name(name, k));
+        if place::is_debris(&d, &text) {
+            steps.push(format!("remove {} (interrupted create)", d.display()));
+            if !dry_run {
+                place::remove_debris(&d, &text);
+            }
         }
-        _ => false,
+    }
+    let Some(dir_name) = item.path.file_name() else {
+        return;
+    };
+    for k in 0..place::STAGES {
+        let d = parent.join(place::stage_name(&dir_name.to_string_lossy(), k));
+        if place::is_stage(&d, &text) {
+            steps.push(format!("remove {} (interrupted checkout)", d.display()));
+            if !dry_run {
+                place::remove_stage(&d, &text);
+            }
+        }
     }
 }
 

@@ -22,6 +22,7 @@ mod integrated;
 pub mod journal;
 mod lock;
 mod owner;
+mod place;
 pub mod process;
 mod prune;
 mod refs;

@@ -222,7 +222,7 @@ fn relocate(wt: &Worktrees, c: &Candidate, new_path: &Path) -> Result<(String, P
     )?;
     baton_store::write_atomic(
         &new_path.join(".git"),
-        format!("gitdir: {}\n", admin_dir.display()).as_bytes(),
+        crate::admin::dotgit_text(&admin_dir).as_bytes(),
     )?;
     Ok((name, admin_dir))
 }

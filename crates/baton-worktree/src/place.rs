@@ -397,6 +397,16 @@ mod tests {
 
     const TEXT: &str = "gitdir: /repo/.git/worktrees/a1\n";
 
+    /// `parent/name`, made, holding `files` (name, text).
+    fn dir_with(parent: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let d = parent.join(name);
+        std::fs::create_dir(&d).unwrap();
+        for (f, t) in files {
+            std::fs::write(d.join(f), t).unwrap();
+        }
+        d
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -492,14 +502,7 @@ mod tests {
     #[test]
     fn debris_is_only_an_empty_directory_or_one_holding_a_prefix_of_our_dotgit() {
         let tmp = tempfile::tempdir().unwrap();
-        let mk = |name: &str, files: &[(&str, &str)]| {
-            let d = tmp.path().join(name);
-            std::fs::create_dir(&d).unwrap();
-            for (f, t) in files {
-                std::fs::write(d.join(f), t).unwrap();
-            }
-            d
-        };
+        let mk = |name: &str, files: &[(&str, &str)]| dir_with(tmp.path(), name, files);
         assert!(is_debris(&mk("empty", &[]), TEXT));
         assert!(is_debris(&mk("whole", &[(".git", TEXT)]), TEXT));
         assert!(is_debris(&mk("cut", &[(".git", "gitdir: /re")]), TEXT));
@@ -609,14 +612,7 @@ mod tests {
     #[test]
     fn a_stage_is_only_a_directory_with_our_dotgit_and_numbered_files() {
         let tmp = tempfile::tempdir().unwrap();
-        let mk = |name: &str, files: &[(&str, &str)]| {
-            let d = tmp.path().join(name);
-            std::fs::create_dir(&d).unwrap();
-            for (f, t) in files {
-                std::fs::write(d.join(f), t).unwrap();
-            }
-            d
-        };
+        let mk = |name: &str, files: &[(&str, &str)]| dir_with(tmp.path(), name, files);
         assert!(is_stage(
             &mk("ok", &[(".git", TEXT), ("0", "a"), ("12", "b")]),
             TEXT
